@@ -29,9 +29,9 @@ def _proto_gen_impl(ctx):
     args.add("--cpp_out=" + out_root)
     tools = [ctx.executable._protoc]
     if ctx.attr.grpc:
-        args.add("--plugin=protoc-gen-grpc=" + ctx.executable._grpc_plugin.path)
+        args.add("--plugin=protoc-gen-grpc=" + ctx.executable.grpc_plugin.path)
         args.add("--grpc_out=" + out_root)
-        tools.append(ctx.executable._grpc_plugin)
+        tools.append(ctx.executable.grpc_plugin)
     args.add(src.path)
 
     ctx.actions.run(
@@ -57,7 +57,8 @@ _proto_gen = rule(
         # Predeclared so the cc_library can name them; the macro fills it.
         "outs": attr.output_list(mandatory = True),
         "_protoc": attr.label(default = _SYSTEM + ":protoc", executable = True, cfg = "exec", allow_single_file = True),
-        "_grpc_plugin": attr.label(default = _SYSTEM + ":grpc_cpp_plugin", executable = True, cfg = "exec", allow_single_file = True),
+        # Set only for grpc = True, so plain message protos carry no gRPC dependency.
+        "grpc_plugin": attr.label(executable = True, cfg = "exec", allow_single_file = True),
     },
 )
 
@@ -80,6 +81,7 @@ def cc_proto(name, src, deps = [], grpc = False, visibility = None):
         outs = hdrs + srcs,
         deps = [d + "_gen" for d in deps],
         grpc = grpc,
+        grpc_plugin = _SYSTEM + ":grpc_cpp_plugin" if grpc else None,
         # Importers' codegen needs this target too.
         visibility = visibility,
     )

@@ -1,0 +1,81 @@
+#include "peer/inbound_router.h"
+
+#include <utility>
+
+namespace raftgrpc {
+
+InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity)
+    : raft_(raft), recv_(recv_capacity), prop_(prop_capacity) {
+  recv_.worker = std::thread([this] { Drain(recv_); });
+  prop_.worker = std::thread([this] { Drain(prop_); });
+}
+
+InboundRouter::~InboundRouter() { Stop(); }
+
+InboundRouter::Result InboundRouter::Deliver(raftpb::Message&& m) {
+  if (paused()) {
+    dropped_paused_.fetch_add(1, std::memory_order_relaxed);
+    return Result::kPaused;
+  }
+  if (IsLinkHeartbeat(m)) return Result::kLinkHeartbeat;
+  return Push(m.type() == raftpb::MsgProp ? prop_ : recv_, std::move(m));
+}
+
+InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> l(lane.mu);
+    if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
+    if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity) {
+      dropped_full_.fetch_add(1, std::memory_order_relaxed);
+      return Result::kFull;
+    }
+    lane.q.push_back(std::move(m));
+    lane.pending.fetch_add(1, std::memory_order_relaxed);
+    // Only a sleeping worker needs the (syscall-costly) wake-up.
+    wake = lane.worker_waiting;
+  }
+  if (wake) lane.cv.notify_one();
+  return Result::kQueued;
+}
+
+void InboundRouter::Drain(Lane& lane) {
+  std::deque<raftpb::Message> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(lane.mu);
+      lane.worker_waiting = true;
+      lane.cv.wait(l, [&] { return lane.stopped.load() || !lane.q.empty(); });
+      lane.worker_waiting = false;
+      if (lane.stopped.load()) return;
+      // Take everything queued: one lock per burst, not per message.
+      batch.swap(lane.q);
+    }
+    for (const raftpb::Message& m : batch) {
+      // Stop drops what is still queued, as etcd's workers exit on stopc.
+      if (lane.stopped.load(std::memory_order_acquire)) return;
+      // Counted before the call so a Process that observes the message also
+      // observes the count.
+      delivered_.fetch_add(1, std::memory_order_relaxed);
+      if (!raft_->Process(m).ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+      lane.pending.fetch_sub(1, std::memory_order_relaxed);
+    }
+    batch.clear();
+  }
+}
+
+void InboundRouter::Stop() {
+  for (Lane* lane : {&recv_, &prop_}) {
+    {
+      std::lock_guard<std::mutex> l(lane->mu);
+      lane->stopped.store(true, std::memory_order_release);
+      lane->q.clear();
+    }
+    lane->cv.notify_all();
+  }
+  for (Lane* lane : {&recv_, &prop_}) {
+    if (lane->worker.joinable()) lane->worker.join();
+  }
+}
+
+}  // namespace raftgrpc

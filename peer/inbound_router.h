@@ -1,0 +1,94 @@
+// InboundRouter: a peer's two inbound queues (etcd's recvc and propc), each
+// drained by its own worker thread into Raft::Process, so a proposal blocked
+// in Process never stalls heartbeats or appends behind it.
+//
+// Thread-safety: Deliver, Pause/Resume and counters are safe from any thread
+// and never block. Stop joins the workers and therefore waits for an
+// in-flight Process call to return.
+#ifndef RAFT_GRPC_TRANSPORT_PEER_INBOUND_ROUTER_H_
+#define RAFT_GRPC_TRANSPORT_PEER_INBOUND_ROUTER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "peer/raft.h"
+#include "proto/raftpb/raft.pb.h"
+
+namespace raftgrpc {
+
+// Raft never sends a MsgHeartbeat from 0 to 0: that value is the link
+// heartbeat that keeps idle streams alive; it is never delivered.
+inline bool IsLinkHeartbeat(const raftpb::Message& m) {
+  return m.type() == raftpb::MsgHeartbeat && m.from() == 0 && m.to() == 0;
+}
+
+class InboundRouter {
+ public:
+  enum class Result { kQueued, kPaused, kLinkHeartbeat, kFull, kStopped };
+
+  // Starts both workers. Queue sizes as etcd's recvBufSize and
+  // maxPendingProposals (4096 each) by default.
+  InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity);
+  ~InboundRouter();  // Stop()
+
+  InboundRouter(const InboundRouter&) = delete;
+  InboundRouter& operator=(const InboundRouter&) = delete;
+
+  // Routes a message read from a stream: dropped while paused and for link
+  // heartbeats; MsgProp to the proposal queue, everything else to the
+  // receive queue; dropped and counted when that queue is full. Never blocks.
+  Result Deliver(raftpb::Message&& m);
+
+  // While paused, Deliver drops everything (etcd pauses the stream readers;
+  // inbound pipeline and snapshot requests are not affected).
+  void Pause() { paused_.store(true, std::memory_order_relaxed); }
+  void Resume() { paused_.store(false, std::memory_order_relaxed); }
+  bool paused() const { return paused_.load(std::memory_order_relaxed); }
+
+  // Drops queued messages and joins both workers. Idempotent.
+  void Stop();
+  // True once Stop has begun (workers may still be finishing a Process).
+  bool stopped() const { return recv_.stopped.load(std::memory_order_acquire); }
+
+  uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
+  uint64_t dropped_full() const { return dropped_full_.load(std::memory_order_relaxed); }
+  uint64_t dropped_paused() const { return dropped_paused_.load(std::memory_order_relaxed); }
+  uint64_t process_errors() const { return process_errors_.load(std::memory_order_relaxed); }
+
+ private:
+  // One bounded queue and the worker that drains it.
+  struct Lane {
+    explicit Lane(size_t cap) : capacity(cap) {}
+    const size_t capacity;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<raftpb::Message> q;
+    // Queued plus taken by the worker but not yet processed: the bound
+    // applies to both, as for etcd's channel.
+    std::atomic<size_t> pending{0};
+    std::atomic<bool> stopped{false};
+    bool worker_waiting = false;
+    std::thread worker;
+  };
+
+  Result Push(Lane& lane, raftpb::Message&& m);
+  void Drain(Lane& lane);
+
+  Raft* const raft_;
+  Lane recv_;
+  Lane prop_;
+  std::atomic<bool> paused_{false};
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> dropped_full_{0};
+  std::atomic<uint64_t> dropped_paused_{0};
+  std::atomic<uint64_t> process_errors_{0};
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_PEER_INBOUND_ROUTER_H_

@@ -1,0 +1,94 @@
+#include "peer/inbound_router.h"
+
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "testing/fake_raft.h"
+
+namespace raftgrpc {
+namespace {
+
+raftpb::Message Msg(raftpb::MessageType type, uint64_t index = 0) {
+  raftpb::Message m;
+  m.set_type(type);
+  m.set_from(2);
+  m.set_to(1);
+  m.set_index(index);
+  return m;
+}
+
+TEST(InboundRouterTest, DeliversInOrderAndDropsLinkHeartbeats) {
+  testing::FakeRaft raft;
+  InboundRouter r(&raft, 4096, 4096);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(r.Deliver(Msg(raftpb::MsgApp, i)), InboundRouter::Result::kQueued);
+  }
+  raftpb::Message hb;
+  hb.set_type(raftpb::MsgHeartbeat);  // from = to = 0
+  EXPECT_EQ(r.Deliver(std::move(hb)), InboundRouter::Result::kLinkHeartbeat);
+  ASSERT_TRUE(raft.WaitForMessages(100));
+  auto got = raft.messages();
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i].index(), static_cast<uint64_t>(i));
+  r.Stop();
+  EXPECT_EQ(raft.message_count(), 100u);  // the link heartbeat never arrived
+}
+
+TEST(InboundRouterTest, FullQueueDropsAndCountsExactly) {
+  testing::FakeRaft raft;
+  raft.BlockType(raftpb::MsgApp);
+  InboundRouter r(&raft, /*recv=*/8, /*prop=*/4);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 0)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgApp));  // the worker holds #0
+  int queued = 1, full = 0;
+  for (int i = 1; i < 20; ++i) {
+    auto res = r.Deliver(Msg(raftpb::MsgApp, i));
+    queued += res == InboundRouter::Result::kQueued;
+    full += res == InboundRouter::Result::kFull;
+  }
+  // The bound covers the message in Process too, as etcd's channel of 8.
+  EXPECT_EQ(queued, 8);
+  EXPECT_EQ(full, 12);
+  EXPECT_EQ(r.dropped_full(), 12u);
+  // The proposal lane is independent.
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgProp)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(1));
+  raft.Unblock();
+  ASSERT_TRUE(raft.WaitForMessages(9));
+  r.Stop();
+}
+
+TEST(InboundRouterTest, PauseDropsAndResumeRestores) {
+  testing::FakeRaft raft;
+  InboundRouter r(&raft, 16, 16);
+  r.Pause();
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat)), InboundRouter::Result::kPaused);
+  EXPECT_EQ(r.dropped_paused(), 1u);
+  r.Resume();
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(1));
+  r.Stop();
+  EXPECT_EQ(raft.message_count(), 1u);
+}
+
+TEST(InboundRouterTest, StopDropsQueuedAndRefusesMore) {
+  testing::FakeRaft raft;
+  raft.BlockType(raftpb::MsgApp);
+  InboundRouter r(&raft, 16, 16);
+  r.Deliver(Msg(raftpb::MsgApp, 1));
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgApp));
+  r.Deliver(Msg(raftpb::MsgApp, 2));
+  // Stop waits for the in-flight Process: unblock it once Stop has begun.
+  std::thread stopper([&] { r.Stop(); });
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!r.stopped() && absl::Now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(r.stopped());
+  raft.Unblock();
+  stopper.join();
+  EXPECT_EQ(raft.message_count(), 1u);  // #2 was dropped by Stop
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgApp, 3)), InboundRouter::Result::kStopped);
+}
+
+}  // namespace
+}  // namespace raftgrpc

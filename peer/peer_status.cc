@@ -1,0 +1,50 @@
+#include "peer/peer_status.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace raftgrpc {
+
+PeerStatus::PeerStatus(uint64_t peer_id, TransitionFn on_transition)
+    : peer_id_(peer_id), on_transition_(std::move(on_transition)) {}
+
+void PeerStatus::Activate() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (active_) return;
+    active_ = true;
+    since_ = absl::Now();
+  }
+  if (on_transition_) on_transition_(true, "");
+}
+
+void PeerStatus::Deactivate(const FailureType& failure, absl::string_view why) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!active_) return;
+    active_ = false;
+    since_ = absl::Time();
+    ++disconnects_;
+  }
+  if (on_transition_) {
+    on_transition_(false, absl::StrCat("failed to ", failure.action, " ", absl::Hex(peer_id_),
+                                       " on ", failure.source, " (", why, ")"));
+  }
+}
+
+bool PeerStatus::IsActive() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return active_;
+}
+
+absl::Time PeerStatus::ActiveSince() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return since_;
+}
+
+uint64_t PeerStatus::disconnects() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return disconnects_;
+}
+
+}  // namespace raftgrpc

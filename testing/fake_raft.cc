@@ -1,0 +1,134 @@
+#include "testing/fake_raft.h"
+
+#include <chrono>
+
+#include "absl/time/clock.h"
+
+namespace raftgrpc::testing {
+
+absl::Status FakeRaft::Process(const raftpb::Message& m) {
+  std::function<void(const raftpb::Message&)> hook;
+  absl::Duration delay;
+  absl::Status result;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    processing_types_.insert(m.type());
+    cv_.notify_all();
+    cv_.wait(l, [&] { return blocked_types_.count(m.type()) == 0; });
+    processing_types_.erase(processing_types_.find(m.type()));
+    delay = process_delay_;
+    hook = on_process_;
+    result = process_error_;
+  }
+  if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+  if (hook) hook(m);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (keep_messages_) messages_.push_back(m);
+    ++message_count_;
+  }
+  cv_.notify_all();
+  return result;
+}
+
+bool FakeRaft::IsIdRemoved(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return removed_.count(id) > 0;
+}
+
+void FakeRaft::ReportUnreachable(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    unreachable_.push_back(id);
+  }
+  cv_.notify_all();
+}
+
+void FakeRaft::ReportSnapshot(uint64_t id, SnapshotStatus status) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    snapshot_reports_.emplace_back(id, status);
+  }
+  cv_.notify_all();
+}
+
+bool FakeRaft::WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {
+  std::unique_lock<std::mutex> l(mu_);
+  return cv_.wait_for(l, absl::ToChronoNanoseconds(timeout), pred);
+}
+
+bool FakeRaft::WaitForMessages(size_t n, absl::Duration timeout) {
+  return WaitFor([&] { return message_count_ >= n; }, timeout);
+}
+
+bool FakeRaft::WaitForUnreachable(size_t n, absl::Duration timeout) {
+  return WaitFor([&] { return unreachable_.size() >= n; }, timeout);
+}
+
+bool FakeRaft::WaitForSnapshotReports(size_t n, absl::Duration timeout) {
+  return WaitFor([&] { return snapshot_reports_.size() >= n; }, timeout);
+}
+
+bool FakeRaft::WaitForProcessing(raftpb::MessageType type, absl::Duration timeout) {
+  return WaitFor([&] { return processing_types_.count(type) > 0; }, timeout);
+}
+
+std::vector<raftpb::Message> FakeRaft::messages() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return messages_;
+}
+
+size_t FakeRaft::message_count() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return message_count_;
+}
+
+std::vector<uint64_t> FakeRaft::unreachable() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return unreachable_;
+}
+
+std::vector<std::pair<uint64_t, SnapshotStatus>> FakeRaft::snapshot_reports() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return snapshot_reports_;
+}
+
+void FakeRaft::set_keep_messages(bool keep) {
+  std::lock_guard<std::mutex> l(mu_);
+  keep_messages_ = keep;
+}
+
+void FakeRaft::SetProcessError(absl::Status s) {
+  std::lock_guard<std::mutex> l(mu_);
+  process_error_ = std::move(s);
+}
+
+void FakeRaft::SetProcessDelay(absl::Duration d) {
+  std::lock_guard<std::mutex> l(mu_);
+  process_delay_ = d;
+}
+
+void FakeRaft::SetRemoved(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  removed_.insert(id);
+}
+
+void FakeRaft::BlockType(raftpb::MessageType type) {
+  std::lock_guard<std::mutex> l(mu_);
+  blocked_types_.insert(type);
+}
+
+void FakeRaft::Unblock() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    blocked_types_.clear();
+  }
+  cv_.notify_all();
+}
+
+void FakeRaft::set_on_process(std::function<void(const raftpb::Message&)> fn) {
+  std::lock_guard<std::mutex> l(mu_);
+  on_process_ = std::move(fn);
+}
+
+}  // namespace raftgrpc::testing
