@@ -12,8 +12,8 @@ InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capac
 
 InboundRouter::~InboundRouter() { Stop(); }
 
-InboundRouter::Result InboundRouter::Deliver(raftpb::Message&& m) {
-  if (paused()) {
+InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause) {
+  if (honor_pause && paused()) {
     dropped_paused_.fetch_add(1, std::memory_order_relaxed);
     return Result::kPaused;
   }

@@ -42,7 +42,10 @@ class InboundRouter {
   // Routes a message read from a stream: dropped while paused and for link
   // heartbeats; MsgProp to the proposal queue, everything else to the
   // receive queue; dropped and counted when that queue is full. Never blocks.
-  Result Deliver(raftpb::Message&& m);
+  Result Deliver(raftpb::Message&& m) { return Route(std::move(m), /*honor_pause=*/true); }
+  // The same for messages that arrived by pipeline RPC, which Pause does
+  // not stop (etcd pauses only the stream readers).
+  Result DeliverUnpaused(raftpb::Message&& m) { return Route(std::move(m), false); }
 
   // While paused, Deliver drops everything (etcd pauses the stream readers;
   // inbound pipeline and snapshot requests are not affected).
@@ -55,6 +58,11 @@ class InboundRouter {
   // True once Stop has begun (workers may still be finishing a Process).
   bool stopped() const { return recv_.stopped.load(std::memory_order_acquire); }
 
+  // Messages queued or taken but not yet processed, both lanes.
+  size_t pending() const {
+    return recv_.pending.load(std::memory_order_relaxed) +
+           prop_.pending.load(std::memory_order_relaxed);
+  }
   uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
   uint64_t dropped_full() const { return dropped_full_.load(std::memory_order_relaxed); }
   uint64_t dropped_paused() const { return dropped_paused_.load(std::memory_order_relaxed); }
@@ -76,6 +84,7 @@ class InboundRouter {
     std::thread worker;
   };
 
+  Result Route(raftpb::Message&& m, bool honor_pause);
   Result Push(Lane& lane, raftpb::Message&& m);
   void Drain(Lane& lane);
 

@@ -4,6 +4,7 @@
 #define RAFT_GRPC_TRANSPORT_PEER_RAFT_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "proto/raftpb/raft.pb.h"
@@ -26,6 +27,13 @@ class Raft {
   // status is logged; on the pipeline and snapshot RPCs it is returned to the
   // sender (PERMISSION_DENIED for a removed member, as etcd's 403).
   virtual absl::Status Process(const raftpb::Message& m) = 0;
+
+  // Hands a received MsgSnap to Raft once its data is durably stored at
+  // `data_path` (see SnapshotStore). Defaults to Process(m).
+  virtual absl::Status ProcessSnapshot(const raftpb::Message& m, const std::string& data_path) {
+    (void)data_path;
+    return Process(m);
+  }
 
   // Whether `id` was permanently removed from the cluster. Must not block.
   virtual bool IsIdRemoved(uint64_t id) = 0;

@@ -31,6 +31,19 @@ absl::Status FakeRaft::Process(const raftpb::Message& m) {
   return result;
 }
 
+absl::Status FakeRaft::ProcessSnapshot(const raftpb::Message& m, const std::string& data_path) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    snapshot_paths_.push_back(data_path);
+  }
+  return Process(m);
+}
+
+std::vector<std::string> FakeRaft::snapshot_paths() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return snapshot_paths_;
+}
+
 bool FakeRaft::IsIdRemoved(uint64_t id) {
   std::lock_guard<std::mutex> l(mu_);
   return removed_.count(id) > 0;
@@ -108,9 +121,13 @@ void FakeRaft::SetProcessDelay(absl::Duration d) {
   process_delay_ = d;
 }
 
-void FakeRaft::SetRemoved(uint64_t id) {
+void FakeRaft::SetRemoved(uint64_t id, bool removed) {
   std::lock_guard<std::mutex> l(mu_);
-  removed_.insert(id);
+  if (removed) {
+    removed_.insert(id);
+  } else {
+    removed_.erase(id);
+  }
 }
 
 void FakeRaft::BlockType(raftpb::MessageType type) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,8 @@ namespace raftgrpc::testing {
 class FakeRaft : public Raft {
  public:
   absl::Status Process(const raftpb::Message& m) override;
+  // Records where the data lies, then Process(m).
+  absl::Status ProcessSnapshot(const raftpb::Message& m, const std::string& data_path) override;
   bool IsIdRemoved(uint64_t id) override;
   void ReportUnreachable(uint64_t id) override;
   void ReportSnapshot(uint64_t id, SnapshotStatus status) override;
@@ -40,6 +43,7 @@ class FakeRaft : public Raft {
   size_t message_count() const;
   std::vector<uint64_t> unreachable() const;
   std::vector<std::pair<uint64_t, SnapshotStatus>> snapshot_reports() const;
+  std::vector<std::string> snapshot_paths() const;
 
   // Stop keeping message bodies (counts only), for high-volume tests.
   void set_keep_messages(bool keep);
@@ -47,7 +51,7 @@ class FakeRaft : public Raft {
   void SetProcessError(absl::Status s);
   // Process sleeps this long per message: a slow node.
   void SetProcessDelay(absl::Duration d);
-  void SetRemoved(uint64_t id);
+  void SetRemoved(uint64_t id, bool removed = true);
   // Process of messages of `type` blocks until Unblock() (a proposal with no
   // leader). The message is recorded once it is let through.
   void BlockType(raftpb::MessageType type);
@@ -64,6 +68,7 @@ class FakeRaft : public Raft {
   size_t message_count_ = 0;
   bool keep_messages_ = true;
   std::vector<uint64_t> unreachable_;
+  std::vector<std::string> snapshot_paths_;
   std::vector<std::pair<uint64_t, SnapshotStatus>> snapshot_reports_;
   absl::Status process_error_;
   absl::Duration process_delay_ = absl::ZeroDuration();

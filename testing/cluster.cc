@@ -1,0 +1,150 @@
+#include "testing/cluster.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace raftgrpc::testing {
+namespace {
+
+// A free loopback port: bound to 0, read back, released. Nodes need their
+// ports before any starts, since each lists the others as peers.
+absl::StatusOr<int> FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return absl::InternalError("bind");
+  }
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::string TempDir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t ? t : "/tmp";
+}
+
+}  // namespace
+
+bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return pred();
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions base) {
+  std::unique_ptr<Cluster> c(new Cluster);
+  if (base.cluster_id == 0) base.cluster_id = 0x1000;
+  c->base_ = base;
+  static int instance = 0;
+  ++instance;
+  for (int i = 1; i <= n; ++i) {
+    auto node = std::make_unique<Node>();
+    node->id = i;
+    auto port = FreePort();
+    if (!port.ok()) return port.status();
+    node->port = *port;
+    node->url = absl::StrCat("http://127.0.0.1:", *port);
+    node->snap_dir = absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", instance, "-node", i);
+    node->raft = std::make_unique<FakeRaft>();
+    c->nodes_.emplace(i, std::move(node));
+  }
+  for (auto& [id, node] : c->nodes_) {
+    absl::Status s = c->StartNode(*node);
+    if (!s.ok()) return s;
+  }
+  return c;
+}
+
+Cluster::~Cluster() {
+  for (auto& [id, n] : nodes_) {
+    if (n->transport) n->transport->Stop();
+  }
+}
+
+std::vector<uint64_t> Cluster::ids() const {
+  std::vector<uint64_t> out;
+  for (const auto& [id, n] : nodes_) out.push_back(id);
+  return out;
+}
+
+absl::Status Cluster::StartNode(Node& n) {
+  TransportOptions opts = base_;
+  opts.local_id = n.id;
+  opts.snapshot_dir = n.snap_dir;
+  opts.advertise_urls = {n.url};
+  auto t = Transport::Create(opts, n.raft.get());
+  if (!t.ok()) return t.status();
+  auto port = (*t)->Serve(absl::StrCat("127.0.0.1:", n.port));
+  if (!port.ok()) return port.status();
+  for (auto& [id, other] : nodes_) {
+    if (id == n.id) continue;
+    absl::Status s = (*t)->AddPeer(id, {other->url});
+    if (!s.ok()) return s;
+  }
+  n.transport = *std::move(t);
+  return absl::OkStatus();
+}
+
+void Cluster::StopNode(uint64_t id) {
+  Node& n = node(id);
+  if (n.transport) n.transport->Stop();
+  n.transport.reset();
+}
+
+absl::Status Cluster::RestartNode(uint64_t id, bool fresh_raft) {
+  Node& n = node(id);
+  StopNode(id);
+  if (fresh_raft) n.raft = std::make_unique<FakeRaft>();
+  return StartNode(n);
+}
+
+bool Cluster::StreamUp(uint64_t from, uint64_t to) {
+  auto& tr = node(from).transport;
+  if (!tr) return false;
+  auto peer = tr->GetPeer(to);
+  raftpb::Message m;
+  m.set_type(raftpb::MsgHeartbeat);
+  return peer && peer->Pick(m) == Channel::kStreamMsg;
+}
+
+bool Cluster::MsgAppV2Up(uint64_t from, uint64_t to) {
+  auto& tr = node(from).transport;
+  if (!tr) return false;
+  auto peer = tr->GetPeer(to);
+  raftpb::Message m;
+  m.set_type(raftpb::MsgApp);
+  return peer && peer->Pick(m) == Channel::kStreamMsgAppV2;
+}
+
+bool Cluster::WaitAllStreams(absl::Duration timeout) {
+  return WaitUntil(
+      [&] {
+        for (auto& [a, na] : nodes_) {
+          for (auto& [b, nb] : nodes_) {
+            if (a != b && (!StreamUp(a, b) || !MsgAppV2Up(a, b))) return false;
+          }
+        }
+        return true;
+      },
+      timeout);
+}
+
+}  // namespace raftgrpc::testing

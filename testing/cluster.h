@@ -1,0 +1,69 @@
+// Cluster: N transports on loopback ephemeral ports, each with a FakeRaft,
+// for tests of transports and of Raft nodes built on them.
+//
+// Thread-safety: call from the test thread. Node accessors return objects
+// that are safe to use from any thread.
+#ifndef RAFT_GRPC_TRANSPORT_TESTING_CLUSTER_H_
+#define RAFT_GRPC_TRANSPORT_TESTING_CLUSTER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "testing/fake_raft.h"
+#include "transport/transport.h"
+
+namespace raftgrpc::testing {
+
+// Polls `pred` (every millisecond) until true or `timeout`: for conditions
+// no callback announces. Returns the last value.
+bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout = absl::Seconds(10));
+
+class Cluster {
+ public:
+  struct Node {
+    uint64_t id = 0;
+    int port = 0;
+    std::string url;       // http://127.0.0.1:<port>
+    std::string snap_dir;  // receiver's snapshot directory
+    std::unique_ptr<FakeRaft> raft;
+    std::unique_ptr<Transport> transport;
+  };
+
+  // Starts nodes 1..n (options from `base`, IDs and ports filled in), each a
+  // peer of every other.
+  static absl::StatusOr<std::unique_ptr<Cluster>> Start(int n, TransportOptions base = {});
+  ~Cluster();
+
+  Node& node(uint64_t id) { return *nodes_.at(id); }
+  Transport& t(uint64_t id) { return *node(id).transport; }
+  FakeRaft& raft(uint64_t id) { return *node(id).raft; }
+  std::vector<uint64_t> ids() const;
+
+  // Stops node `id`'s transport (its port is released; the FakeRaft stays).
+  void StopNode(uint64_t id);
+  // Starts it again on the same port with a fresh FakeRaft (if `fresh_raft`)
+  // and every other node as peer.
+  absl::Status RestartNode(uint64_t id, bool fresh_raft = false);
+
+  // Whether `from` can send to `to` on the v3 / v2 stream right now.
+  bool StreamUp(uint64_t from, uint64_t to);
+  bool MsgAppV2Up(uint64_t from, uint64_t to);
+  // Waits until every pair has both streams working.
+  bool WaitAllStreams(absl::Duration timeout = absl::Seconds(10));
+
+ private:
+  absl::Status StartNode(Node& n);
+  TransportOptions base_;
+  std::map<uint64_t, std::unique_ptr<Node>> nodes_;
+};
+
+}  // namespace raftgrpc::testing
+
+#endif  // RAFT_GRPC_TRANSPORT_TESTING_CLUSTER_H_

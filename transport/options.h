@@ -1,0 +1,64 @@
+// TransportOptions: everything configurable, with etcd's defaults.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_OPTIONS_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace raftgrpc {
+
+struct TransportOptions {
+  uint64_t local_id = 0;    // this member's ID; required, non-zero
+  uint64_t cluster_id = 0;  // required, non-zero
+  // This member's own peer URLs, sent as x-peerurls so that a receiver that
+  // does not know us yet can answer (etcd's AddRemote from request).
+  std::vector<std::string> advertise_urls;
+
+  // Idle stream detection: a reader cancels a stream that delivered nothing
+  // (not even a link heartbeat) for this long; writers send link heartbeats
+  // every conn_read_timeout / 3 on idle streams, and fail a write that has
+  // not completed within conn_write_timeout (etcd: 5 s each).
+  absl::Duration conn_read_timeout = absl::Seconds(5);
+  absl::Duration conn_write_timeout = absl::Seconds(5);
+  // At most one stream dial per reader per interval (etcd: 100 ms).
+  absl::Duration dial_retry_interval = absl::Milliseconds(100);
+
+  size_t stream_buf_size = 4096;       // messages queued per stream writer
+  size_t pipeline_buf_size = 64;       // messages queued per pipeline
+  size_t conn_per_pipeline = 4;        // concurrent pipeline RPCs per peer
+  size_t recv_buf_size = 4096;         // inbound queue per peer
+  size_t max_pending_proposals = 4096; // inbound MsgProp queue per peer
+  absl::Duration pipeline_timeout = absl::Seconds(5);
+
+  // Largest single Raft message accepted or sent: etcd's default
+  // --max-request-bytes (1.5 MiB) plus its 512 KiB gRPC overhead margin.
+  size_t max_message_bytes = 2 * 1024 * 1024;
+  // Stream writers batch queued messages into one frame up to this size (a
+  // single larger message still goes alone).
+  size_t max_frame_bytes = 256 * 1024;
+
+  size_t snapshot_chunk_bytes = 1024 * 1024;
+  // A snapshot transfer fails if no progress is made for this long (sending
+  // chunks or, at the end, waiting for the receiver's answer). Progress-based,
+  // so large snapshots on slow links are not cut off.
+  absl::Duration snapshot_progress_timeout = absl::Seconds(30);
+  // Receiver: directory for the default on-disk snapshot store.
+  std::string snapshot_dir;
+
+  // Critical errors (etcd's ErrorC), e.g. this member was removed from the
+  // cluster. Called from transport threads; must not block. May be empty.
+  std::function<void(const absl::Status&)> on_critical_error;
+
+  // Validates ranges; INVALID_ARGUMENT naming the field otherwise.
+  absl::Status Validate() const;
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_OPTIONS_H_

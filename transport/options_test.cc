@@ -1,0 +1,55 @@
+#include "transport/options.h"
+
+#include "gtest/gtest.h"
+
+namespace raftgrpc {
+namespace {
+
+TransportOptions Valid() {
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 2;
+  return o;
+}
+
+TEST(OptionsTest, DefaultsAreEtcds) {
+  TransportOptions o = Valid();
+  EXPECT_TRUE(o.Validate().ok());
+  EXPECT_EQ(o.conn_read_timeout, absl::Seconds(5));
+  EXPECT_EQ(o.dial_retry_interval, absl::Milliseconds(100));
+  EXPECT_EQ(o.stream_buf_size, 4096u);
+  EXPECT_EQ(o.pipeline_buf_size, 64u);
+  EXPECT_EQ(o.conn_per_pipeline, 4u);
+  EXPECT_EQ(o.recv_buf_size, 4096u);
+  EXPECT_EQ(o.max_pending_proposals, 4096u);
+}
+
+TEST(OptionsTest, RejectsBadValuesNamingTheField) {
+  struct Case {
+    const char* field;
+    void (*mutate)(TransportOptions&);
+  } cases[] = {
+      {"local_id", [](TransportOptions& o) { o.local_id = 0; }},
+      {"cluster_id", [](TransportOptions& o) { o.cluster_id = 0; }},
+      {"conn_read_timeout", [](TransportOptions& o) { o.conn_read_timeout = absl::Milliseconds(1); }},
+      {"stream_buf_size", [](TransportOptions& o) { o.stream_buf_size = 0; }},
+      {"pipeline_buf_size", [](TransportOptions& o) { o.pipeline_buf_size = 0; }},
+      {"conn_per_pipeline", [](TransportOptions& o) { o.conn_per_pipeline = 0; }},
+      {"max_message_bytes", [](TransportOptions& o) { o.max_message_bytes = 10; }},
+      {"snapshot_chunk_bytes", [](TransportOptions& o) { o.snapshot_chunk_bytes = 0; }},
+      {"snapshot_chunk_bytes",
+       [](TransportOptions& o) { o.snapshot_chunk_bytes = o.max_message_bytes + 1; }},
+      {"snapshot_progress_timeout",
+       [](TransportOptions& o) { o.snapshot_progress_timeout = absl::ZeroDuration(); }},
+  };
+  for (const Case& c : cases) {
+    TransportOptions o = Valid();
+    c.mutate(o);
+    absl::Status s = o.Validate();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(s.message().find(c.field), absl::string_view::npos) << s;
+  }
+}
+
+}  // namespace
+}  // namespace raftgrpc

@@ -1,0 +1,105 @@
+#include "transport/snapshot_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace raftgrpc {
+namespace {
+
+absl::Status Errno(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", dir);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? absl::OkStatus() : Errno("fsync", dir);
+}
+
+class DiskSink : public SnapshotSink {
+ public:
+  DiskSink(std::string dir, std::string tmp, std::string final_path, int fd)
+      : dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(fd) {}
+  ~DiskSink() override { Abort(); }
+
+  absl::Status Write(const char* data, size_t n) override {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, data, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Errno("write", tmp_);
+      }
+      data += w;
+      n -= static_cast<size_t>(w);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> Commit() override {
+    if (fd_ < 0) return absl::FailedPreconditionError("snapshot sink already closed");
+    if (::fsync(fd_) != 0) return Errno("fsync", tmp_);
+    ::close(fd_);
+    fd_ = -1;
+    struct stat st;
+    if (::stat(final_.c_str(), &st) == 0) {
+      // etcd: the same snapshot already stored is still a success.
+      ::unlink(tmp_.c_str());
+      tmp_.clear();
+      return final_;
+    }
+    if (::rename(tmp_.c_str(), final_.c_str()) != 0) return Errno("rename", tmp_);
+    tmp_.clear();
+    absl::Status s = FsyncDir(dir_);
+    if (!s.ok()) return s;
+    return final_;
+  }
+
+  void Abort() override {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    if (!tmp_.empty()) {
+      ::unlink(tmp_.c_str());
+      tmp_.clear();
+    }
+  }
+
+ private:
+  const std::string dir_;
+  std::string tmp_;
+  const std::string final_;
+  int fd_;
+};
+
+}  // namespace
+
+std::string DiskSnapshotStore::FileName(uint64_t index) {
+  return absl::StrFormat("%016x.snap.db", index);
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raftpb::Message& msg,
+                                                                      uint64_t) {
+  if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
+  if (::mkdir(dir_.c_str(), 0750) != 0 && errno != EEXIST) return Errno("mkdir", dir_);
+  std::string tmp = absl::StrCat(dir_, "/tmpXXXXXX");
+  int fd = ::mkostemp(&tmp[0], O_CLOEXEC);
+  if (fd < 0) return Errno("create temp file in", dir_);
+  std::string final_path =
+      absl::StrCat(dir_, "/", FileName(msg.snapshot().metadata().index()));
+  return std::unique_ptr<SnapshotSink>(
+      new DiskSink(dir_, std::move(tmp), std::move(final_path), fd));
+}
+
+}  // namespace raftgrpc

@@ -1,0 +1,59 @@
+// Where received snapshots go. The default store writes each snapshot to a
+// temporary file in a directory, fsyncs it, and renames it to etcd's name
+// `<index as %016x>.snap.db` only once size and checksum are verified;
+// anything that fails leaves no file behind.
+//
+// Thread-safety: a store may be used by several receivers at once; each
+// SnapshotSink is used by one thread.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_STORE_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/raftpb/raft.pb.h"
+
+namespace raftgrpc {
+
+// One incoming snapshot's data.
+class SnapshotSink {
+ public:
+  virtual ~SnapshotSink() = default;  // aborts unless committed
+  // Appends data. May block on disk I/O.
+  virtual absl::Status Write(const char* data, size_t n) = 0;
+  // Makes the data durable and visible; returns where it lies.
+  virtual absl::StatusOr<std::string> Commit() = 0;
+  // Discards what was written. Idempotent.
+  virtual void Abort() = 0;
+};
+
+class SnapshotStore {
+ public:
+  virtual ~SnapshotStore() = default;
+  // Starts receiving the data of `msg` (a MsgSnap), `size` bytes.
+  virtual absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& msg,
+                                                              uint64_t size) = 0;
+};
+
+class DiskSnapshotStore : public SnapshotStore {
+ public:
+  // `dir` is created if missing (one level).
+  explicit DiskSnapshotStore(std::string dir) : dir_(std::move(dir)) {}
+
+  absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& msg,
+                                                      uint64_t size) override;
+  // etcd's file name for a snapshot at `index`.
+  static std::string FileName(uint64_t index);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  const std::string dir_;
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_STORE_H_

@@ -1,0 +1,271 @@
+#include "transport/transport.h"
+
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "transport/channel_pool.h"
+#include "transport/pipeline.h"
+#include "transport/remote.h"
+#include "transport/scheduler.h"
+#include "transport/snapshot_sender.h"
+#include "transport/stream_reader.h"
+#include "transport/stream_writer.h"
+
+namespace raftgrpc {
+
+// Builds a peer's gRPC channels.
+class Transport::Factory : public ChannelFactory {
+ public:
+  Factory(const TransportOptions& opts, Scheduler* sched, ChannelPool* channels)
+      : opts_(opts), sched_(sched), channels_(channels) {}
+
+  std::unique_ptr<MessageChannel> NewPipeline(const PeerEnv& env) override {
+    return std::make_unique<GrpcPipeline>(env, opts_, channels_, /*report=*/true,
+                                          opts_.on_critical_error);
+  }
+  std::unique_ptr<StreamWriter> NewStreamWriter(StreamType type, const PeerEnv& env) override {
+    return std::make_unique<GrpcStreamWriter>(type, env, opts_, sched_);
+  }
+  std::unique_ptr<SnapshotSender> NewSnapshotSender(const PeerEnv& env) override {
+    return std::make_unique<GrpcSnapshotSender>(env, opts_, channels_, sched_,
+                                                opts_.on_critical_error);
+  }
+  std::unique_ptr<StreamReader> NewStreamReader(StreamType type, const PeerEnv& env) override {
+    return std::make_unique<GrpcStreamReader>(type, env, opts_, sched_, channels_,
+                                              opts_.on_critical_error);
+  }
+
+ private:
+  const TransportOptions& opts_;
+  Scheduler* const sched_;
+  ChannelPool* const channels_;
+};
+
+absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions opts, Raft* raft,
+                                                             std::unique_ptr<SnapshotStore> store) {
+  absl::Status s = opts.Validate();
+  if (!s.ok()) return s;
+  if (raft == nullptr) return absl::InvalidArgumentError("Transport needs a Raft");
+  if (store == nullptr && !opts.snapshot_dir.empty()) {
+    store = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir);
+  }
+  return std::unique_ptr<Transport>(new Transport(std::move(opts), raft, std::move(store)));
+}
+
+Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store)
+    : opts_(std::move(opts)),
+      raft_(raft),
+      store_(std::move(store)),
+      scheduler_(std::make_unique<Scheduler>()),
+      channels_(std::make_unique<ChannelPool>(opts_, grpc::InsecureChannelCredentials())),
+      factory_(std::make_unique<Factory>(opts_, scheduler_.get(), channels_.get())),
+      strangers_(raft, opts_.recv_buf_size, opts_.max_pending_proposals),
+      service_(std::make_unique<TransportService>(static_cast<ServiceHost*>(this))) {}
+
+Transport::~Transport() { Stop(); }
+
+void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOptions& opts) {
+  builder->SetMaxReceiveMessageSize(ChannelPool::MaxReceiveBytes(opts));
+  builder->SetMaxSendMessageSize(ChannelPool::MaxReceiveBytes(opts));
+  // Snapshots stream in bulk: a wide window, no BDP probing.
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
+}
+
+absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
+                                     std::shared_ptr<grpc::ServerCredentials> creds) {
+  std::unique_lock<std::shared_mutex> l(mu_);
+  if (stopped_) return absl::FailedPreconditionError("transport stopped");
+  if (server_) return absl::FailedPreconditionError("Serve already called");
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(listen_addr, std::move(creds), &port);
+  ConfigureServer(&b, opts_);
+  b.RegisterService(service_.get());
+  server_ = b.BuildAndStart();
+  if (!server_ || port == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen_addr));
+  }
+  return port;
+}
+
+absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& urls) {
+  std::unique_lock<std::shared_mutex> l(mu_);
+  if (stopped_) return absl::FailedPreconditionError("transport stopped");
+  if (peers_.count(id)) return absl::OkStatus();
+  PeerOptions popts;
+  popts.recv_buffer_size = opts_.recv_buf_size;
+  popts.max_pending_proposals = opts_.max_pending_proposals;
+  auto peer = Peer::Create(opts_.local_id, id, urls, raft_, *factory_, popts);
+  if (!peer.ok()) return peer.status();
+  peers_.emplace(id, std::shared_ptr<Peer>(*std::move(peer)));
+  return absl::OkStatus();
+}
+
+absl::Status Transport::RemovePeer(uint64_t id) {
+  std::shared_ptr<Peer> peer;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    auto it = peers_.find(id);
+    if (it == peers_.end()) {
+      return absl::NotFoundError(absl::StrCat("peer ", absl::Hex(id), " not found"));
+    }
+    peer = std::move(it->second);
+    peers_.erase(it);
+  }
+  peer->Stop();  // outside the lock: it waits for calls and workers
+  return absl::OkStatus();
+}
+
+void Transport::RemoveAllPeers() {
+  std::map<uint64_t, std::shared_ptr<Peer>> peers;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    peers.swap(peers_);
+  }
+  for (auto& [id, p] : peers) p->Stop();
+}
+
+absl::Status Transport::UpdatePeer(uint64_t id, const std::vector<std::string>& urls) {
+  std::shared_ptr<Peer> peer = GetPeer(id);
+  if (peer == nullptr) return absl::OkStatus();
+  return peer->Update(urls);
+}
+
+void Transport::AddRemote(uint64_t id, const std::vector<std::string>& urls) {
+  auto valid = ValidatePeerUrls(urls);
+  if (!valid.ok() || id == 0 || id == opts_.local_id || raft_->IsIdRemoved(id)) return;
+  std::unique_lock<std::shared_mutex> l(mu_);
+  if (stopped_ || peers_.count(id) || remotes_.count(id)) return;
+  remotes_.emplace(id, std::make_shared<Remote>(opts_.local_id, id, *std::move(valid), raft_,
+                                                opts_, channels_.get()));
+}
+
+void Transport::Send(raftpb::Message m) {
+  const uint64_t to = m.to();
+  if (to == 0) return;  // etcd: intentionally dropped
+  std::shared_ptr<Peer> peer;
+  std::shared_ptr<Remote> remote;
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (stopped_) {
+      dropped_stopped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    auto it = peers_.find(to);
+    if (it != peers_.end()) {
+      peer = it->second;
+    } else {
+      auto rit = remotes_.find(to);
+      if (rit != remotes_.end()) remote = rit->second;
+    }
+  }
+  if (peer == nullptr && remote == nullptr) {
+    dropped_unknown_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (m.ByteSizeLong() > opts_.max_message_bytes) {
+    // No channel would carry it; Raft must not think it went out.
+    dropped_oversize_.fetch_add(1, std::memory_order_relaxed);
+    if (peer) {
+      raft_->ReportUnreachable(to);
+      if (m.type() == raftpb::MsgSnap) raft_->ReportSnapshot(to, SnapshotStatus::kFailure);
+    }
+    return;
+  }
+  if (peer) {
+    sent_to_peers_.fetch_add(1, std::memory_order_relaxed);
+    peer->Send(std::move(m));
+  } else {
+    sent_to_remotes_.fetch_add(1, std::memory_order_relaxed);
+    remote->Send(std::move(m));
+  }
+}
+
+void Transport::Send(std::vector<raftpb::Message> msgs) {
+  for (raftpb::Message& m : msgs) Send(std::move(m));
+}
+
+void Transport::SendSnapshot(SnapshotMessage snap) {
+  std::shared_ptr<Peer> peer = GetPeer(snap.message.to());
+  if (peer == nullptr) {
+    snap.Close(false);  // etcd: errMemberNotFound
+    return;
+  }
+  peer->SendSnapshot(std::move(snap));
+}
+
+std::shared_ptr<Peer> Transport::GetPeer(uint64_t id) const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : it->second;
+}
+
+absl::Time Transport::ActiveSince(uint64_t id) const {
+  std::shared_ptr<Peer> peer = GetPeer(id);
+  return peer ? peer->ActiveSince() : absl::Time();
+}
+
+int Transport::ActivePeers() const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  int n = 0;
+  for (const auto& [id, p] : peers_) n += p->status().IsActive();
+  return n;
+}
+
+void Transport::Pause() {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  for (auto& [id, p] : peers_) p->Pause();
+}
+
+void Transport::Resume() {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  for (auto& [id, p] : peers_) p->Resume();
+}
+
+void Transport::CutPeer(uint64_t id) {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  if (auto it = peers_.find(id); it != peers_.end()) it->second->Pause();
+  if (auto it = remotes_.find(id); it != remotes_.end()) it->second->Pause();
+}
+
+void Transport::MendPeer(uint64_t id) {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  if (auto it = peers_.find(id); it != peers_.end()) it->second->Resume();
+  if (auto it = remotes_.find(id); it != remotes_.end()) it->second->Resume();
+}
+
+void Transport::Stop() {
+  std::map<uint64_t, std::shared_ptr<Peer>> peers;
+  std::map<uint64_t, std::shared_ptr<Remote>> remotes;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    peers.swap(peers_);
+    remotes.swap(remotes_);
+  }
+  // Peers first: their writers finish the server-side stream calls, which
+  // server shutdown would otherwise wait for.
+  for (auto& [id, p] : peers) p->Stop();
+  for (auto& [id, r] : remotes) r->Stop();
+  if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  strangers_.Stop();
+  scheduler_->Stop();
+}
+
+TransportStats Transport::stats() const {
+  TransportStats s;
+  s.sent_to_peers = sent_to_peers_.load(std::memory_order_relaxed);
+  s.sent_to_remotes = sent_to_remotes_.load(std::memory_order_relaxed);
+  s.dropped_unknown = dropped_unknown_.load(std::memory_order_relaxed);
+  s.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
+  s.dropped_stopped = dropped_stopped_.load(std::memory_order_relaxed);
+  s.service = service_->stats();
+  return s;
+}
+
+}  // namespace raftgrpc

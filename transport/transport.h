@@ -1,0 +1,154 @@
+// Transport: the one header a Raft node includes (etcd's Transporter).
+//
+//   TransportOptions opts;
+//   opts.local_id = 1; opts.cluster_id = 0x1000; opts.snapshot_dir = "/var/snap";
+//   auto t = Transport::Create(opts, &my_raft);          // my_raft: a Raft
+//   int port = *(*t)->Serve("0.0.0.0:2380");              // or register service()
+//   (*t)->AddPeer(2, {"http://10.0.0.2:2380"});
+//   (*t)->Send(messages);                                 // never blocks
+//
+// Each peer gets two stream channels (dialled by the receiver), a pipeline,
+// and a snapshot sender; see peer/peer.h for routing and reporting.
+//
+// Thread-safety: every method is safe from any thread. Send, SendSnapshot,
+// AddRemote, ActiveSince, ActivePeers, Pause/Resume and CutPeer/MendPeer
+// never block on the network. AddPeer/UpdatePeer return at once (dialling
+// happens in the background). RemovePeer, RemoveAllPeers and Stop block
+// until the affected peers' calls, timers and workers have stopped,
+// including an in-flight Raft::Process call of those peers.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_TRANSPORT_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_TRANSPORT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "peer/channels.h"
+#include "peer/peer.h"
+#include "peer/raft.h"
+#include "transport/options.h"
+#include "transport/service.h"
+#include "transport/snapshot_store.h"
+
+namespace raftgrpc {
+
+class ChannelPool;
+class Scheduler;
+class Remote;
+
+// Transport-wide counters. Monotonic.
+struct TransportStats {
+  uint64_t sent_to_peers = 0;      // handed to a peer's Send
+  uint64_t sent_to_remotes = 0;    // handed to a remote's pipeline
+  uint64_t dropped_unknown = 0;    // no peer or remote with that ID
+  uint64_t dropped_oversize = 0;   // larger than max_message_bytes
+  uint64_t dropped_stopped = 0;    // Send after Stop
+  ServiceStats service;
+};
+
+class Transport : private ServiceHost {
+ public:
+  // Validates `opts` (INVALID_ARGUMENT otherwise) and starts the transport's
+  // timer thread. `raft` must outlive the Transport. `store` receives
+  // snapshots; by default a DiskSnapshotStore in opts.snapshot_dir.
+  static absl::StatusOr<std::unique_ptr<Transport>> Create(
+      TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store = nullptr);
+  ~Transport() override;  // Stop()
+
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // The service to register on a grpc::ServerBuilder (etcd's Handler()). Use
+  // ConfigureServer on that builder too. Shut that server down before
+  // destroying the Transport.
+  grpc::Service* service() { return service_.get(); }
+  // Sets message-size limits on a builder that will host service().
+  static void ConfigureServer(grpc::ServerBuilder* builder, const TransportOptions& opts);
+  // Convenience: runs our own server on `listen_addr` (e.g. "127.0.0.1:0")
+  // and returns the bound port. Once per Transport.
+  absl::StatusOr<int> Serve(
+      const std::string& listen_addr,
+      std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials());
+
+  // Starts a peer (streams dial at once). Duplicate ID: no-op (OK). Bad URLs:
+  // INVALID_ARGUMENT. After Stop: FAILED_PRECONDITION.
+  absl::Status AddPeer(uint64_t id, const std::vector<std::string>& urls);
+  // Stops and removes a peer; NOT_FOUND if unknown.
+  absl::Status RemovePeer(uint64_t id);
+  void RemoveAllPeers();
+  // New URLs are used from the next dial; unknown ID: no-op (OK).
+  absl::Status UpdatePeer(uint64_t id, const std::vector<std::string>& urls);
+  // A sender-only helper (pipeline, no reports) used while `id` is not yet a
+  // peer. Ignored if a peer or remote with `id` exists or after Stop.
+  void AddRemote(uint64_t id, const std::vector<std::string>& urls) override;
+
+  // Sends each message to its `to`: a peer, else a remote, else dropped and
+  // counted. to == 0 is skipped. Never blocks.
+  void Send(std::vector<raftpb::Message> msgs);
+  void Send(raftpb::Message m);
+  // Unknown peer: closed with failure at once. Otherwise asynchronous.
+  void SendSnapshot(SnapshotMessage snap);
+
+  // Since when `id` is active; absl::Time() if inactive or unknown.
+  absl::Time ActiveSince(uint64_t id) const;
+  int ActivePeers() const;
+
+  void Pause();   // every peer (not remotes)
+  void Resume();
+  void CutPeer(uint64_t id);   // pause the peer and remote with `id`
+  void MendPeer(uint64_t id);
+
+  // Stops every peer and remote, the server from Serve, and the timer
+  // thread. Idempotent.
+  void Stop();
+
+  uint64_t id() const { return opts_.local_id; }
+  TransportStats stats() const;
+  // nullptr if unknown. For metrics and tests.
+  std::shared_ptr<Peer> GetPeer(uint64_t id) const;
+
+ private:
+  Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store);
+
+  // ServiceHost
+  const TransportOptions& options() const override { return opts_; }
+  Raft* raft() const override { return raft_; }
+  std::shared_ptr<Peer> FindPeer(uint64_t id) override { return GetPeer(id); }
+  InboundRouter* stranger_inbound() override { return &strangers_; }
+  SnapshotStore* snapshot_store() override { return store_.get(); }
+
+  class Factory;
+
+  const TransportOptions opts_;
+  Raft* const raft_;
+  std::unique_ptr<SnapshotStore> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ChannelPool> channels_;
+  std::unique_ptr<Factory> factory_;
+  InboundRouter strangers_;
+  std::unique_ptr<TransportService> service_;
+  std::unique_ptr<grpc::Server> server_;
+
+  mutable std::shared_mutex mu_;
+  bool stopped_ = false;
+  std::map<uint64_t, std::shared_ptr<Peer>> peers_;
+  std::map<uint64_t, std::shared_ptr<Remote>> remotes_;
+
+  std::atomic<uint64_t> sent_to_peers_{0};
+  std::atomic<uint64_t> sent_to_remotes_{0};
+  std::atomic<uint64_t> dropped_unknown_{0};
+  std::atomic<uint64_t> dropped_oversize_{0};
+  std::atomic<uint64_t> dropped_stopped_{0};
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_TRANSPORT_H_

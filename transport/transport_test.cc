@@ -1,0 +1,216 @@
+// The Transport facade (etcd's Transporter) on a 3-node loopback cluster.
+#include "transport/transport.h"
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "testing/cluster.h"
+
+namespace raftgrpc {
+namespace {
+
+using testing::Cluster;
+using testing::FakeRaft;
+using testing::WaitUntil;
+
+raftpb::Message Hb(uint64_t from, uint64_t to, uint64_t commit = 0) {
+  raftpb::Message m;
+  m.set_type(raftpb::MsgHeartbeat);
+  m.set_from(from);
+  m.set_to(to);
+  m.set_commit(commit);
+  return m;
+}
+
+TEST(TransportTest, CreateValidatesOptions) {
+  FakeRaft raft;
+  TransportOptions o;
+  EXPECT_EQ(Transport::Create(o, &raft).status().code(), absl::StatusCode::kInvalidArgument);
+  o.local_id = 1;
+  o.cluster_id = 1;
+  EXPECT_EQ(Transport::Create(o, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Transport::Create(o, &raft).ok());
+}
+
+TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
+  auto c = Cluster::Start(3);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->WaitAllStreams());
+  Cluster& cl = **c;
+  // A reader's failed dial while the others were still starting may have
+  // left a peer briefly inactive (as in etcd); its next dial activates it.
+  for (uint64_t a : cl.ids()) {
+    EXPECT_TRUE(WaitUntil([&] { return cl.t(a).ActivePeers() == 2; })) << a;
+    for (uint64_t b : cl.ids()) {
+      if (a != b) EXPECT_GT(cl.t(a).ActiveSince(b), absl::Time());
+    }
+  }
+  // Batch Send: to 0 is skipped, unknown IDs are dropped and counted.
+  cl.t(1).Send({Hb(1, 2, 1), Hb(1, 3, 2), Hb(1, 0), Hb(1, 42)});
+  ASSERT_TRUE(cl.raft(2).WaitForMessages(1));
+  ASSERT_TRUE(cl.raft(3).WaitForMessages(1));
+  EXPECT_EQ(cl.t(1).stats().dropped_unknown, 1u);
+  EXPECT_EQ(cl.t(1).stats().sent_to_peers, 2u);
+  EXPECT_EQ(cl.t(1).ActiveSince(42), absl::Time());
+}
+
+TEST(TransportTest, PeerManagementCalls) {
+  auto c = Cluster::Start(2);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  // AddPeer twice keeps the same peer.
+  auto before = cl.t(1).GetPeer(2);
+  EXPECT_TRUE(cl.t(1).AddPeer(2, {cl.node(2).url}).ok());
+  EXPECT_EQ(cl.t(1).GetPeer(2), before);
+  EXPECT_EQ(cl.t(1).AddPeer(3, {"not a url"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cl.t(1).RemovePeer(99).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(cl.t(1).UpdatePeer(99, {cl.node(2).url}).ok());  // unknown: ignored
+  EXPECT_EQ(cl.t(1).UpdatePeer(2, {"bad"}).code(), absl::StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(cl.t(1).RemovePeer(2).ok());
+  EXPECT_EQ(cl.t(1).GetPeer(2), nullptr);
+  cl.t(1).Send(Hb(1, 2));
+  // Dropped, or (once 2's refused dial advertised its URL) sent through a
+  // remote, as etcd's addRemoteFromRequest does; never through the peer.
+  EXPECT_EQ(cl.t(1).stats().dropped_unknown + cl.t(1).stats().sent_to_remotes, 1u);
+  // 2's streams to 1 are refused now (1 no longer knows 2).
+  ASSERT_TRUE(WaitUntil([&] { return !cl.StreamUp(2, 1); }));
+
+  ASSERT_TRUE(cl.t(1).AddPeer(2, {cl.node(2).url}).ok());
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.t(1).Send(Hb(1, 2, 7));
+  ASSERT_TRUE(cl.raft(2).WaitForMessages(1));
+
+  cl.t(1).RemoveAllPeers();
+  EXPECT_EQ(cl.t(1).ActivePeers(), 0);
+  cl.t(1).Stop();
+  cl.t(1).Stop();  // idempotent
+  EXPECT_EQ(cl.t(1).AddPeer(2, {cl.node(2).url}).code(), absl::StatusCode::kFailedPrecondition);
+  cl.t(1).Send(Hb(1, 2));
+  EXPECT_EQ(cl.t(1).stats().dropped_stopped, 1u);
+}
+
+TEST(TransportTest, PauseAndCutPeer) {
+  auto c = Cluster::Start(3);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.t(1).CutPeer(2);
+  cl.t(1).Send({Hb(1, 2, 1), Hb(1, 3, 1)});
+  ASSERT_TRUE(cl.raft(3).WaitForMessages(1));
+  cl.t(2).Send(Hb(2, 1, 5));  // 1 drops what its paused peer's streams read
+  cl.t(3).Send(Hb(3, 1, 6));
+  ASSERT_TRUE(cl.raft(1).WaitForMessages(1));
+  ASSERT_TRUE(WaitUntil([&] { return cl.t(1).GetPeer(2)->stats().inbound_dropped_paused == 1; }));
+  EXPECT_EQ(cl.raft(1).messages()[0].from(), 3u);
+  EXPECT_EQ(cl.raft(2).message_count(), 0u);
+
+  cl.t(1).MendPeer(2);
+  cl.t(1).Send(Hb(1, 2, 2));
+  ASSERT_TRUE(cl.raft(2).WaitForMessages(1));
+  EXPECT_EQ(cl.raft(2).messages()[0].commit(), 2u);
+
+  cl.t(1).Pause();
+  cl.t(1).Send({Hb(1, 2, 3), Hb(1, 3, 3)});
+  EXPECT_EQ(cl.t(1).GetPeer(2)->stats().dropped_paused, 2u);  // one while cut, one now
+  EXPECT_EQ(cl.t(1).GetPeer(3)->stats().dropped_paused, 1u);
+  cl.t(1).Resume();
+}
+
+TEST(TransportTest, AddRemoteThenAddPeerForTheSameId) {
+  auto c = Cluster::Start(2);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  // A third node joins: 1 learns of it as a remote first.
+  FakeRaft r3;
+  TransportOptions o;
+  o.local_id = 3;
+  o.cluster_id = 0x1000;
+  auto t3 = Transport::Create(o, &r3);
+  ASSERT_TRUE(t3.ok());
+  auto p3 = (*t3)->Serve("127.0.0.1:0");
+  ASSERT_TRUE(p3.ok());
+  std::string url3 = absl::StrCat("http://127.0.0.1:", *p3);
+  cl.t(1).AddRemote(3, {url3});
+  cl.t(1).Send(Hb(1, 3, 1));
+  ASSERT_TRUE(r3.WaitForMessages(1));  // via the remote's pipeline
+  EXPECT_EQ(cl.t(1).stats().sent_to_remotes, 1u);
+  // Then the peer takes over.
+  ASSERT_TRUE(cl.t(1).AddPeer(3, {url3}).ok());
+  cl.t(1).Send(Hb(1, 3, 2));
+  ASSERT_TRUE(r3.WaitForMessages(2));
+  EXPECT_EQ(cl.t(1).stats().sent_to_peers, 1u);
+  (*t3)->Stop();
+}
+
+TEST(TransportTest, UpdatePeerToANewPortWhileTheOldIsDown) {
+  auto c = Cluster::Start(2);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.StopNode(2);
+  // Node 2 comes back elsewhere.
+  FakeRaft r2;
+  TransportOptions o;
+  o.local_id = 2;
+  o.cluster_id = 0x1000;
+  auto t2 = Transport::Create(o, &r2);
+  ASSERT_TRUE(t2.ok());
+  auto p2 = (*t2)->Serve("127.0.0.1:0");
+  ASSERT_TRUE(p2.ok());
+  ASSERT_TRUE((*t2)->AddPeer(1, {cl.node(1).url}).ok());
+  ASSERT_TRUE(cl.t(1).UpdatePeer(2, {absl::StrCat("http://127.0.0.1:", *p2)}).ok());
+  // 1's readers dial the new address; 2's readers dial 1: streams both ways.
+  ASSERT_TRUE(WaitUntil([&] { return cl.StreamUp(1, 2); }));
+  cl.t(1).Send(Hb(1, 2, 9));
+  ASSERT_TRUE(r2.WaitForMessages(1));
+  EXPECT_EQ(r2.messages()[0].commit(), 9u);
+  (*t2)->Stop();
+}
+
+TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
+  auto c = Cluster::Start(3);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> seq{0};  // commit index = send sequence number
+  std::thread sender([&] {
+    while (!stop.load()) {
+      uint64_t n = ++seq;
+      cl.t(1).Send({Hb(1, 2, n), Hb(1, 3, n)});
+    }
+  });
+  ASSERT_TRUE(cl.raft(3).WaitForMessages(100));
+  // Member 3 leaves the cluster: Raft marks it removed, the node removes
+  // the peer (so 3's redials are refused and never become a remote).
+  cl.raft(1).SetRemoved(3);
+  ASSERT_TRUE(cl.t(1).RemovePeer(3).ok());
+  const uint64_t cut = seq.load();  // every later number was sent after removal
+  // Traffic goes on: sends to 3 are refused, 2 keeps receiving.
+  ASSERT_TRUE(WaitUntil([&] { return cl.t(1).stats().dropped_unknown > 100; }));
+  ASSERT_TRUE(WaitUntil([&] {
+    auto m = cl.raft(2).messages();
+    return !m.empty() && m.back().commit() > cut + 100;
+  }));
+  for (const auto& m : cl.raft(3).messages()) {
+    ASSERT_LE(m.commit(), cut) << "sent after RemovePeer returned";
+  }
+  EXPECT_EQ(cl.t(1).stats().sent_to_remotes, 0u);
+  // Re-added (as a new member would be): traffic resumes.
+  cl.raft(1).SetRemoved(3, false);
+  ASSERT_TRUE(cl.t(1).AddPeer(3, {cl.node(3).url}).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto m = cl.raft(3).messages();
+    return !m.empty() && m.back().commit() > cut;
+  }));
+  stop.store(true);
+  sender.join();
+}
+
+}  // namespace
+}  // namespace raftgrpc
