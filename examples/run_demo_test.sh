@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the demo binary and requires a clean exit and its final OK line.
-set -euo pipefail
-out=$("$1")
-echo "$out"
-[[ "$(tail -n 1 <<<"$out")" == "OK" ]]
+set -uo pipefail
+out="${TEST_TMPDIR:-/tmp}/demo.out"
+"$1" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+[[ $rc -eq 0 && "$(tail -n 1 "$out")" == "OK" ]]

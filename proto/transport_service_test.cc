@@ -2,6 +2,7 @@
 // 127.0.0.1:0 and stubs exercising every RPC kind (bidi streams, unary
 // pipeline, client-streaming snapshot, unary probe).
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -18,7 +19,10 @@ class EchoService final : public RaftTransport::Service {
   grpc::Status MessageStream(
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<MessageFrame, StreamControl>* stream) override {
-    peer_from_ = FindMeta(*ctx, "x-server-from");
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      peer_from_ = FindMeta(*ctx, "x-server-from");
+    }
     for (int f = 0; f < 2; ++f) {
       MessageFrame frame;
       for (int i = 0; i < 3; ++i) {
@@ -50,6 +54,7 @@ class EchoService final : public RaftTransport::Service {
     if (FindMeta(*ctx, "x-etcd-cluster-id") != "1000") {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "cluster ID mismatch");
     }
+    std::lock_guard<std::mutex> l(mu_);
     last_pipeline_ = req->message();
     return grpc::Status::OK;
   }
@@ -71,6 +76,7 @@ class EchoService final : public RaftTransport::Service {
     if (!trailer || data.size() != want) {
       return grpc::Status(grpc::StatusCode::DATA_LOSS, "truncated");
     }
+    std::lock_guard<std::mutex> l(mu_);
     snapshot_data_ = data;
     return grpc::Status::OK;
   }
@@ -86,9 +92,24 @@ class EchoService final : public RaftTransport::Service {
     return it == ctx.client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
   }
 
+  // Written on gRPC threads, read by the test: gRPC's own ordering is
+  // invisible to TSan (uninstrumented libgrpc), so lock.
+  std::mutex mu_;
   std::string peer_from_;
   raftpb::Message last_pipeline_;
   std::string snapshot_data_;
+  std::string from() {
+    std::lock_guard<std::mutex> l(mu_);
+    return peer_from_;
+  }
+  uint64_t last_term() {
+    std::lock_guard<std::mutex> l(mu_);
+    return last_pipeline_.term();
+  }
+  std::string snapshot() {
+    std::lock_guard<std::mutex> l(mu_);
+    return snapshot_data_;
+  }
 };
 
 class TransportServiceTest : public ::testing::Test {
@@ -124,7 +145,7 @@ TEST_F(TransportServiceTest, MessageStreamDeliversBatchedFramesInOrder) {
   }
   EXPECT_TRUE(stream->Finish().ok());
   EXPECT_EQ(commits, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
-  EXPECT_EQ(service_.peer_from_, "a1");
+  EXPECT_EQ(service_.from(), "a1");
 }
 
 TEST_F(TransportServiceTest, MsgAppV2StreamCarriesRecords) {
@@ -149,7 +170,7 @@ TEST_F(TransportServiceTest, PipelineIsUnaryWithMetadataValidation) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-etcd-cluster-id", "1000");
     ASSERT_TRUE(stub_->Pipeline(&ctx, req, &resp).ok());
-    EXPECT_EQ(service_.last_pipeline_.term(), 42u);
+    EXPECT_EQ(service_.last_term(), 42u);
   }
   {
     grpc::ClientContext ctx;
@@ -176,7 +197,7 @@ TEST_F(TransportServiceTest, SnapshotIsClientStreaming) {
   ASSERT_TRUE(writer->Write(frame));
   ASSERT_TRUE(writer->WritesDone());
   ASSERT_TRUE(writer->Finish().ok());
-  EXPECT_EQ(service_.snapshot_data_, "abcdef");
+  EXPECT_EQ(service_.snapshot(), "abcdef");
 }
 
 TEST_F(TransportServiceTest, ProbeAnswersWithServerClock) {

@@ -23,5 +23,8 @@ extern "C" const char* __tsan_default_suppressions() {
          "race:grpc::internal::ServerCallbackCall\n"
          "race:grpc::ClientContext::set_call\n"
          "race:grpc::ClientContext::~ClientContext\n"
-         "race:grpc::ServerContextBase\n";
+         "race:grpc::ServerContextBase\n"
+         // gRPC's own background threads (e.g. the callback CQ's
+         // "nexting_thread") are not joined before exit by libgrpc.
+         "thread:grpc_core::Thread::Thread\n";
 }

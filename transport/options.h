@@ -55,6 +55,10 @@ struct TransportOptions {
   // cluster. Called from transport threads; must not block. May be empty.
   std::function<void(const absl::Status&)> on_critical_error;
 
+  // Log sink for etcd's log points (peer activation/deactivation with the
+  // reason). Called from transport threads; must not block. Empty: stderr.
+  std::function<void(const std::string& line)> log;
+
   // Validates ranges; INVALID_ARGUMENT naming the field otherwise.
   absl::Status Validate() const;
 };

@@ -19,6 +19,16 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
+// mkdir -p.
+absl::Status MakeDirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) return Errno("mkdir", prefix);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Errno("open", dir);
@@ -92,7 +102,8 @@ std::string DiskSnapshotStore::FileName(uint64_t index) {
 absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raftpb::Message& msg,
                                                                       uint64_t) {
   if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
-  if (::mkdir(dir_.c_str(), 0750) != 0 && errno != EEXIST) return Errno("mkdir", dir_);
+  absl::Status made = MakeDirs(dir_);
+  if (!made.ok()) return made;
   std::string tmp = absl::StrCat(dir_, "/tmpXXXXXX");
   int fd = ::mkostemp(&tmp[0], O_CLOEXEC);
   if (fd < 0) return Errno("create temp file in", dir_);

@@ -41,7 +41,7 @@ class SnapshotStore {
 
 class DiskSnapshotStore : public SnapshotStore {
  public:
-  // `dir` is created if missing (one level).
+  // `dir` (and its parents) are created when the first snapshot arrives.
   explicit DiskSnapshotStore(std::string dir) : dir_(std::move(dir)) {}
 
   absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& msg,

@@ -1,5 +1,6 @@
 #include "transport/transport.h"
 
+#include <cstdio>
 #include <mutex>
 #include <utility>
 
@@ -99,10 +100,43 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   PeerOptions popts;
   popts.recv_buffer_size = opts_.recv_buf_size;
   popts.max_pending_proposals = opts_.max_pending_proposals;
-  auto peer = Peer::Create(opts_.local_id, id, urls, raft_, *factory_, popts);
+  auto peer = Peer::Create(opts_.local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
   if (!peer.ok()) return peer.status();
   peers_.emplace(id, std::shared_ptr<Peer>(*std::move(peer)));
   return absl::OkStatus();
+}
+
+void Transport::Log(const std::string& line) const {
+  if (opts_.log) {
+    opts_.log(line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+PeerStatus::TransitionFn Transport::TransitionLogger(uint64_t peer_id) {
+  // etcd logs every transition; a flapping peer is limited to one
+  // "inactive" line per second so a broken link cannot flood the log.
+  auto last = std::make_shared<std::atomic<int64_t>>(0);
+  auto suppressed = std::make_shared<std::atomic<uint64_t>>(0);
+  const uint64_t local = opts_.local_id;
+  return [this, peer_id, local, last, suppressed](bool active, const std::string& why) {
+    if (active) {
+      Log(absl::StrCat("raft-grpc-transport: ", absl::Hex(local), ": peer ", absl::Hex(peer_id),
+                       " became active"));
+      return;
+    }
+    int64_t now = absl::ToUnixMillis(absl::Now());
+    int64_t prev = last->load();
+    if (now - prev < 1000 || !last->compare_exchange_strong(prev, now)) {
+      suppressed->fetch_add(1);
+      return;
+    }
+    uint64_t skipped = suppressed->exchange(0);
+    Log(absl::StrCat("raft-grpc-transport: ", absl::Hex(local), ": peer ", absl::Hex(peer_id),
+                     " became inactive: ", why,
+                     skipped ? absl::StrCat(" (", skipped, " similar suppressed)") : ""));
+  };
 }
 
 absl::Status Transport::RemovePeer(uint64_t id) {

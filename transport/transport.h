@@ -126,6 +126,8 @@ class Transport : private ServiceHost {
   SnapshotStore* snapshot_store() override { return store_.get(); }
 
   class Factory;
+  void Log(const std::string& line) const;
+  PeerStatus::TransitionFn TransitionLogger(uint64_t peer_id);
 
   const TransportOptions opts_;
   Raft* const raft_;

@@ -45,7 +45,9 @@ TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
   for (uint64_t a : cl.ids()) {
     EXPECT_TRUE(WaitUntil([&] { return cl.t(a).ActivePeers() == 2; })) << a;
     for (uint64_t b : cl.ids()) {
-      if (a != b) EXPECT_GT(cl.t(a).ActiveSince(b), absl::Time());
+      if (a != b) {
+        EXPECT_GT(cl.t(a).ActiveSince(b), absl::Time());
+      }
     }
   }
   // Batch Send: to 0 is skipped, unknown IDs are dropped and counted.
