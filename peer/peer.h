@@ -135,6 +135,8 @@ class Peer {
   UrlPicker& picker() { return picker_; }
   InboundRouter& inbound() { return inbound_; }
   const PeerEnv& env() const { return env_; }
+  // The writer for `t` (for metrics and tests); valid while the Peer lives.
+  const StreamWriter* writer(StreamType t) const { return WriterFor(t); }
   PeerStats stats() const;
 
  private:

@@ -133,9 +133,16 @@ TEST(StreamTest, HundredThousandMessagesArriveExactlyOnceInOrder) {
   std::lock_guard<std::mutex> l(mu);
   ASSERT_EQ(seen.size(), static_cast<size_t>(kN));
   for (int i = 0; i < kN; ++i) ASSERT_EQ(seen[i], static_cast<uint64_t>(i)) << "at " << i;
-  // Batching: far fewer frames than messages.
   PeerStats ps = peer->stats();
   EXPECT_EQ(ps.sent[static_cast<int>(Channel::kStreamMsg)], static_cast<uint64_t>(kN));
+  // Batching: what queues during a write goes out as one frame.
+  auto* w = dynamic_cast<const GrpcStreamWriter*>(peer->writer(StreamType::kMessage));
+  ASSERT_NE(w, nullptr);
+  StreamWriterStats ws = w->stats();
+  EXPECT_GE(ws.messages, static_cast<uint64_t>(kN));
+  EXPECT_LT(ws.frames * 4, ws.messages) << ws.frames << " frames for " << ws.messages;
+  std::printf("%lu messages in %lu frames (%.1f per frame)\n", ws.messages, ws.frames,
+              static_cast<double>(ws.messages) / ws.frames);
   EXPECT_TRUE(c->raft(1).unreachable().empty());
 }
 
