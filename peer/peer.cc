@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(uint64_t local_id, uint64_t p
     return absl::InternalError("channel factory returned no channel");
   }
   for (StreamType t : {StreamType::kMsgAppV2, StreamType::kMessage}) {
-    if (auto r = factory.NewStreamReader(t, p->env_)) p->readers_.push_back(std::move(r));
+    p->readers_[static_cast<int>(t)] = factory.NewStreamReader(t, p->env_);
   }
   return p;
 }
@@ -172,7 +172,9 @@ void Peer::Stop() {
   if (message_writer_) message_writer_->Stop();
   if (pipeline_) pipeline_->Stop();
   if (snapshot_sender_) snapshot_sender_->Stop();
-  for (auto& r : readers_) r->Stop();
+  for (auto& r : readers_) {
+    if (r) r->Stop();
+  }
 }
 
 PeerStats Peer::stats() const {

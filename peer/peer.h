@@ -135,8 +135,12 @@ class Peer {
   UrlPicker& picker() { return picker_; }
   InboundRouter& inbound() { return inbound_; }
   const PeerEnv& env() const { return env_; }
-  // The writer for `t` (for metrics and tests); valid while the Peer lives.
+  // Channels, for metrics and tests; valid while the Peer lives. reader()
+  // may be null (the factory built none).
   const StreamWriter* writer(StreamType t) const { return WriterFor(t); }
+  const StreamReader* reader(StreamType t) const { return readers_[static_cast<int>(t)].get(); }
+  const MessageChannel* pipeline() const { return pipeline_.get(); }
+  const SnapshotSender* snapshot_sender() const { return snapshot_sender_.get(); }
   PeerStats stats() const;
 
  private:
@@ -155,7 +159,7 @@ class Peer {
   std::unique_ptr<StreamWriter> msgapp_v2_writer_;
   std::unique_ptr<StreamWriter> message_writer_;
   std::unique_ptr<SnapshotSender> snapshot_sender_;
-  std::vector<std::unique_ptr<StreamReader>> readers_;
+  std::array<std::unique_ptr<StreamReader>, 2> readers_;  // by StreamType
 
   // Held shared by Send/SendSnapshot/AttachOutgoingConn while they touch a
   // channel and exclusively by Stop to flip stopped_, so no call is inside a

@@ -26,6 +26,8 @@ struct TransportOptions {
   // not completed within conn_write_timeout (etcd: 5 s each).
   absl::Duration conn_read_timeout = absl::Seconds(5);
   absl::Duration conn_write_timeout = absl::Seconds(5);
+  // Probe RPC period per peer (etcd's proberInterval: ConnReadTimeout - 1s).
+  absl::Duration probe_interval = absl::Seconds(4);
   // At most one stream dial per reader per interval (etcd: 100 ms).
   absl::Duration dial_retry_interval = absl::Milliseconds(100);
 

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "transport/channel_pool.h"
 #include "transport/pipeline.h"
+#include "transport/prober.h"
 #include "transport/remote.h"
 #include "transport/scheduler.h"
 #include "transport/snapshot_sender.h"
@@ -102,7 +103,9 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   popts.max_pending_proposals = opts_.max_pending_proposals;
   auto peer = Peer::Create(opts_.local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
   if (!peer.ok()) return peer.status();
-  peers_.emplace(id, std::shared_ptr<Peer>(*std::move(peer)));
+  std::shared_ptr<Peer> p(*std::move(peer));
+  probers_.emplace(id, std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
+  peers_.emplace(id, std::move(p));
   return absl::OkStatus();
 }
 
@@ -141,6 +144,7 @@ PeerStatus::TransitionFn Transport::TransitionLogger(uint64_t peer_id) {
 
 absl::Status Transport::RemovePeer(uint64_t id) {
   std::shared_ptr<Peer> peer;
+  std::shared_ptr<Prober> prober;
   {
     std::unique_lock<std::shared_mutex> l(mu_);
     auto it = peers_.find(id);
@@ -149,17 +153,25 @@ absl::Status Transport::RemovePeer(uint64_t id) {
     }
     peer = std::move(it->second);
     peers_.erase(it);
+    prober = std::move(probers_[id]);
+    probers_.erase(id);
   }
-  peer->Stop();  // outside the lock: it waits for calls and workers
+  // Outside the lock: these wait for calls and workers. The prober uses the
+  // peer's status and picker, so it stops first.
+  if (prober) prober->Stop();
+  peer->Stop();
   return absl::OkStatus();
 }
 
 void Transport::RemoveAllPeers() {
   std::map<uint64_t, std::shared_ptr<Peer>> peers;
+  std::map<uint64_t, std::shared_ptr<Prober>> probers;
   {
     std::unique_lock<std::shared_mutex> l(mu_);
     peers.swap(peers_);
+    probers.swap(probers_);
   }
+  for (auto& [id, p] : probers) p->Stop();
   for (auto& [id, p] : peers) p->Stop();
 }
 
@@ -238,6 +250,12 @@ std::shared_ptr<Peer> Transport::GetPeer(uint64_t id) const {
   return it == peers_.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<Prober> Transport::GetProber(uint64_t id) const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  auto it = probers_.find(id);
+  return it == probers_.end() ? nullptr : it->second;
+}
+
 absl::Time Transport::ActiveSince(uint64_t id) const {
   std::shared_ptr<Peer> peer = GetPeer(id);
   return peer ? peer->ActiveSince() : absl::Time();
@@ -275,13 +293,16 @@ void Transport::MendPeer(uint64_t id) {
 void Transport::Stop() {
   std::map<uint64_t, std::shared_ptr<Peer>> peers;
   std::map<uint64_t, std::shared_ptr<Remote>> remotes;
+  std::map<uint64_t, std::shared_ptr<Prober>> probers;
   {
     std::unique_lock<std::shared_mutex> l(mu_);
     if (stopped_) return;
     stopped_ = true;
     peers.swap(peers_);
     remotes.swap(remotes_);
+    probers.swap(probers_);
   }
+  for (auto& [id, p] : probers) p->Stop();
   // Peers first: their writers finish the server-side stream calls, which
   // server shutdown would otherwise wait for.
   for (auto& [id, p] : peers) p->Stop();

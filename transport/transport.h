@@ -41,6 +41,7 @@
 namespace raftgrpc {
 
 class ChannelPool;
+class Prober;
 class Scheduler;
 class Remote;
 
@@ -114,6 +115,7 @@ class Transport : private ServiceHost {
   TransportStats stats() const;
   // nullptr if unknown. For metrics and tests.
   std::shared_ptr<Peer> GetPeer(uint64_t id) const;
+  std::shared_ptr<Prober> GetProber(uint64_t id) const;
 
  private:
   Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store);
@@ -143,6 +145,7 @@ class Transport : private ServiceHost {
   bool stopped_ = false;
   std::map<uint64_t, std::shared_ptr<Peer>> peers_;
   std::map<uint64_t, std::shared_ptr<Remote>> remotes_;
+  std::map<uint64_t, std::shared_ptr<Prober>> probers_;  // one per peer
 
   std::atomic<uint64_t> sent_to_peers_{0};
   std::atomic<uint64_t> sent_to_remotes_{0};
