@@ -1,15 +1,11 @@
 #include "transport/prober.h"
 
-#include <cmath>
-
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/handoff.h"
 #include "transport/metadata.h"
 
 namespace raftgrpc {
-
-double RttBucketBound(int k) { return 0.0001 * std::ldexp(1.0, k); }
 
 namespace {
 
@@ -91,15 +87,10 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
       stats_.healthy = ok;
       if (ok) {
         absl::Duration rtt = now - c->sent;
-        stats_.srtt = stats_.rtt_count == 0 ? rtt : stats_.srtt * 0.875 + rtt * 0.125;
+        stats_.srtt = stats_.rtt.count() == 0 ? rtt : stats_.srtt * 0.875 + rtt * 0.125;
         stats_.clock_diff =
             absl::FromUnixNanos(c->resp.now_unix_nanos()) - (now - stats_.srtt / 2);
-        double secs = absl::ToDoubleSeconds(rtt);
-        ++stats_.rtt_count;
-        stats_.rtt_sum_seconds += secs;
-        for (int k = 0; k < kRttBuckets; ++k) {
-          if (secs <= RttBucketBound(k)) ++stats_.rtt_buckets[k];
-        }
+        stats_.rtt.Observe(absl::ToDoubleSeconds(rtt));
       } else {
         ++stats_.failures;
       }

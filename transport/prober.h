@@ -9,7 +9,6 @@
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_PROBER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_PROBER_H_
 
-#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -18,15 +17,11 @@
 #include "absl/time/time.h"
 #include "peer/peer.h"
 #include "transport/channel_pool.h"
+#include "transport/metrics.h"
 #include "transport/options.h"
 #include "transport/scheduler.h"
 
 namespace raftgrpc {
-
-inline constexpr int kRttBuckets = 16;
-
-// Upper bound of RTT bucket k, in seconds (etcd: 0.0001 * 2^k).
-double RttBucketBound(int k);
 
 struct ProbeStats {
   uint64_t probes = 0;
@@ -34,10 +29,7 @@ struct ProbeStats {
   bool healthy = false;
   absl::Duration srtt;
   absl::Duration clock_diff;  // remote clock minus ours, RTT-corrected
-  // Count of RTT samples <= RttBucketBound(k) (cumulative, Prometheus style).
-  std::array<uint64_t, kRttBuckets> rtt_buckets{};
-  uint64_t rtt_count = 0;
-  double rtt_sum_seconds = 0;
+  Histogram rtt = RttHistogram();  // seconds, successful probes
 };
 
 class Prober {

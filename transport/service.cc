@@ -58,15 +58,18 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
                                                      const v1::PipelineRequest* req,
                                                      v1::PipelineResponse*) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RequestIdentity id;
+  bool identified = false;  // per-sender counters only for valid identities
   auto reject = [&](const grpc::Status& s) {
     pipeline_rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (identified) inbound_metrics_.AddFailure(id.from);
     reactor->Finish(s);
     return reactor;
   };
   const TransportOptions& opts = host_->options();
-  RequestIdentity id;
   grpc::Status s = ValidateIdentity(ctx->client_metadata(), opts, &id);
   if (!s.ok()) return reject(s);
+  identified = true;
   if (!id.peer_urls.empty()) host_->AddRemote(id.from, id.peer_urls);
   if (!req->has_message()) {
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing raft message"));
@@ -80,7 +83,7 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   // etcd's Process rejects removed members with 403; we check up front so
   // the handler need not wait for Process.
   if (host_->raft()->IsIdRemoved(id.from)) return reject(RemovedMemberStatus(ctx));
-  received_bytes_.fetch_add(size, std::memory_order_relaxed);
+  AddReceivedBytes(id.from, size);
 
   raftpb::Message m = req->message();
   std::shared_ptr<Peer> peer = host_->FindPeer(id.from);

@@ -17,6 +17,8 @@
 #include "peer/peer.h"
 #include "peer/raft.h"
 #include "proto/transport.grpc.pb.h"
+#include "transport/log.h"
+#include "transport/metrics.h"
 #include "transport/options.h"
 
 namespace raftgrpc {
@@ -80,13 +82,21 @@ class TransportService final : public v1::RaftTransport::CallbackService {
   std::atomic<uint64_t> pipeline_received_{0};
   std::atomic<uint64_t> pipeline_rejected_{0};
   std::atomic<uint64_t> received_bytes_{0};
+  InboundMetrics inbound_metrics_;
+  LogRateLimiter log_limiter_;
 
   friend class SnapshotReceiver;
  public:
   // Used by the snapshot receiver.
   std::atomic<uint64_t> snapshots_received_{0};
   std::atomic<uint64_t> snapshots_rejected_{0};
-  void AddReceivedBytes(uint64_t n) { received_bytes_.fetch_add(n, std::memory_order_relaxed); }
+  void AddReceivedBytes(uint64_t from, uint64_t n) {
+    received_bytes_.fetch_add(n, std::memory_order_relaxed);
+    inbound_metrics_.AddBytes(from, n);
+  }
+  InboundMetrics& inbound_metrics() { return inbound_metrics_; }
+  // For failure lines a remote can trigger at will.
+  LogRateLimiter& log_limiter() { return log_limiter_; }
   ServiceHost* host() const { return host_; }
 };
 

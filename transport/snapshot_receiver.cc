@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "transport/crc32c.h"
+#include "transport/log.h"
 #include "transport/metadata.h"
 
 namespace raftgrpc {
@@ -37,8 +38,13 @@ SnapshotReceiver* SnapshotReceiver::Start(TransportService* service,
   grpc::Status s = ValidateIdentity(ctx->client_metadata(), host->options(), &id);
   if (s.ok()) {
     r->from_ = id.from;
+    r->start_ = absl::Now();
     if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
     if (host->raft()->IsIdRemoved(id.from)) s = RemovedMemberStatus(ctx);
+  }
+  if (s.ok()) {
+    service->inbound_metrics().SnapshotStarted(id.from);
+    r->counted_ = true;
   }
   r->handoff_.Publish();
   if (!s.ok()) {
@@ -60,6 +66,10 @@ void SnapshotReceiver::Fail(const grpc::Status& s) {
   }
   if (sink) sink->Abort();
   service_->snapshots_rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (counted_) service_->inbound_metrics().SnapshotEnded(from_, false, 0);
+  service_->log_limiter().Log(service_->host()->options(),
+          absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
+                       static_cast<int>(s.error_code()), ": ", s.error_message()));
   Finish(s);
 }
 
@@ -85,7 +95,7 @@ void SnapshotReceiver::HandleHeader() {
     return Fail(grpc::Status(grpc::StatusCode::INTERNAL,
                              absl::StrCat("failed to save KV snapshot (", sink.status().ToString(), ")")));
   }
-  service_->AddReceivedBytes(size);
+  service_->AddReceivedBytes(from_, size);
   have_header_ = true;
   declared_ = h->data_size();
   {
@@ -265,7 +275,7 @@ void SnapshotReceiver::DiskLoop() {
                       absl::StrCat("failed to save KV snapshot (", path.status().ToString(), ")")));
     return;
   }
-  service_->AddReceivedBytes(declared_);
+  service_->AddReceivedBytes(from_, declared_);
   // Only now, with the data durable, does Raft learn of the snapshot.
   absl::Status ps = service_->host()->raft()->ProcessSnapshot(msg, *path);
   if (!ps.ok()) {
@@ -281,6 +291,12 @@ void SnapshotReceiver::DiskLoop() {
     finished_ = true;
   }
   service_->snapshots_received_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Duration took = absl::Now() - start_;
+  service_->inbound_metrics().SnapshotEnded(from_, true, absl::ToDoubleSeconds(took));
+  LogLine(service_->host()->options(),
+          absl::StrCat("received and saved database snapshot from peer ", absl::Hex(from_),
+                       " (index ", msg.snapshot().metadata().index(), ", ", declared_,
+                       " bytes, took ", absl::FormatDuration(took), ")"));
   Finish(grpc::Status::OK);
 }
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/handoff.h"
@@ -60,6 +61,8 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   grpc::CallbackServerContext* const ctx_;
   v1::SnapshotFrame frame_;
   uint64_t from_ = 0;
+  absl::Time start_;
+  bool counted_ = false;  // SnapshotStarted was recorded for from_
 
   // Reactor-side state (OnReadDone calls are serialized).
   bool have_header_ = false;

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/crc32c.h"
+#include "transport/log.h"
 #include "transport/metadata.h"
 
 namespace raftgrpc {
@@ -52,6 +53,8 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
   for (Worker& w : exited) w.thread.join();
   if (!accepted) {
     // One snapshot at a time per peer (and none once stopped).
+    LogLine(opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
+                                ": another snapshot is in flight or the peer stopped"));
     snap.Close(false);
     env_.raft->ReportSnapshot(env_.peer_id, SnapshotStatus::kFailure);
   }
@@ -76,7 +79,9 @@ void GrpcSnapshotSender::Stop() {
 
 SnapshotSenderStats GrpcSnapshotSender::stats() const {
   std::lock_guard<std::mutex> l(mu_);
-  return stats_;
+  SnapshotSenderStats s = stats_;
+  s.inflight = busy_;
+  return s;
 }
 
 // Shared by a transfer and its watchdog task, which may outlive the transfer.
@@ -193,6 +198,7 @@ void GrpcSnapshotSender::Finish(SnapshotMessage& snap, const grpc::Status& s,
     if (s.ok()) {
       ++stats_.sent;
       stats_.bytes += snap.data ? snap.data->size() : 0;
+      stats_.seconds.Observe(absl::ToDoubleSeconds(took));
     } else {
       ++stats_.failed;
     }
@@ -200,10 +206,18 @@ void GrpcSnapshotSender::Finish(SnapshotMessage& snap, const grpc::Status& s,
     // Free before reporting, so Raft may send the next snapshot at once.
     busy_ = false;
   }
+  const uint64_t size = snap.data ? snap.data->size() : 0;
   if (s.ok()) {
+    LogLine(opts_, absl::StrCat("sent database snapshot to peer ", absl::Hex(to), " (index ",
+                                snap.message.snapshot().metadata().index(), ", ", size,
+                                " bytes, took ", absl::FormatDuration(took), ")"));
     env_.status->Activate();
     env_.raft->ReportSnapshot(to, SnapshotStatus::kFinish);
   } else {
+    LogLine(opts_, absl::StrCat("failed to send database snapshot to peer ", absl::Hex(to),
+                                " (index ", snap.message.snapshot().metadata().index(), ", ",
+                                size, " bytes): ", static_cast<int>(s.error_code()), ": ",
+                                s.error_message()));
     env_.picker->Unreachable(env_.picker->Pick());
     env_.status->Deactivate({"sendMsgSnap", "post"},
                             absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message()));

@@ -31,6 +31,7 @@
 #include "peer/channels.h"
 #include "peer/peer.h"
 #include "transport/channel_pool.h"
+#include "transport/metrics.h"
 #include "transport/options.h"
 #include "transport/scheduler.h"
 
@@ -42,6 +43,9 @@ struct SnapshotSenderStats {
   uint64_t refused_busy = 0;  // a snapshot was already in flight
   uint64_t bytes = 0;         // data bytes of successful sends
   absl::Duration last_duration;
+  bool inflight = false;
+  // Durations of finished transfers (etcd's snapshot_send_total_duration).
+  Histogram seconds = SnapshotHistogram();
 };
 
 class GrpcSnapshotSender : public SnapshotSender {

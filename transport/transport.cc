@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "transport/channel_pool.h"
+#include "transport/log.h"
 #include "transport/pipeline.h"
 #include "transport/prober.h"
 #include "transport/remote.h"
@@ -109,36 +110,16 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   return absl::OkStatus();
 }
 
-void Transport::Log(const std::string& line) const {
-  if (opts_.log) {
-    opts_.log(line);
-  } else {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-}
-
 PeerStatus::TransitionFn Transport::TransitionLogger(uint64_t peer_id) {
   // etcd logs every transition; a flapping peer is limited to one
   // "inactive" line per second so a broken link cannot flood the log.
-  auto last = std::make_shared<std::atomic<int64_t>>(0);
-  auto suppressed = std::make_shared<std::atomic<uint64_t>>(0);
-  const uint64_t local = opts_.local_id;
-  return [this, peer_id, local, last, suppressed](bool active, const std::string& why) {
+  auto limiter = std::make_shared<LogRateLimiter>();
+  return [this, peer_id, limiter](bool active, const std::string& why) {
     if (active) {
-      Log(absl::StrCat("raft-grpc-transport: ", absl::Hex(local), ": peer ", absl::Hex(peer_id),
-                       " became active"));
-      return;
+      LogLine(opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became active"));
+    } else {
+      limiter->Log(opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became inactive: ", why));
     }
-    int64_t now = absl::ToUnixMillis(absl::Now());
-    int64_t prev = last->load();
-    if (now - prev < 1000 || !last->compare_exchange_strong(prev, now)) {
-      suppressed->fetch_add(1);
-      return;
-    }
-    uint64_t skipped = suppressed->exchange(0);
-    Log(absl::StrCat("raft-grpc-transport: ", absl::Hex(local), ": peer ", absl::Hex(peer_id),
-                     " became inactive: ", why,
-                     skipped ? absl::StrCat(" (", skipped, " similar suppressed)") : ""));
   };
 }
 
@@ -224,7 +205,13 @@ void Transport::Send(raftpb::Message m) {
   }
   if (peer) {
     sent_to_peers_.fetch_add(1, std::memory_order_relaxed);
-    peer->Send(std::move(m));
+    const raftpb::MessageType type = m.type();
+    if (peer->Send(std::move(m)) == Peer::SendOutcome::kFull) {
+      // etcd logs each drop; rate-limited here, counted in the metrics.
+      drop_log_.Log(opts_, absl::StrCat("dropped internal Raft message (",
+                                        raftpb::MessageType_Name(type), ") to peer ",
+                                        absl::Hex(to), " since sending buffer is full"));
+    }
   } else {
     sent_to_remotes_.fetch_add(1, std::memory_order_relaxed);
     remote->Send(std::move(m));
@@ -322,5 +309,81 @@ TransportStats Transport::stats() const {
   s.service = service_->stats();
   return s;
 }
+
+}  // namespace raftgrpc
+
+namespace raftgrpc {
+
+TransportMetrics Transport::Metrics() const {
+  TransportMetrics out;
+  out.local_id = opts_.local_id;
+  std::map<uint64_t, std::shared_ptr<Peer>> peers;
+  std::map<uint64_t, std::shared_ptr<Prober>> probers;
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    peers = peers_;
+    probers = probers_;
+  }
+  std::map<uint64_t, PeerMetrics> by_id;
+  for (const auto& [id, p] : peers) {
+    PeerMetrics& m = by_id[id];
+    m.id = id;
+    m.is_peer = true;
+    m.active = p->status().IsActive();
+    m.disconnects = p->status().disconnects();
+    const PeerStats ps = p->stats();
+    uint64_t full = 0;
+    for (uint64_t d : ps.dropped) full += d;
+    if (full) m.dropped["buffer_full"] = full;
+    if (ps.dropped_paused) m.dropped["paused"] = ps.dropped_paused;
+    if (ps.inbound_dropped_full) m.inbound_dropped["buffer_full"] = ps.inbound_dropped_full;
+    if (ps.inbound_dropped_paused) m.inbound_dropped["paused"] = ps.inbound_dropped_paused;
+    for (StreamType t : {StreamType::kMsgAppV2, StreamType::kMessage}) {
+      if (auto* w = dynamic_cast<const GrpcStreamWriter*>(p->writer(t))) {
+        const StreamWriterStats ws = w->stats();
+        m.sent_bytes += ws.bytes;
+        m.sent_failures += ws.failures;
+      }
+      if (auto* r = dynamic_cast<const GrpcStreamReader*>(p->reader(t))) {
+        const StreamReaderStats rs = r->stats();
+        m.received_bytes += rs.bytes;
+        m.received_failures += rs.decode_errors;
+      }
+    }
+    if (auto* pl = dynamic_cast<const GrpcPipeline*>(p->pipeline())) {
+      const PipelineStats st = pl->stats();
+      m.sent_bytes += st.bytes;
+      m.sent_failures += st.failures;
+    }
+    if (auto* ss = dynamic_cast<const GrpcSnapshotSender*>(p->snapshot_sender())) {
+      const SnapshotSenderStats st = ss->stats();
+      m.sent_bytes += st.bytes;
+      m.snapshot_send_success = st.sent;
+      m.snapshot_send_failures = st.failed;
+      m.snapshot_send_inflight = st.inflight ? 1 : 0;
+      m.snapshot_send_seconds = st.seconds;
+    }
+    auto pr = probers.find(id);
+    if (pr != probers.end()) m.rtt = pr->second->stats().rtt;
+  }
+  for (const auto& [from, f] : service_->inbound_metrics().Get()) {
+    PeerMetrics& m = by_id[from];
+    m.id = from;
+    m.received_bytes += f.received_bytes;
+    m.received_failures += f.received_failures;
+    m.snapshot_receive_success = f.snapshot_success;
+    m.snapshot_receive_failures = f.snapshot_failures;
+    m.snapshot_receive_inflight = f.snapshot_inflight;
+    m.snapshot_receive_seconds = f.snapshot_seconds;
+  }
+  for (auto& [id, m] : by_id) out.peers.push_back(std::move(m));
+  const TransportStats ts = stats();
+  if (ts.dropped_unknown) out.dropped["unknown_peer"] = ts.dropped_unknown;
+  if (ts.dropped_oversize) out.dropped["oversize"] = ts.dropped_oversize;
+  if (ts.dropped_stopped) out.dropped["stopped"] = ts.dropped_stopped;
+  return out;
+}
+
+std::string Transport::PrometheusMetrics() const { return PrometheusText(Metrics()); }
 
 }  // namespace raftgrpc

@@ -34,6 +34,8 @@
 #include "peer/channels.h"
 #include "peer/peer.h"
 #include "peer/raft.h"
+#include "transport/log.h"
+#include "transport/metrics.h"
 #include "transport/options.h"
 #include "transport/service.h"
 #include "transport/snapshot_store.h"
@@ -113,6 +115,11 @@ class Transport : private ServiceHost {
 
   uint64_t id() const { return opts_.local_id; }
   TransportStats stats() const;
+  // Per-peer metrics with etcd's meanings (see transport/metrics.h), and the
+  // same in Prometheus text format. A consistent-enough snapshot: each
+  // counter is read once, without stopping traffic.
+  TransportMetrics Metrics() const;
+  std::string PrometheusMetrics() const;
   // nullptr if unknown. For metrics and tests.
   std::shared_ptr<Peer> GetPeer(uint64_t id) const;
   std::shared_ptr<Prober> GetProber(uint64_t id) const;
@@ -128,7 +135,6 @@ class Transport : private ServiceHost {
   SnapshotStore* snapshot_store() override { return store_.get(); }
 
   class Factory;
-  void Log(const std::string& line) const;
   PeerStatus::TransitionFn TransitionLogger(uint64_t peer_id);
 
   const TransportOptions opts_;
@@ -152,6 +158,7 @@ class Transport : private ServiceHost {
   std::atomic<uint64_t> dropped_unknown_{0};
   std::atomic<uint64_t> dropped_oversize_{0};
   std::atomic<uint64_t> dropped_stopped_{0};
+  mutable LogRateLimiter drop_log_;
 };
 
 }  // namespace raftgrpc

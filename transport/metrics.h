@@ -1,0 +1,122 @@
+// Metrics with etcd's names and meanings (etcd/server/etcdserver/api/
+// rafthttp/metrics.go), readable as a struct (Transport::Metrics()) and as
+// Prometheus text (PrometheusText()), without an HTTP server.
+//
+// Exported families, labelled by peer ID in hex as etcd does:
+//   etcd_network_active_peers{Local,Remote}                gauge 0/1
+//   etcd_network_disconnected_peers_total{Local,Remote}    counter
+//   etcd_network_peer_sent_bytes_total{To}                 counter
+//   etcd_network_peer_received_bytes_total{From}           counter
+//   etcd_network_peer_sent_failures_total{To}              counter
+//   etcd_network_peer_received_failures_total{From}        counter
+//   etcd_network_peer_round_trip_time_seconds{To}          histogram
+//   etcd_network_snapshot_send_success{To}                 counter
+//   etcd_network_snapshot_send_failures{To}                counter
+//   etcd_network_snapshot_send_inflights_total{To}         gauge
+//   etcd_network_snapshot_send_total_duration_seconds{To}  histogram
+//   etcd_network_snapshot_receive_success{From}            counter
+//   etcd_network_snapshot_receive_failures{From}           counter
+//   etcd_network_snapshot_receive_inflights_total{From}    gauge
+//   etcd_network_snapshot_receive_total_duration_seconds{From} histogram
+// and ours (etcd only logs these):
+//   raftgrpc_dropped_messages_total{To,Reason}             counter
+//     Reason: buffer_full (a channel's queue), paused, unknown_peer,
+//     oversize, stopped (To="0" for transport-wide reasons)
+//   raftgrpc_inbound_dropped_messages_total{From,Reason}   counter
+//     Reason: buffer_full, paused
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace raftgrpc {
+
+// A histogram with fixed upper bounds. Not thread-safe: owners guard it.
+class Histogram {
+ public:
+  Histogram() = default;
+  explicit Histogram(std::vector<double> bounds);
+  // start * factor^k for k < n (Prometheus' ExponentialBuckets).
+  static Histogram Exponential(double start, double factor, int n);
+
+  void Observe(double v);
+  const std::vector<double>& bounds() const { return bounds_; }
+  // Samples <= bounds()[k] (cumulative, as Prometheus exports them).
+  uint64_t CumulativeCount(size_t k) const;
+  uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // per bucket, not cumulative
+  uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
+// etcd's buckets.
+Histogram RttHistogram();       // 0.0001 s * 2^k, k < 16
+Histogram SnapshotHistogram();  // 0.1 s * 2^k, k < 14
+
+// Server-side counters per sender, for senders that may not be peers.
+// Thread-safe; a short lock per call (pipeline and snapshot paths only).
+class InboundMetrics {
+ public:
+  struct From {
+    uint64_t received_bytes = 0;     // pipeline messages and snapshot data
+    uint64_t received_failures = 0;  // rejected pipeline/snapshot requests
+    uint64_t snapshot_success = 0;
+    uint64_t snapshot_failures = 0;
+    uint64_t snapshot_inflight = 0;
+    Histogram snapshot_seconds = SnapshotHistogram();
+  };
+  void AddBytes(uint64_t from, uint64_t n);
+  void AddFailure(uint64_t from);
+  void SnapshotStarted(uint64_t from);
+  void SnapshotEnded(uint64_t from, bool ok, double seconds);
+  std::map<uint64_t, From> Get() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint64_t, From> from_;
+};
+
+// One peer's (or, for received_* only, one sender's) metrics.
+struct PeerMetrics {
+  uint64_t id = 0;
+  bool is_peer = false;  // false: a sender we only received from
+  bool active = false;
+  uint64_t disconnects = 0;
+  uint64_t sent_bytes = 0;
+  uint64_t sent_failures = 0;
+  uint64_t received_bytes = 0;
+  uint64_t received_failures = 0;
+  std::map<std::string, uint64_t> dropped;          // outbound, by reason
+  std::map<std::string, uint64_t> inbound_dropped;  // by reason
+  Histogram rtt = RttHistogram();
+  uint64_t snapshot_send_success = 0;
+  uint64_t snapshot_send_failures = 0;
+  uint64_t snapshot_send_inflight = 0;
+  Histogram snapshot_send_seconds = SnapshotHistogram();
+  uint64_t snapshot_receive_success = 0;
+  uint64_t snapshot_receive_failures = 0;
+  uint64_t snapshot_receive_inflight = 0;
+  Histogram snapshot_receive_seconds = SnapshotHistogram();
+};
+
+struct TransportMetrics {
+  uint64_t local_id = 0;
+  std::vector<PeerMetrics> peers;            // by ID
+  std::map<std::string, uint64_t> dropped;   // transport-wide, by reason
+};
+
+// Prometheus text exposition format (version 0.0.4): HELP and TYPE lines
+// for each family, then its samples.
+std::string PrometheusText(const TransportMetrics& m);
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
