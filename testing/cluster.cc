@@ -49,10 +49,13 @@ bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout) {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions base) {
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions base,
+                                                        NodeOptionsFn per_node) {
   std::unique_ptr<Cluster> c(new Cluster);
   if (base.cluster_id == 0) base.cluster_id = 0x1000;
   c->base_ = base;
+  c->per_node_ = std::move(per_node);
+  const char* scheme = base.tls.enabled() ? "https" : "http";
   static int instance = 0;
   ++instance;
   for (int i = 1; i <= n; ++i) {
@@ -61,7 +64,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions 
     auto port = FreePort();
     if (!port.ok()) return port.status();
     node->port = *port;
-    node->url = absl::StrCat("http://127.0.0.1:", *port);
+    node->url = absl::StrCat(scheme, "://127.0.0.1:", *port);
     node->snap_dir = absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", instance, "-node", i);
     node->raft = std::make_unique<FakeRaft>();
     c->nodes_.emplace(i, std::move(node));
@@ -90,6 +93,7 @@ absl::Status Cluster::StartNode(Node& n) {
   opts.local_id = n.id;
   opts.snapshot_dir = n.snap_dir;
   opts.advertise_urls = {n.url};
+  if (per_node_) per_node_(n.id, opts);
   auto t = Transport::Create(opts, n.raft.get());
   if (!t.ok()) return t.status();
   auto port = (*t)->Serve(absl::StrCat("127.0.0.1:", n.port));

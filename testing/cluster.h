@@ -36,9 +36,14 @@ class Cluster {
     std::unique_ptr<Transport> transport;
   };
 
-  // Starts nodes 1..n (options from `base`, IDs and ports filled in), each a
-  // peer of every other.
-  static absl::StatusOr<std::unique_ptr<Cluster>> Start(int n, TransportOptions base = {});
+  // Adjusts one node's options (e.g. its TLS certificate) before it starts.
+  using NodeOptionsFn = std::function<void(uint64_t id, TransportOptions& opts)>;
+
+  // Starts nodes 1..n (options from `base`, IDs and ports filled in, then
+  // `per_node`), each a peer of every other. URLs are https:// when
+  // base.tls is enabled.
+  static absl::StatusOr<std::unique_ptr<Cluster>> Start(int n, TransportOptions base = {},
+                                                        NodeOptionsFn per_node = nullptr);
   ~Cluster();
 
   Node& node(uint64_t id) { return *nodes_.at(id); }
@@ -61,6 +66,7 @@ class Cluster {
  private:
   absl::Status StartNode(Node& n);
   TransportOptions base_;
+  NodeOptionsFn per_node_;
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;
 };
 

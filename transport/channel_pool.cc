@@ -24,6 +24,9 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool sn
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  if (!opts_.tls.server_name_override.empty()) {
+    args.SetSslTargetNameOverride(opts_.tls.server_name_override);
+  }
   if (snapshot) {
     // Own connection; BDP probing off and a large lookahead measured ~2x
     // faster for bulk client streams on loopback.

@@ -82,4 +82,13 @@ bool IsRemovedMember(const grpc::Status& s, const grpc::ClientContext& ctx) {
          absl::string_view(it->second.data(), it->second.size()) == kRaftErrorRemovedMember;
 }
 
+grpc::Status ValidateRequest(const grpc::ServerContextBase* ctx, const TransportOptions& opts,
+                             RequestIdentity* id) {
+  grpc::Status s = CheckClientCertificate(*ctx, opts.tls);
+  if (!s.ok()) return s;
+  s = ValidateIdentity(ctx->client_metadata(), opts, id);
+  if (!s.ok()) return s;
+  return CheckMemberIdentity(*ctx, opts.tls, id->from);
+}
+
 }  // namespace raftgrpc

@@ -38,6 +38,11 @@ using ClientMetadata = std::multimap<grpc::string_ref, grpc::string_ref>;
 grpc::Status ValidateIdentity(const ClientMetadata& md, const TransportOptions& opts,
                               RequestIdentity* id);
 
+// What every handler runs first: the client certificate check (TLS), then
+// ValidateIdentity, then the member identity check (see transport/tls.h).
+grpc::Status ValidateRequest(const grpc::ServerContextBase* ctx, const TransportOptions& opts,
+                             RequestIdentity* id);
+
 // Marks a status as etcd's "removed member" (PERMISSION_DENIED plus trailing
 // metadata raft-error: removed-member).
 grpc::Status RemovedMemberStatus(grpc::ServerContextBase* ctx);

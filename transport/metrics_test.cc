@@ -223,7 +223,8 @@ TEST(MetricsTest, KnownWorkloadMovesCountersAndExportParses) {
   ASSERT_EQ(cl.raft(1).snapshot_reports()[0].second, SnapshotStatus::kFinish);
 
   ASSERT_TRUE(WaitUntil([&] {
-    const PeerMetrics* p = PeerOf(cl.t(1).Metrics(), 2);
+    const TransportMetrics m = cl.t(1).Metrics();
+    const PeerMetrics* p = PeerOf(m, 2);
     return p != nullptr && p->rtt.count() >= 2;
   }));
 

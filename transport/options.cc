@@ -29,6 +29,9 @@ absl::Status TransportOptions::Validate() const {
   if (snapshot_chunk_bytes == 0 || snapshot_chunk_bytes > max_message_bytes) {
     return bad("snapshot_chunk_bytes", "must be in (0, max_message_bytes]");
   }
+  if (absl::Status s = tls.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("TransportOptions.", s.message()));
+  }
   return absl::OkStatus();
 }
 

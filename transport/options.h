@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "transport/tls.h"
 
 namespace raftgrpc {
 
@@ -52,6 +53,10 @@ struct TransportOptions {
   absl::Duration snapshot_progress_timeout = absl::Seconds(30);
   // Receiver: directory for the default on-disk snapshot store.
   std::string snapshot_dir;
+
+  // TLS for dialling peers and for the server Serve() runs; all files
+  // empty: plaintext. See transport/tls.h.
+  TlsOptions tls;
 
   // Critical errors (etcd's ErrorC), e.g. this member was removed from the
   // cluster. Called from transport threads; must not block. May be empty.

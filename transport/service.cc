@@ -12,7 +12,7 @@ grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
                                               std::shared_ptr<Peer>* peer) {
   const TransportOptions& opts = host_->options();
   RequestIdentity id;
-  grpc::Status s = ValidateIdentity(ctx->client_metadata(), opts, &id);
+  grpc::Status s = ValidateRequest(ctx, opts, &id);
   if (!s.ok()) return s;
   if (host_->raft()->IsIdRemoved(id.from)) return RemovedMemberStatus(ctx);
   *peer = host_->FindPeer(id.from);
@@ -67,7 +67,7 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
     return reactor;
   };
   const TransportOptions& opts = host_->options();
-  grpc::Status s = ValidateIdentity(ctx->client_metadata(), opts, &id);
+  grpc::Status s = ValidateRequest(ctx, opts, &id);
   if (!s.ok()) return reject(s);
   identified = true;
   if (!id.peer_urls.empty()) host_->AddRemote(id.from, id.peer_urls);

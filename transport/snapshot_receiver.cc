@@ -35,7 +35,7 @@ SnapshotReceiver* SnapshotReceiver::Start(TransportService* service,
   auto* r = new SnapshotReceiver(service, ctx);
   ServiceHost* host = service->host();
   RequestIdentity id;
-  grpc::Status s = ValidateIdentity(ctx->client_metadata(), host->options(), &id);
+  grpc::Status s = ValidateRequest(ctx, host->options(), &id);
   if (s.ok()) {
     r->from_ = id.from;
     r->start_ = absl::Now();

@@ -54,15 +54,27 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (store == nullptr && !opts.snapshot_dir.empty()) {
     store = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir);
   }
-  return std::unique_ptr<Transport>(new Transport(std::move(opts), raft, std::move(store)));
+  // Read the TLS files now, so that a bad file fails Create, not each dial.
+  auto client_creds = MakeChannelCredentials(opts.tls);
+  if (!client_creds.ok()) return client_creds.status();
+  auto server_creds = MakeServerCredentials(opts.tls);
+  if (opts.tls.enabled() && !opts.tls.cert_file.empty() && !server_creds.ok()) {
+    return server_creds.status();
+  }
+  return std::unique_ptr<Transport>(new Transport(
+      std::move(opts), raft, std::move(store), *std::move(client_creds),
+      server_creds.ok() ? *std::move(server_creds) : nullptr));
 }
 
-Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store)
+Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
+                     std::shared_ptr<grpc::ChannelCredentials> client_creds,
+                     std::shared_ptr<grpc::ServerCredentials> server_creds)
     : opts_(std::move(opts)),
       raft_(raft),
       store_(std::move(store)),
+      server_creds_(std::move(server_creds)),
       scheduler_(std::make_unique<Scheduler>()),
-      channels_(std::make_unique<ChannelPool>(opts_, grpc::InsecureChannelCredentials())),
+      channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds))),
       factory_(std::make_unique<Factory>(opts_, scheduler_.get(), channels_.get())),
       strangers_(raft, opts_.recv_buf_size, opts_.max_pending_proposals),
       service_(std::make_unique<TransportService>(static_cast<ServiceHost*>(this))) {}
@@ -82,6 +94,10 @@ absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
   std::unique_lock<std::shared_mutex> l(mu_);
   if (stopped_) return absl::FailedPreconditionError("transport stopped");
   if (server_) return absl::FailedPreconditionError("Serve already called");
+  if (creds == nullptr) creds = server_creds_;
+  if (creds == nullptr) {
+    return absl::InvalidArgumentError("TLS options have no server certificate (cert_file)");
+  }
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(listen_addr, std::move(creds), &port);

@@ -75,11 +75,14 @@ class Transport : private ServiceHost {
   grpc::Service* service() { return service_.get(); }
   // Sets message-size limits on a builder that will host service().
   static void ConfigureServer(grpc::ServerBuilder* builder, const TransportOptions& opts);
+  // Credentials for a server hosting service(), from opts.tls (plaintext
+  // without TLS files); nullptr if TLS has no server certificate.
+  std::shared_ptr<grpc::ServerCredentials> server_credentials() const { return server_creds_; }
   // Convenience: runs our own server on `listen_addr` (e.g. "127.0.0.1:0")
-  // and returns the bound port. Once per Transport.
-  absl::StatusOr<int> Serve(
-      const std::string& listen_addr,
-      std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials());
+  // and returns the bound port. Once per Transport. `creds` nullptr: those
+  // of server_credentials().
+  absl::StatusOr<int> Serve(const std::string& listen_addr,
+                            std::shared_ptr<grpc::ServerCredentials> creds = nullptr);
 
   // Starts a peer (streams dial at once). Duplicate ID: no-op (OK). Bad URLs:
   // INVALID_ARGUMENT. After Stop: FAILED_PRECONDITION.
@@ -125,7 +128,9 @@ class Transport : private ServiceHost {
   std::shared_ptr<Prober> GetProber(uint64_t id) const;
 
  private:
-  Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store);
+  Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
+            std::shared_ptr<grpc::ChannelCredentials> client_creds,
+            std::shared_ptr<grpc::ServerCredentials> server_creds);
 
   // ServiceHost
   const TransportOptions& options() const override { return opts_; }
@@ -140,6 +145,7 @@ class Transport : private ServiceHost {
   const TransportOptions opts_;
   Raft* const raft_;
   std::unique_ptr<SnapshotStore> store_;
+  const std::shared_ptr<grpc::ServerCredentials> server_creds_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ChannelPool> channels_;
   std::unique_ptr<Factory> factory_;
