@@ -7,6 +7,8 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/metadata.h"
 #include "transport/stream_reader.h"
 #include "transport/stream_writer.h"
 
@@ -181,6 +183,42 @@ TEST(StreamTest, LinkHeartbeatsKeepAnIdleStreamAlive) {
   EXPECT_EQ(c->raft(1).message_count(), delivered_before);  // heartbeats never reach Raft
   EXPECT_TRUE(c->raft(1).unreachable().empty());
   EXPECT_TRUE(c->raft(2).unreachable().empty());
+}
+
+// A newer stream for the same peer and type replaces the attached one, which
+// the server closes: a raw dial claiming to be node 2 displaces 2's own
+// stream; 2's reader redials and displaces the raw one in turn.
+TEST(StreamTest, NewerStreamReplacesAndClosesTheOlder) {
+  auto c = StartCluster(2);
+  auto* reader2 = dynamic_cast<const GrpcStreamReader*>(
+      c->t(2).GetPeer(1)->reader(StreamType::kMessage));
+  ASSERT_NE(reader2, nullptr);
+  const uint64_t connects = reader2->stats().connects;
+
+  auto ch = grpc::CreateChannel(c->node(1).url.substr(strlen("http://")),
+                                grpc::InsecureChannelCredentials());
+  auto stub = v1::RaftTransport::NewStub(ch);
+  grpc::ClientContext ctx;
+  TransportOptions as2;
+  as2.local_id = 2;
+  as2.cluster_id = 0x1000;
+  AddIdentityMetadata(&ctx, as2, 1);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto raw = stub->MessageStream(&ctx);
+
+  // 2's original stream was closed by ours; its reader dialled again.
+  ASSERT_TRUE(WaitUntil([&] { return reader2->stats().connects > connects; }));
+  // ... which closed ours: the server ends the call (no deadline needed).
+  v1::MessageFrame f;
+  while (raw->Read(&f)) {
+  }
+  grpc::Status s = raw->Finish();
+  EXPECT_NE(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  // And node 2's new stream carries traffic.
+  ASSERT_TRUE(WaitUntil([&] { return c->StreamUp(1, 2); }));
+  c->t(1).Send(Msg(raftpb::MsgHeartbeat, 1, 2, 7));
+  ASSERT_TRUE(c->raft(2).WaitForMessages(1));
+  EXPECT_EQ(c->raft(2).messages()[0].commit(), 7u);
 }
 
 }  // namespace
