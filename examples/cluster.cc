@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "transport/file_snapshot_data.h"
+#include "transport/prober.h"
 #include "transport/transport.h"
 
 namespace {
@@ -142,6 +143,7 @@ std::unique_ptr<Transport> StartTransport(uint64_t id, int port, DemoNode* raft,
   o.local_id = id;
   o.cluster_id = 0xdead;
   o.snapshot_dir = dir;
+  o.probe_interval = absl::Milliseconds(500);  // a short demo still shows probe RTTs
   auto t = Transport::Create(o, raft);
   if (!t.ok()) return nullptr;
   auto p = (*t)->Serve(absl::StrCat("127.0.0.1:", port));
@@ -354,14 +356,16 @@ int main() {
   stop.store(true);
   replicator.join();
 
-  std::printf("\n%-9s %11s %13s %9s %12s %14s\n", "follower", "received", "bytes", "acked",
-              "unreachable", "RTT(us,loaded)");
+  std::printf("\n%-9s %11s %13s %9s %12s %14s %15s\n", "follower", "received", "bytes", "acked",
+              "unreachable", "RTT(us,loaded)", "probe srtt(us)");
   for (uint64_t id : {2, 3}) {
     FollowerView* f = leader.view(id);
     auto peer = lt.GetPeer(id);
     double rtt = f->rtt_count.load() ? f->rtt_sum_ns.load() / 1e3 / f->rtt_count.load() : 0;
-    std::printf("%-9lu %11lu %13lu %9lu %12lu %14.0f\n", id, nodes[id - 1].raft->received(),
-                nodes[id - 1].raft->bytes(), f->acked.load(), f->unreachable.load(), rtt);
+    auto prober = lt.GetProber(id);
+    const double srtt = prober ? absl::ToDoubleMicroseconds(prober->stats().srtt) : 0;
+    std::printf("%-9lu %11lu %13lu %9lu %12lu %14.0f %15.0f\n", id, nodes[id - 1].raft->received(),
+                nodes[id - 1].raft->bytes(), f->acked.load(), f->unreachable.load(), rtt, srtt);
     if (peer) {
       raftgrpc::PeerStats s = peer->stats();
       std::printf("          sent v2/v3/pipeline %lu/%lu/%lu, dropped %lu/%lu/%lu\n", s.sent[0],
