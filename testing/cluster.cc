@@ -80,6 +80,7 @@ Cluster::~Cluster() {
   for (auto& [id, n] : nodes_) {
     if (n->transport) n->transport->Stop();
   }
+  proxies_.clear();
 }
 
 std::vector<uint64_t> Cluster::ids() const {
@@ -100,11 +101,72 @@ absl::Status Cluster::StartNode(Node& n) {
   if (!port.ok()) return port.status();
   for (auto& [id, other] : nodes_) {
     if (id == n.id) continue;
-    absl::Status s = (*t)->AddPeer(id, {other->url});
+    FaultProxy* p = proxy(n.id, id);
+    absl::Status s = (*t)->AddPeer(id, {p ? p->url() : other->url});
     if (!s.ok()) return s;
   }
   n.transport = *std::move(t);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartWithProxies(int n, TransportOptions base,
+                                                                  NodeOptionsFn per_node) {
+  // Start with nodes down, add proxies, then start them: proxies need the
+  // ports, and nodes need the proxies' URLs.
+  auto c = Start(0, base, per_node);
+  if (!c.ok()) return c;
+  Cluster& cl = **c;
+  static int instance = 1000;
+  ++instance;
+  for (int i = 1; i <= n; ++i) {
+    auto node = std::make_unique<Node>();
+    node->id = i;
+    auto port = FreePort();
+    if (!port.ok()) return port.status();
+    node->port = *port;
+    node->url = absl::StrCat("http://127.0.0.1:", *port);
+    node->snap_dir = absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", instance, "-node", i);
+    node->raft = std::make_unique<FakeRaft>();
+    cl.nodes_.emplace(i, std::move(node));
+  }
+  for (auto& [a, na] : cl.nodes_) {
+    for (auto& [b, nb] : cl.nodes_) {
+      if (a == b) continue;
+      auto p = FaultProxy::Start(nb->port);
+      if (!p.ok()) return p.status();
+      cl.proxies_[{a, b}] = *std::move(p);
+    }
+  }
+  for (auto& [id, node] : cl.nodes_) {
+    absl::Status s = cl.StartNode(*node);
+    if (!s.ok()) return s;
+  }
+  return c;
+}
+
+FaultProxy* Cluster::proxy(uint64_t a, uint64_t b) {
+  auto it = proxies_.find({a, b});
+  return it == proxies_.end() ? nullptr : it->second.get();
+}
+
+void Cluster::OnLink(uint64_t a, uint64_t b, const std::function<void(FaultProxy&)>& fn) {
+  if (FaultProxy* p = proxy(a, b)) fn(*p);
+  if (FaultProxy* p = proxy(b, a)) fn(*p);
+}
+
+void Cluster::Partition(uint64_t a, uint64_t b) {
+  t(a).CutPeer(b);
+  t(b).CutPeer(a);
+}
+
+void Cluster::Heal(uint64_t a, uint64_t b) {
+  t(a).MendPeer(b);
+  t(b).MendPeer(a);
+}
+
+bool Cluster::WaitActive(uint64_t a, uint64_t b, absl::Duration timeout) {
+  return WaitUntil(
+      [&] { return node(a).transport && t(a).ActiveSince(b) != absl::Time(); }, timeout);
 }
 
 void Cluster::StopNode(uint64_t id) {

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "testing/fake_raft.h"
+#include "testing/fault_proxy.h"
 #include "transport/transport.h"
 
 namespace raftgrpc::testing {
@@ -44,6 +45,10 @@ class Cluster {
   // base.tls is enabled.
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(int n, TransportOptions base = {},
                                                         NodeOptionsFn per_node = nullptr);
+  // As Start, with a FaultProxy on every directed link: node a's peer URL
+  // for b is proxy(a, b)'s. Node ports stay fixed across RestartNode.
+  static absl::StatusOr<std::unique_ptr<Cluster>> StartWithProxies(
+      int n, TransportOptions base = {}, NodeOptionsFn per_node = nullptr);
   ~Cluster();
 
   Node& node(uint64_t id) { return *nodes_.at(id); }
@@ -57,6 +62,20 @@ class Cluster {
   // and every other node as peer.
   absl::Status RestartNode(uint64_t id, bool fresh_raft = false);
 
+  // The proxy node `a` dials to reach node `b` (nullptr without proxies).
+  // Since receivers dial, what b sends a on streams crosses proxy(a, b);
+  // what a sends b on its pipeline, snapshots and probes crosses it too.
+  FaultProxy* proxy(uint64_t a, uint64_t b);
+  // Applies `fn` to both proxies between a and b.
+  void OnLink(uint64_t a, uint64_t b, const std::function<void(FaultProxy&)>& fn);
+
+  // Partitions a and b at the transport level (CutPeer on both sides, as
+  // etcd's tests do), and heals them.
+  void Partition(uint64_t a, uint64_t b);
+  void Heal(uint64_t a, uint64_t b);
+  // Waits until a reports b active.
+  bool WaitActive(uint64_t a, uint64_t b, absl::Duration timeout = absl::Seconds(10));
+
   // Whether `from` can send to `to` on the v3 / v2 stream right now.
   bool StreamUp(uint64_t from, uint64_t to);
   bool MsgAppV2Up(uint64_t from, uint64_t to);
@@ -67,6 +86,7 @@ class Cluster {
   absl::Status StartNode(Node& n);
   TransportOptions base_;
   NodeOptionsFn per_node_;
+  std::map<std::pair<uint64_t, uint64_t>, std::unique_ptr<FaultProxy>> proxies_;
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;
 };
 

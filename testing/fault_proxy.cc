@@ -208,6 +208,12 @@ void FaultProxy::Loop() {
       for (auto& c : conns) {
         for (Dir& d : c->dir) drop_queued(d);
       }
+    } else {
+      // Connections accepted while blackholed have no upstream and can never
+      // work: reset them once the link heals, so clients redial at once.
+      for (auto& c : conns) {
+        if (c->fd[1] < 0) reset_conn(*c);
+      }
     }
     conns.erase(std::remove_if(conns.begin(), conns.end(), [](auto& c) { return c->dead; }),
                 conns.end());

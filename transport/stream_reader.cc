@@ -24,6 +24,11 @@ class CallBase {
   absl::Time last_read;       // guarded by the core's mutex
   bool connected = false;     // guarded by the core's mutex
   std::string cancel_reason;  // guarded by the core's mutex; set when we cancel
+  // Lifetime (guarded by the core's mutex): a thread that cancels the call
+  // outside the lock pins it first, so that OnDone cannot delete it under
+  // that thread's feet; whoever drops the last interest deletes it.
+  int pins = 0;
+  bool done = false;
 };
 
 class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
@@ -52,9 +57,12 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       sched_->Cancel(dial_task_);
       sched_->Cancel(idle_task_);
       call = current_;
-      if (call != nullptr) call->cancel_reason = "stopped";
+      if (call != nullptr) {
+        call->cancel_reason = "stopped";
+        ++call->pins;
+      }
     }
-    if (call != nullptr) call->Cancel();
+    if (call != nullptr) CancelPinned(call);
     std::unique_lock<std::mutex> l(mu_);
     done_.wait(l, [&] { return current_ == nullptr && busy_ == 0; });
   }
@@ -206,9 +214,30 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
                                                absl::FormatDuration(opts_.conn_read_timeout))
                                 : "dial timed out";
       ++stats_.idle_timeouts;
+      ++call->pins;
     }
-    call->Cancel();
+    CancelPinned(call);
   }
+
+  void CancelPinned(CallBase* call) {
+    call->Cancel();
+    bool last;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      last = --call->pins == 0 && call->done;
+    }
+    if (last) delete call;
+  }
+
+ public:
+  // Called by a call's OnDone after OnCallDone: true if it may delete itself.
+  bool Retire(CallBase* call) {
+    std::lock_guard<std::mutex> l(mu_);
+    call->done = true;
+    return call->pins == 0;
+  }
+
+ private:
 
   void Unbusy() {
     std::lock_guard<std::mutex> l(mu_);
@@ -302,7 +331,7 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
   void OnDone(const grpc::Status& s) override {
     handoff_.Acquire();
     core_->OnCallDone(this, s, ctx_);
-    delete this;
+    if (core_->Retire(this)) delete this;
   }
 
  private:

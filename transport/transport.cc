@@ -87,6 +87,14 @@ void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOpt
   // Snapshots stream in bulk: a wide window, no BDP probing.
   builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
+  // The sending side of a stream learns that its reader vanished behind a
+  // silent link (blackhole, half-open TCP) only from HTTP/2 keepalive: the
+  // writes themselves keep succeeding into socket buffers. Same budget as
+  // the reader's idle timeout.
+  const int read_ms = static_cast<int>(absl::ToInt64Milliseconds(opts.conn_read_timeout));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, std::max(100, read_ms / 3));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, std::max(100, read_ms));
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
 }
 
 absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
