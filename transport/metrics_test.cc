@@ -242,6 +242,12 @@ TEST(MetricsTest, KnownWorkloadMovesCountersAndExportParses) {
   EXPECT_EQ(sender.dropped.at("unknown_peer"), 1u);
   EXPECT_GE(to2->rtt.count(), 2u);
 
+  // The receiver counts a transfer once its call is fully done.
+  ASSERT_TRUE(WaitUntil([&] {
+    const TransportMetrics m = cl.t(2).Metrics();
+    const PeerMetrics* p = PeerOf(m, 1);
+    return p != nullptr && p->snapshot_receive_success == 1;
+  }));
   TransportMetrics receiver = cl.t(2).Metrics();
   const PeerMetrics* from1 = PeerOf(receiver, 1);
   ASSERT_NE(from1, nullptr);

@@ -49,6 +49,11 @@ absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec
         return absl::InvalidArgumentError(absl::StrCat(
             "msgappv2 stream carries only MsgApp, got ", raftpb::MessageType_Name(m.type())));
       }
+      if (m.from() != remote_ || m.to() != local_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "msgappv2 record from ", m.from(), " to ", m.to(), " on the stream from ", remote_,
+            " to ", local_));
+      }
       term_ = m.term();
       index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();
       return m;

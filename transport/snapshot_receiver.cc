@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "transport/crc32c.h"
@@ -57,20 +58,34 @@ SnapshotReceiver* SnapshotReceiver::Start(TransportService* service,
 
 void SnapshotReceiver::Fail(const grpc::Status& s) {
   std::unique_ptr<SnapshotSink> sink;
+  bool defer;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (finished_) return;
     finished_ = true;
     sink = std::move(sink_);
+    // While the disk thread owns the sink, it aborts and then answers, so
+    // the sender never sees the failure before the partial file is gone.
+    defer = disk_owns_sink_ && std::this_thread::get_id() != disk_tid_;
+    if (defer) deferred_ = s;
     cv_.notify_all();
   }
   if (sink) sink->Abort();
   service_->snapshots_rejected_.fetch_add(1, std::memory_order_relaxed);
-  if (counted_) service_->inbound_metrics().SnapshotEnded(from_, false, 0);
+  outcome_ok_ = false;  // metrics at OnDone, when the transfer's resources are gone
   service_->log_limiter().Log(service_->host()->options(),
           absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
                        static_cast<int>(s.error_code()), ": ", s.error_message()));
-  Finish(s);
+  if (!defer) Finish(s);
+}
+
+void SnapshotReceiver::FinishDeferred() {
+  std::optional<grpc::Status> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    s.swap(deferred_);
+  }
+  if (s) Finish(*s);
 }
 
 void SnapshotReceiver::HandleHeader() {
@@ -205,8 +220,13 @@ void SnapshotReceiver::DiskLoop() {
   {
     std::lock_guard<std::mutex> l(mu_);
     sink = std::move(sink_);
+    disk_owns_sink_ = sink != nullptr;
+    disk_tid_ = std::this_thread::get_id();
   }
-  if (!sink) return;  // failed before we started
+  if (!sink) return;  // failed (and answered) before we started
+  // A failure the reactor saw meanwhile is answered once this thread is
+  // done with the file, whatever the exit.
+  absl::Cleanup answer_deferred = [this] { FinishDeferred(); };
   uint32_t crc = 0;
   for (;;) {
     std::string chunk;
@@ -292,7 +312,8 @@ void SnapshotReceiver::DiskLoop() {
   }
   service_->snapshots_received_.fetch_add(1, std::memory_order_relaxed);
   const absl::Duration took = absl::Now() - start_;
-  service_->inbound_metrics().SnapshotEnded(from_, true, absl::ToDoubleSeconds(took));
+  outcome_ok_ = true;
+  outcome_seconds_ = absl::ToDoubleSeconds(took);
   LogLine(service_->host()->options(),
           absl::StrCat("received and saved database snapshot from peer ", absl::Hex(from_),
                        " (index ", msg.snapshot().metadata().index(), ", ", declared_,
@@ -309,6 +330,9 @@ void SnapshotReceiver::OnDone() {
     NoteBuffered(-buffered_);
     if (sink_) sink_->Abort();
   }
+  // Counted here, so "in flight" covers the whole transfer, partial file
+  // removal included.
+  if (counted_) service_->inbound_metrics().SnapshotEnded(from_, outcome_ok_, outcome_seconds_);
   delete this;
 }
 

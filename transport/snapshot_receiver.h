@@ -22,6 +22,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -53,6 +54,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   SnapshotReceiver(TransportService* service, grpc::CallbackServerContext* ctx);
 
   void Fail(const grpc::Status& s);  // finishes once; aborts the sink
+  void FinishDeferred();              // disk thread: answers a deferred Fail
   void HandleHeader();
   void DiskLoop();
   void NoteBuffered(int64_t delta);
@@ -63,6 +65,9 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   uint64_t from_ = 0;
   absl::Time start_;
   bool counted_ = false;  // SnapshotStarted was recorded for from_
+  // Set once, by whoever finishes the call (before Finish); read in OnDone.
+  bool outcome_ok_ = false;
+  double outcome_seconds_ = 0;
 
   // Reactor-side state (OnReadDone calls are serialized).
   bool have_header_ = false;
@@ -75,6 +80,9 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   bool trailer_ = false;
   uint32_t want_crc_ = 0;
   bool finished_ = false;
+  bool disk_owns_sink_ = false;
+  std::thread::id disk_tid_;
+  std::optional<grpc::Status> deferred_;  // a Fail to answer after the disk thread aborts
   bool cancelled_ = false;
   bool read_paused_ = false;
   bool eof_ = false;  // the client half ended (maybe early)

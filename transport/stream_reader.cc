@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/metadata.h"
+#include "transport/frame_decoder.h"
 #include "transport/handoff.h"
 #include "transport/msgappv2_codec.h"
 
@@ -96,15 +97,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       ++busy_;
     }
     uint64_t msgs = 0, bytes = 0;
-    absl::Status err = decode(frame, [&](raftpb::Message&& m) -> absl::Status {
-      size_t size = m.ByteSizeLong();
-      if (size > opts_.max_message_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat("message of ", size,
-                                                         " bytes exceeds the limit of ",
-                                                         opts_.max_message_bytes));
-      }
+    absl::Status err = decode(frame, opts_.max_message_bytes, [&](raftpb::Message&& m) {
       ++msgs;
-      bytes += size;
+      bytes += m.ByteSizeLong();  // cached by the size check
       env_.inbound->Deliver(std::move(m));
       return absl::OkStatus();
     });
@@ -266,16 +261,6 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 namespace {
 
 using Core = GrpcStreamReader::Core;
-using Deliver = std::function<absl::Status(raftpb::Message&&)>;
-
-absl::Status DecodeMessages(v1::MessageFrame* frame, const Deliver& deliver) {
-  for (raftpb::Message& m : *frame->mutable_messages()) {
-    absl::Status s = deliver(std::move(m));
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
 template <class Frame>
 class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, public CallBase {
  public:
@@ -308,17 +293,12 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
     if (!ok) return;  // OnDone follows with the status
     bool keep;
     if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
-      keep = core_->OnFrame(this, &frame_, DecodeMessages);
+      keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
     } else {
-      keep = core_->OnFrame(this, &frame_, [this](v1::MsgAppV2Frame* f, const Deliver& deliver) {
-        for (v1::MsgAppV2Record& rec : *f->mutable_records()) {
-          absl::StatusOr<raftpb::Message> m = dec_.Decode(std::move(rec));
-          if (!m.ok()) return m.status();
-          absl::Status s = deliver(*std::move(m));
-          if (!s.ok()) return s;
-        }
-        return absl::OkStatus();
-      });
+      keep = core_->OnFrame(this, &frame_,
+                            [this](v1::MsgAppV2Frame* f, size_t max, const DeliverFn& deliver) {
+                              return DecodeMsgAppV2Frame(f, &dec_, max, deliver);
+                            });
     }
     if (!keep) {
       ctx_.TryCancel();
