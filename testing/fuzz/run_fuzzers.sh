@@ -33,4 +33,6 @@ for t in "${targets[@]}"; do
     tail -40 "$out/$t/log" >&2
   fi
 done
+# The fuzz Bazel server is not needed after this; free its memory.
+./bazelw --output_base="$base" shutdown
 exit $status
