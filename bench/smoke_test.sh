@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Smoke test: every transport_bench mode runs and prints its JSON keys. It
+# asserts nothing about speed (performance is measured, not tested).
+set -euo pipefail
+B=$1
+check() {  # keys..., then -- and the command
+  local keys=()
+  while [[ $1 != -- ]]; do keys+=("$1"); shift; done
+  shift
+  out=$("$@" --json)
+  echo "$out"
+  for k in mode n seconds "${keys[@]}"; do
+    grep -q "\"$k\":" <<<"$out" || { echo "missing $k in: $out" >&2; exit 1; }
+  done
+}
+check msgs_per_sec mb_per_sec -- "$B" --mode=throughput --n=20000 --size=128
+check msgs_per_sec -- "$B" --mode=throughput --n=20000 --size=128 --baseline
+check p50_us p99_us max_us -- "$B" --mode=latency --n=300
+check p50_us p99_us -- "$B" --mode=latency --n=300 --baseline
+check mb_per_sec peak_rss_kb -- "$B" --mode=snapshot --size=4
+check mb_per_sec -- "$B" --mode=snapshot --size=4 --baseline
+check threads peak_rss_kb -- "$B" --mode=peers --peers=5
+echo "smoke: ok"
