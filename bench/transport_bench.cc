@@ -239,7 +239,9 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
   o.local_id = id;
   o.cluster_id = 0xbe;
   o.snapshot_dir = snap_dir;
-  o.log = [](const std::string&) {};
+  // BENCH_LOG=1 keeps the transport's log lines (stderr), e.g. the
+  // receiver's per-snapshot timing.
+  if (std::getenv("BENCH_LOG") == nullptr) o.log = [](const std::string&) {};
   auto t = Transport::Create(o, raft);
   if (!t.ok()) {
     std::fprintf(stderr, "%s\n", t.status().ToString().c_str());

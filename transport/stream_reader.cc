@@ -99,7 +99,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     uint64_t msgs = 0, bytes = 0;
     absl::Status err = decode(frame, opts_.max_message_bytes, [&](raftpb::Message&& m) {
       ++msgs;
-      bytes += m.ByteSizeLong();  // cached by the size check
+      bytes += m.GetCachedSize();  // computed by the decoder's size check
       env_.inbound->Deliver(std::move(m));
       return absl::OkStatus();
     });
