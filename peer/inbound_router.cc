@@ -4,11 +4,9 @@
 
 namespace raftgrpc {
 
-InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity)
-    : raft_(raft), recv_(recv_capacity), prop_(prop_capacity) {
-  recv_.worker = std::thread([this] { Drain(recv_); });
-  prop_.worker = std::thread([this] { Drain(prop_); });
-}
+InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity,
+                             std::chrono::milliseconds idle_exit)
+    : raft_(raft), idle_exit_(idle_exit), recv_(recv_capacity), prop_(prop_capacity) {}
 
 InboundRouter::~InboundRouter() { Stop(); }
 
@@ -22,7 +20,7 @@ InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause
 }
 
 InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
-  bool wake;
+  bool wake = false, start = false;
   {
     std::lock_guard<std::mutex> l(lane.mu);
     if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
@@ -32,11 +30,31 @@ InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
     }
     lane.q.push_back(std::move(m));
     lane.pending.fetch_add(1, std::memory_order_relaxed);
-    // Only a sleeping worker needs the (syscall-costly) wake-up.
-    wake = lane.worker_waiting;
+    if (!lane.running) {
+      lane.running = true;
+      start = true;
+    } else {
+      // Only a sleeping worker needs the (syscall-costly) wake-up.
+      wake = lane.worker_waiting;
+    }
   }
+  if (start) StartWorker(lane);
   if (wake) lane.cv.notify_one();
   return Result::kQueued;
+}
+
+void InboundRouter::StartWorker(Lane& lane) {
+  std::lock_guard<std::mutex> g(lane.thread_mu);
+  // Stop has joined (or is about to join) under thread_mu: start nothing.
+  if (lane.stopped.load(std::memory_order_acquire)) return;
+  // The previous worker, if any, has left its loop (it cleared running).
+  if (lane.worker.joinable()) lane.worker.join();
+  workers_.fetch_add(1, std::memory_order_relaxed);
+  workers_started_.fetch_add(1, std::memory_order_relaxed);
+  lane.worker = std::thread([this, &lane] {
+    Drain(lane);
+    workers_.fetch_sub(1, std::memory_order_relaxed);
+  });
 }
 
 void InboundRouter::Drain(Lane& lane) {
@@ -45,9 +63,15 @@ void InboundRouter::Drain(Lane& lane) {
     {
       std::unique_lock<std::mutex> l(lane.mu);
       lane.worker_waiting = true;
-      lane.cv.wait(l, [&] { return lane.stopped.load() || !lane.q.empty(); });
+      const bool work = lane.cv.wait_for(
+          l, idle_exit_, [&] { return lane.stopped.load() || !lane.q.empty(); });
       lane.worker_waiting = false;
       if (lane.stopped.load()) return;
+      if (!work) {
+        // Idle: exit; the next Push starts a new worker.
+        lane.running = false;
+        return;
+      }
       // Take everything queued: one lock per burst, not per message.
       batch.swap(lane.q);
     }
@@ -74,6 +98,7 @@ void InboundRouter::Stop() {
     lane->cv.notify_all();
   }
   for (Lane* lane : {&recv_, &prop_}) {
+    std::lock_guard<std::mutex> g(lane->thread_mu);
     if (lane->worker.joinable()) lane->worker.join();
   }
 }

@@ -1,6 +1,8 @@
 // InboundRouter: a peer's two inbound queues (etcd's recvc and propc), each
 // drained by its own worker thread into Raft::Process, so a proposal blocked
-// in Process never stalls heartbeats or appends behind it.
+// in Process never stalls heartbeats or appends behind it. A worker starts
+// with the first message and exits after `idle_exit` without one, so idle
+// peers (only link heartbeats, which are never queued) cost no threads.
 //
 // Thread-safety: Deliver, Pause/Resume and counters are safe from any thread
 // and never block. Stop joins the workers and therefore waits for an
@@ -9,6 +11,7 @@
 #define RAFT_GRPC_TRANSPORT_PEER_INBOUND_ROUTER_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -31,9 +34,10 @@ class InboundRouter {
  public:
   enum class Result { kQueued, kPaused, kLinkHeartbeat, kFull, kStopped };
 
-  // Starts both workers. Queue sizes as etcd's recvBufSize and
-  // maxPendingProposals (4096 each) by default.
-  InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity);
+  // Queue sizes as etcd's recvBufSize and maxPendingProposals (4096 each)
+  // by default. Workers start on demand.
+  InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity,
+                std::chrono::milliseconds idle_exit = std::chrono::seconds(1));
   ~InboundRouter();  // Stop()
 
   InboundRouter(const InboundRouter&) = delete;
@@ -67,6 +71,9 @@ class InboundRouter {
   uint64_t dropped_full() const { return dropped_full_.load(std::memory_order_relaxed); }
   uint64_t dropped_paused() const { return dropped_paused_.load(std::memory_order_relaxed); }
   uint64_t process_errors() const { return process_errors_.load(std::memory_order_relaxed); }
+  // Worker threads alive now (0, 1 or 2), and started so far.
+  int workers() const { return workers_.load(std::memory_order_relaxed); }
+  uint64_t workers_started() const { return workers_started_.load(std::memory_order_relaxed); }
 
  private:
   // One bounded queue and the worker that drains it.
@@ -81,14 +88,20 @@ class InboundRouter {
     std::atomic<size_t> pending{0};
     std::atomic<bool> stopped{false};
     bool worker_waiting = false;
+    bool running = false;  // a worker exists and will drain the queue
+    // Serializes starting, replacing (joining an exited one) and joining the
+    // worker; never held while Process runs.
+    std::mutex thread_mu;
     std::thread worker;
   };
 
   Result Route(raftpb::Message&& m, bool honor_pause);
   Result Push(Lane& lane, raftpb::Message&& m);
   void Drain(Lane& lane);
+  void StartWorker(Lane& lane);
 
   Raft* const raft_;
+  const std::chrono::milliseconds idle_exit_;
   Lane recv_;
   Lane prop_;
   std::atomic<bool> paused_{false};
@@ -96,6 +109,8 @@ class InboundRouter {
   std::atomic<uint64_t> dropped_full_{0};
   std::atomic<uint64_t> dropped_paused_{0};
   std::atomic<uint64_t> process_errors_{0};
+  std::atomic<int> workers_{0};
+  std::atomic<uint64_t> workers_started_{0};
 };
 
 }  // namespace raftgrpc

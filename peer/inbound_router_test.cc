@@ -90,5 +90,48 @@ TEST(InboundRouterTest, StopDropsQueuedAndRefusesMore) {
   EXPECT_EQ(r.Deliver(Msg(raftpb::MsgApp, 3)), InboundRouter::Result::kStopped);
 }
 
+TEST(InboundRouterTest, WorkersStartOnDemandExitWhenIdleAndRestart) {
+  testing::FakeRaft raft;
+  InboundRouter r(&raft, 4096, 4096, std::chrono::milliseconds(20));
+  EXPECT_EQ(r.workers(), 0);  // no thread for a peer that sent nothing
+  raftpb::Message hb;
+  hb.set_type(raftpb::MsgHeartbeat);  // link heartbeats start nothing
+  r.Deliver(std::move(hb));
+  EXPECT_EQ(r.workers_started(), 0u);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 1)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(1));
+  EXPECT_EQ(r.workers_started(), 1u);
+  // Idle: the worker exits on its own ...
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (r.workers() > 0 && absl::Now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(r.workers(), 0);
+  // ... and the next message starts a new one, in order with the rest.
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 2)), InboundRouter::Result::kQueued);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgProp, 3)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(3));
+  EXPECT_EQ(r.workers_started(), 3u);  // recv restarted, prop started
+  r.Stop();
+  EXPECT_EQ(r.workers(), 0);
+}
+
+// Deliveries racing with idle exits and Stop: every queued message is
+// processed exactly once, and nothing is left running.
+TEST(InboundRouterTest, DeliverRacingIdleExitLosesNothing) {
+  testing::FakeRaft raft;
+  raft.set_keep_messages(false);
+  InboundRouter r(&raft, 1 << 20, 1 << 20, std::chrono::milliseconds(1));
+  uint64_t queued = 0;
+  for (int i = 0; i < 2000; ++i) {
+    queued += r.Deliver(Msg(i % 2 ? raftpb::MsgApp : raftpb::MsgProp, i)) ==
+              InboundRouter::Result::kQueued;
+    if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let workers idle out
+  }
+  ASSERT_TRUE(raft.WaitForMessages(queued));
+  EXPECT_EQ(raft.message_count(), queued);
+  EXPECT_GT(r.workers_started(), 2u);
+  r.Stop();
+  EXPECT_EQ(r.workers(), 0);
+}
+
 }  // namespace
 }  // namespace raftgrpc

@@ -118,13 +118,14 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartWithProxies(int n, Transp
   Cluster& cl = **c;
   static int instance = 1000;
   ++instance;
+  const char* scheme = base.tls.enabled() ? "https" : "http";
   for (int i = 1; i <= n; ++i) {
     auto node = std::make_unique<Node>();
     node->id = i;
     auto port = FreePort();
     if (!port.ok()) return port.status();
     node->port = *port;
-    node->url = absl::StrCat("http://127.0.0.1:", *port);
+    node->url = absl::StrCat(scheme, "://127.0.0.1:", *port);
     node->snap_dir = absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", instance, "-node", i);
     node->raft = std::make_unique<FakeRaft>();
     cl.nodes_.emplace(i, std::move(node));

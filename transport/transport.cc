@@ -95,6 +95,11 @@ void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOpt
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, std::max(100, read_ms / 3));
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, std::max(100, read_ms));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A stream's reader sends us no data frames, and gRPC by default spaces
+  // pings "without data" 5 minutes apart, which would leave one keepalive
+  // ping per connection.
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS,
+                              std::max(100, read_ms / 3));
 }
 
 absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
