@@ -32,6 +32,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +45,17 @@
 #include "proto/transport.grpc.pb.h"
 #include "transport/file_snapshot_data.h"
 #include "transport/transport.h"
+
+// Counts heap allocations in this process (all threads), to report the
+// sender's allocations per message in throughput mode.
+static std::atomic<uint64_t> g_allocs{0};
+void* operator new(size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace raftgrpc::bench {
 namespace {
@@ -263,6 +275,7 @@ struct Result {
   double seconds = 0, msgs_per_sec = -1, mb_per_sec = -1;
   double p50 = -1, p90 = -1, p99 = -1, max = -1;
   int64_t peak_rss_kb = -1, sender_rss_kb = -1, receiver_rss_kb = -1, threads = -1;
+  double allocs_per_msg = -1, allocs_to_build_msg = -1;
   bool baseline = false;
 };
 
@@ -283,6 +296,8 @@ void Print(const Result& r, bool json) {
     add("sender_peak_rss_kb", static_cast<double>(r.sender_rss_kb), "%.0f");
     add("receiver_peak_rss_kb", static_cast<double>(r.receiver_rss_kb), "%.0f");
     add("threads", static_cast<double>(r.threads), "%.0f");
+    add("sender_allocs_per_msg", r.allocs_per_msg, "%.2f");
+    add("allocs_to_build_msg", r.allocs_to_build_msg, "%.2f");
     std::printf("%s}\n", s.c_str());
     return;
   }
@@ -294,6 +309,10 @@ void Print(const Result& r, bool json) {
   if (r.peak_rss_kb >= 0) std::printf("  peak RSS %ld kB", r.peak_rss_kb);
   if (r.sender_rss_kb >= 0) std::printf(" (sender %ld, receiver %ld)", r.sender_rss_kb, r.receiver_rss_kb);
   if (r.threads >= 0) std::printf("  threads %ld", r.threads);
+  if (r.allocs_per_msg >= 0) {
+    std::printf("  sender allocs/msg %.2f (building one: %.2f)", r.allocs_per_msg,
+                r.allocs_to_build_msg);
+  }
   std::printf("\n");
 }
 
@@ -349,10 +368,19 @@ Result TransportParent(const Flags& f, Link& link) {
     // Raft's flow control: at most kWindow unacknowledged messages, fewer
     // than the receiver's inbound queue holds, so nothing is dropped there.
     constexpr uint64_t kWindow = 3072;
+    {
+      const uint64_t before = g_allocs.load();
+      raftpb::Message m = App(1, payload);
+      r.allocs_to_build_msg = static_cast<double>(g_allocs.load() - before);
+    }
+    const uint64_t allocs_before = g_allocs.load();
     for (uint64_t i = 1; i <= f.n; ++i) {
       while (i > raft.acked() + kWindow) std::this_thread::yield();
       while (peer->Send(App(i, payload)) == Peer::SendOutcome::kFull) std::this_thread::yield();
     }
+    // Everything this process allocated while sending (all threads: the
+    // Raft stand-in, the transport, gRPC), per message.
+    r.allocs_per_msg = static_cast<double>(g_allocs.load() - allocs_before) / f.n;
     const std::string times = link.to_parent.Recv();
     int64_t first = 0, last = 0;
     std::sscanf(times.c_str(), "%ld %ld", &first, &last);
