@@ -13,7 +13,14 @@ void MsgAppV2Encoder::Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame) {
     return;
   }
   if (m.index() == index_ && m.logterm() == term_ && m.logterm() == m.term()) {
-    v1::AppEntries* ae = rec->mutable_app_entries();
+    v1::AppEntries* ae;
+    if (!pool_.empty()) {
+      ae = pool_.back().release();
+      pool_.pop_back();
+      rec->set_allocated_app_entries(ae);
+    } else {
+      ae = rec->mutable_app_entries();
+    }
     ae->mutable_entries()->Swap(m.mutable_entries());
     ae->set_commit(m.commit());
     index_ += ae->entries_size();
@@ -22,6 +29,21 @@ void MsgAppV2Encoder::Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame) {
   term_ = m.term();
   index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();
   *rec->mutable_app() = std::move(m);
+}
+
+void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
+  for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
+    if (rec.has_app_entries() && pool_.size() < kMaxPooled) {
+      std::unique_ptr<v1::AppEntries> ae(rec.release_app_entries());
+      // Free the entries now: a cleared RepeatedPtrField would keep them,
+      // and their data buffers, alive in the pool.
+      google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
+      ae->mutable_entries()->Swap(&drop);
+      ae->Clear();
+      pool_.push_back(std::move(ae));
+    }
+  }
+  frame->Clear();
 }
 
 absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec) {

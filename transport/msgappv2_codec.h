@@ -8,6 +8,8 @@
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_MSGAPPV2_CODEC_H_
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/raftpb/raft.pb.h"
@@ -20,10 +22,16 @@ class MsgAppV2Encoder {
   // Appends `m`'s record to `frame` (m: a MsgApp or the link heartbeat) and
   // advances the state. Entries are moved out of `m`.
   void Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame);
+  // Clears a written frame for reuse, keeping its records' AppEntries for
+  // the next Encode: a oneof submessage is otherwise freed on clear and
+  // allocated again, one heap allocation per message.
+  void Recycle(v1::MsgAppV2Frame* frame);
 
  private:
+  static constexpr size_t kMaxPooled = 4096;
   uint64_t term_ = 0;
   uint64_t index_ = 0;
+  std::vector<std::unique_ptr<v1::AppEntries>> pool_;
 };
 
 class MsgAppV2Decoder {

@@ -114,6 +114,8 @@ struct MessageEncoder {
   void Encode(raftpb::Message&& m, v1::MessageFrame* frame) {
     *frame->add_messages() = std::move(m);
   }
+  // Cleared messages stay allocated inside the frame for the next Add.
+  void Recycle(v1::MessageFrame* frame) { frame->Clear(); }
 };
 
 template <class Frame>
@@ -254,8 +256,10 @@ class GrpcStreamWriter::Core final : public CoreBase,
         stats_.bytes += inflight_bytes_;
         writing_ = false;
         last_write_ = absl::Now();
-        if (frame && spare_.size() < 2) {
-          frame->Clear();
+        // A frame that carried one large message is not kept: its cleared
+        // objects would hold that message's buffers.
+        if (frame && spare_.size() < kMaxSpareFrames && inflight_bytes_ <= max_frame_bytes_) {
+          enc_.Recycle(frame.get());
           spare_.push_back(std::move(frame));
         }
         if (!pending_.empty()) TakeNextLocked(&conn, &next);
@@ -409,7 +413,11 @@ class GrpcStreamWriter::Core final : public CoreBase,
   Encoder enc_;
   std::deque<Pending> pending_;
   size_t pending_msgs_ = 0;
-  std::vector<std::unique_ptr<Frame>> spare_;  // cleared frames, reused
+  // Cleared frames, reused with their records (and the v2 encoder's pooled
+  // AppEntries), so that steady traffic allocates nothing per message. A
+  // fast sender keeps several frames pending, hence more than two.
+  static constexpr size_t kMaxSpareFrames = 4;
+  std::vector<std::unique_ptr<Frame>> spare_;
   bool writing_ = false;
   size_t inflight_msgs_ = 0;
   size_t inflight_bytes_ = 0;
