@@ -48,14 +48,30 @@
 
 // Counts heap allocations in this process (all threads), to report the
 // sender's allocations per message in throughput mode.
+// Every non-aligned replaceable form is defined here: a partial set would pair
+// e.g. the library's nothrow new with this free-based delete, which ASan
+// reports as alloc-dealloc-mismatch (libgrpc uses nothrow new).
 static std::atomic<uint64_t> g_allocs{0};
-void* operator new(size_t n) {
+static void* CountedAlloc(size_t n) noexcept {
   g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
+  return std::malloc(n ? n : 1);
+}
+void* operator new(size_t n) {
+  if (void* p = CountedAlloc(n)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](size_t n) {
+  if (void* p = CountedAlloc(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n); }
+void* operator new[](size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n); }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace raftgrpc::bench {
 namespace {

@@ -213,7 +213,9 @@ TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   EXPECT_EQ(queued + peer->stats().dropped[0] + peer->stats().dropped[1] +
                 peer->stats().dropped[2],
             kN);
-  if (kCheckRss) EXPECT_LT(ProcStatus("VmRSS") - rss_before, 64 * 1024) << "kB grown";
+  if (kCheckRss) {
+    EXPECT_LT(ProcStatus("VmRSS") - rss_before, 64 * 1024) << "kB grown";
+  }
   // The metrics carry the drops too.
   bool found = false;
   for (const PeerMetrics& p : cl.t(2).Metrics().peers) {

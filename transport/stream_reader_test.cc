@@ -128,9 +128,12 @@ class StreamReaderTest : public ::testing::Test {
 // timeout, the peer deactivated, and the reader dials again.
 TEST_F(StreamReaderTest, SilentStreamTimesOutAndRedials) {
   Start(Misbehave::kSilent, StreamType::kMessage);
-  ASSERT_TRUE(WaitUntil([&] { return reader_->stats().idle_timeouts >= 2; }));
-  EXPECT_GE(server_impl_->accepted.load(), 2);
-  EXPECT_GE(reader_->stats().connects, 2u);
+  // A timed-out stream, then a second accepted dial (under load a dial may
+  // also time out before connecting; that counts as an idle timeout too).
+  ASSERT_TRUE(WaitUntil([&] {
+    return reader_->stats().idle_timeouts >= 1 && server_impl_->accepted.load() >= 2 &&
+           reader_->stats().connects >= 2;
+  }));
   EXPECT_TRUE(WaitUntil([&] {
     return LastDeactivation().find("no data received for 200ms") != std::string::npos;
   })) << LastDeactivation();
