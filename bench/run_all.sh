@@ -14,9 +14,16 @@ trap 'rm -rf "$tmp"' EXIT
 run() {  # name, args...
   local name=$1
   shift
-  for _ in $(seq "$R"); do
-    "$B/transport_bench" "$@" --json >>"$tmp/$name.transport"
-    "$B/transport_bench" "$@" --json --baseline >>"$tmp/$name.baseline"
+  # Order alternates (ABBA...) so neither side always runs right after the
+  # other's disk writes; sync starts each run with no foreign dirty pages.
+  for i in $(seq "$R"); do
+    if ((i % 2)); then
+      sync; "$B/transport_bench" "$@" --json >>"$tmp/$name.transport"
+      sync; "$B/transport_bench" "$@" --json --baseline >>"$tmp/$name.baseline"
+    else
+      sync; "$B/transport_bench" "$@" --json --baseline >>"$tmp/$name.baseline"
+      sync; "$B/transport_bench" "$@" --json >>"$tmp/$name.transport"
+    fi
   done
 }
 run throughput --mode=throughput --n=1000000 --size=128
