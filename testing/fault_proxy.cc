@@ -329,7 +329,10 @@ void FaultProxy::Loop() {
             Chunk& ch = d.q.front();
             size_t want = ch.data.size() - ch.off;
             if (s.bandwidth) want = std::min<size_t>(want, static_cast<size_t>(d.tokens));
-            ssize_t n = want == 0 ? 0 : write(c.fd[side], ch.data.data() + ch.off, want);
+            // MSG_NOSIGNAL: a peer that already closed must not SIGPIPE the
+            // test process.
+            ssize_t n =
+                want == 0 ? 0 : send(c.fd[side], ch.data.data() + ch.off, want, MSG_NOSIGNAL);
             if (n > 0) {
               ch.off += n;
               d.buffered -= n;

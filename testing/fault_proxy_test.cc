@@ -62,7 +62,7 @@ class EchoServer {
         ssize_t n = read(p[i].fd, buf, sizeof(buf));
         if (n <= 0) continue;
         for (ssize_t off = 0; off < n;) {
-          ssize_t w = write(p[i].fd, buf + off, n - off);
+          ssize_t w = send(p[i].fd, buf + off, n - off, MSG_NOSIGNAL);
           if (w <= 0) break;
           off += w;
         }
@@ -107,7 +107,7 @@ std::string ReadN(int fd, size_t n, absl::Duration timeout, int* err = nullptr) 
 void WriteAll(int fd, const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {
-    ssize_t w = write(fd, s.data() + off, s.size() - off);
+    ssize_t w = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
     ASSERT_GT(w, 0);
     off += w;
   }
@@ -226,7 +226,7 @@ TEST(FaultProxyTest, BufferStaysBoundedWhenTheServerDoesNotRead) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   // Write until the whole path is full (the client's send blocks).
   while (absl::Now() < deadline) {
-    ssize_t w = write(fd, chunk.data(), chunk.size());
+    ssize_t w = send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
     if (w > 0) {
       written += w;
       continue;

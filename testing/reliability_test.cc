@@ -4,12 +4,14 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -18,6 +20,7 @@
 #include "testing/cluster.h"
 #include "testing/fault_proxy.h"
 #include "transport/file_snapshot_data.h"
+#include "transport/prober.h"
 #include "transport/stream_reader.h"
 
 namespace raftgrpc::testing {
@@ -117,6 +120,8 @@ class Deliveries {
       std::lock_guard<std::mutex> l(st->mu);
       for (const raftpb::Entry& e : m.entries()) {
         if (!st->seen.insert(e.index()).second) ++st->duplicates;
+        if (e.index() < st->highest) ++st->reordered;
+        st->highest = std::max(st->highest, e.index());
       }
     });
   }
@@ -128,12 +133,19 @@ class Deliveries {
     std::lock_guard<std::mutex> l(state_->mu);
     return state_->duplicates;
   }
+  // Entries that arrived after a higher index had.
+  size_t reordered() const {
+    std::lock_guard<std::mutex> l(state_->mu);
+    return state_->reordered;
+  }
 
  private:
   struct State {
     std::mutex mu;
     std::set<uint64_t> seen;
     size_t duplicates = 0;
+    size_t reordered = 0;
+    uint64_t highest = 0;
   };
   std::shared_ptr<State> state_;
 };
@@ -252,6 +264,41 @@ TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
   // per restart would show as >= 10). Some slack for gRPC's own pools.
   EXPECT_LE(ProcStatus("Threads") - threads_before, 6);
   EXPECT_LE(OpenFds() - fds_before, 6);
+}
+
+// A slow, jittery link (20-40 ms each way) is not a failure: the streams
+// stay up (link heartbeats and the 1 s read timeout have room), nothing is
+// reported unreachable, entries arrive once and in order, and the prober's
+// RTT histogram shows the delay.
+TEST(ReliabilityTest, DelayedJitteryLinkKeepsOrderAndShowsInProbeRtt) {
+  auto c = Cluster::StartWithProxies(2, FastOptions());
+  ASSERT_TRUE(c.ok()) << c.status();
+  Cluster& cl = **c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  Deliveries got(cl.raft(2));
+  cl.OnLink(1, 2, [](FaultProxy& p) {
+    p.SetDelay(absl::Milliseconds(20), absl::Milliseconds(20));
+  });
+  std::shared_ptr<Prober> prober = cl.t(1).GetProber(2);
+  ASSERT_NE(prober, nullptr);
+  // Probes slower than 25.6 ms (an RTT bucket bound; the link adds >= 40).
+  auto slow_probes = [&] {
+    const ProbeStats st = prober->stats();
+    const std::vector<double>& b = st.rtt.bounds();
+    const size_t k = std::lower_bound(b.begin(), b.end(), 0.0256 - 1e-9) - b.begin();
+    return st.rtt.count() - st.rtt.CumulativeCount(k);
+  };
+  const uint64_t slow_before = slow_probes();
+  Traffic traffic(&cl.t(1), 1, 2);
+  ASSERT_TRUE(WaitUntil([&] { return got.count() >= 2000; }, absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return slow_probes() >= slow_before + 3; }, absl::Seconds(20)));
+  traffic.Stop();
+  EXPECT_TRUE(cl.StreamUp(1, 2));
+  EXPECT_TRUE(cl.raft(1).unreachable().empty());
+  EXPECT_EQ(got.duplicates(), 0u);
+  EXPECT_EQ(got.reordered(), 0u);
+  EXPECT_LT(traffic.longest(), absl::Seconds(1)) << "Send blocked";
+  EXPECT_GT(cl.proxy(1, 2)->counters().forwarded_bytes, 0u);
 }
 
 // Certificates for TLS links, generated once per test binary.
