@@ -76,6 +76,9 @@ class Child {
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    // A child that died makes WriteLine fail with EPIPE (a clear test
+    // failure) instead of killing the test with SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return false;
     pid_ = fork();
