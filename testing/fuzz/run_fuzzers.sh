@@ -11,6 +11,8 @@ out=${OUT:-/tmp/raftgrpc-fuzz}
 targets=(stream_frame_fuzz metadata_fuzz pipeline_fuzz snapshot_fuzz)
 base="$HOME/.cache/raft-grpc-transport/fuzz-output-base"
 
+# clang and its sanitizer/libFuzzer runtime are not on a fresh machine.
+export BAZELW_EXTRA_PKGS="clang libclang-rt-14-dev"
 ./bazelw --output_base="$base" build --config=fuzz "${targets[@]/#/\/\/testing\/fuzz:}"
 bin=$(./bazelw --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)
 
