@@ -43,7 +43,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
-#include "transport/file_snapshot_data.h"
+#include "testing/snapshot_file.h"
 #include "transport/transport.h"
 
 // Counts heap allocations in this process (all threads), to report the
@@ -429,15 +429,13 @@ Result TransportParent(const Flags& f, Link& link) {
       for (uint64_t i = 0; i < f.size; ++i) out.write(block.data(), block.size());
     }
     const int64_t rss_before = ProcStatusKb("VmRSS");
-    auto data = FileSnapshotData::Open(path);
-    SnapshotMessage snap;
-    snap.message.set_type(raftpb::MsgSnap);
-    snap.message.set_from(1);
-    snap.message.set_to(2);
-    snap.message.mutable_snapshot()->mutable_metadata()->set_index(1);
-    snap.data = *std::move(data);
+    auto snap = testing::FileSnapshot(1, 2, 1, path);
+    if (!snap.ok()) {
+      std::fprintf(stderr, "%s\n", snap.status().ToString().c_str());
+      std::exit(1);
+    }
     const int64_t start = NowNs();
-    t->SendSnapshot(std::move(snap));
+    t->SendSnapshot(*std::move(snap));
     if (!raft.WaitSnapshot()) {
       std::fprintf(stderr, "snapshot failed\n");
       std::exit(1);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
@@ -49,15 +50,11 @@ bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout) {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions base,
-                                                        NodeOptionsFn per_node) {
-  std::unique_ptr<Cluster> c(new Cluster);
-  if (base.cluster_id == 0) base.cluster_id = 0x1000;
-  c->base_ = base;
-  c->per_node_ = std::move(per_node);
-  const char* scheme = base.tls.enabled() ? "https" : "http";
-  static int instance = 0;
-  ++instance;
+absl::Status Cluster::AddNodes(int n) {
+  const char* scheme = base_.tls.enabled() ? "https" : "http";
+  // Distinct snapshot directories for every cluster a process starts.
+  static std::atomic<int> instance{0};
+  const int this_instance = ++instance;
   for (int i = 1; i <= n; ++i) {
     auto node = std::make_unique<Node>();
     node->id = i;
@@ -65,10 +62,21 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions 
     if (!port.ok()) return port.status();
     node->port = *port;
     node->url = absl::StrCat(scheme, "://127.0.0.1:", *port);
-    node->snap_dir = absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", instance, "-node", i);
+    node->snap_dir =
+        absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", this_instance, "-node", i);
     node->raft = std::make_unique<FakeRaft>();
-    c->nodes_.emplace(i, std::move(node));
+    nodes_.emplace(i, std::move(node));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(int n, TransportOptions base,
+                                                        NodeOptionsFn per_node) {
+  std::unique_ptr<Cluster> c(new Cluster);
+  if (base.cluster_id == 0) base.cluster_id = 0x1000;
+  c->base_ = base;
+  c->per_node_ = std::move(per_node);
+  if (absl::Status s = c->AddNodes(n); !s.ok()) return s;
   for (auto& [id, node] : c->nodes_) {
     absl::Status s = c->StartNode(*node);
     if (!s.ok()) return s;
@@ -116,20 +124,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartWithProxies(int n, Transp
   auto c = Start(0, base, per_node);
   if (!c.ok()) return c;
   Cluster& cl = **c;
-  static int instance = 1000;
-  ++instance;
-  const char* scheme = base.tls.enabled() ? "https" : "http";
-  for (int i = 1; i <= n; ++i) {
-    auto node = std::make_unique<Node>();
-    node->id = i;
-    auto port = FreePort();
-    if (!port.ok()) return port.status();
-    node->port = *port;
-    node->url = absl::StrCat(scheme, "://127.0.0.1:", *port);
-    node->snap_dir = absl::StrCat(TempDir(), "/cluster", ::getpid(), "-", instance, "-node", i);
-    node->raft = std::make_unique<FakeRaft>();
-    cl.nodes_.emplace(i, std::move(node));
-  }
+  if (absl::Status s = cl.AddNodes(n); !s.ok()) return s;
   for (auto& [a, na] : cl.nodes_) {
     for (auto& [b, nb] : cl.nodes_) {
       if (a == b) continue;

@@ -83,6 +83,8 @@ class Cluster {
   bool WaitAllStreams(absl::Duration timeout = absl::Seconds(10));
 
  private:
+  // Creates nodes 1..n (ports, URLs, snapshot dirs, FakeRafts), not started.
+  absl::Status AddNodes(int n);
   absl::Status StartNode(Node& n);
   TransportOptions base_;
   NodeOptionsFn per_node_;

@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "testing/fault_proxy.h"
-#include "transport/file_snapshot_data.h"
+#include "testing/snapshot_file.h"
 #include "transport/prober.h"
 #include "transport/stream_reader.h"
 
@@ -357,15 +357,9 @@ TEST(ReliabilityTest, SnapshotOverSlowThenResetLinkFailsOnceThenRetrySucceeds) {
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/rel.snap");
   { std::ofstream(path) << std::string(8 << 20, 's'); }
   auto send = [&] {
-    auto data = FileSnapshotData::Open(path);
-    ASSERT_TRUE(data.ok());
-    SnapshotMessage snap;
-    snap.message.set_type(raftpb::MsgSnap);
-    snap.message.set_from(1);
-    snap.message.set_to(2);
-    snap.message.mutable_snapshot()->mutable_metadata()->set_index(11);
-    snap.data = *std::move(data);
-    cl.t(1).SendSnapshot(std::move(snap));
+    auto snap = FileSnapshot(1, 2, 11, path);
+    ASSERT_TRUE(snap.ok());
+    cl.t(1).SendSnapshot(*std::move(snap));
   };
   FaultProxy* up = cl.proxy(1, 2);  // the snapshot's upload path
   up->SetBandwidth(2 << 20);

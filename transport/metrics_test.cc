@@ -15,7 +15,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
-#include "transport/file_snapshot_data.h"
+#include "testing/snapshot_file.h"
 
 namespace raftgrpc {
 namespace {
@@ -210,15 +210,9 @@ TEST(MetricsTest, KnownWorkloadMovesCountersAndExportParses) {
   // A 64 KiB snapshot from a real file.
   const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/metrics.snap";
   { std::ofstream(path) << std::string(64 * 1024, 's'); }
-  auto data = FileSnapshotData::Open(path);
-  ASSERT_TRUE(data.ok());
-  SnapshotMessage snap;
-  snap.message.set_type(raftpb::MsgSnap);
-  snap.message.set_from(1);
-  snap.message.set_to(2);
-  snap.message.mutable_snapshot()->mutable_metadata()->set_index(7);
-  snap.data = *std::move(data);
-  cl.t(1).SendSnapshot(std::move(snap));
+  auto snap = testing::FileSnapshot(1, 2, 7, path);
+  ASSERT_TRUE(snap.ok());
+  cl.t(1).SendSnapshot(*std::move(snap));
   ASSERT_TRUE(cl.raft(1).WaitForSnapshotReports(1));
   ASSERT_EQ(cl.raft(1).snapshot_reports()[0].second, SnapshotStatus::kFinish);
 

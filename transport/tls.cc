@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +21,20 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
     return absl::InvalidArgumentError(absl::StrCat("TLS ", what, " ", path, " is not PEM"));
   }
   return ss.str();
+}
+
+// The PEM files named in `tls`; a file not named reads as "".
+struct Pems {
+  std::string cert, key, ca;
+};
+absl::StatusOr<Pems> ReadPems(const TlsOptions& tls) {
+  auto cert = ReadPem(tls.cert_file, "certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(tls.key_file, "key");
+  if (!key.ok()) return key.status();
+  auto ca = ReadPem(tls.ca_file, "CA");
+  if (!ca.ok()) return ca.status();
+  return Pems{*std::move(cert), *std::move(key), *std::move(ca)};
 }
 
 }  // namespace
@@ -54,20 +69,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   if (tls.cert_file.empty()) {
     return absl::InvalidArgumentError("tls: a server needs cert_file and key_file");
   }
-  auto cert = ReadPem(tls.cert_file, "certificate");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPem(tls.key_file, "key");
-  if (!key.ok()) return key.status();
-  auto ca = ReadPem(tls.ca_file, "CA");
-  if (!ca.ok()) return ca.status();
+  auto pems = ReadPems(tls);
+  if (!pems.ok()) return pems.status();
   // Ask for and verify a client certificate when one is presented; whether
   // one is required is decided per request, so that a missing one gets a
   // clear UNAUTHENTICATED instead of a bare handshake failure.
   grpc::SslServerCredentialsOptions o(
-      ca->empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                  : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
-  o.pem_root_certs = *ca;
-  o.pem_key_cert_pairs.push_back({*key, *cert});
+      pems->ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                       : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = pems->ca;
+  o.pem_key_cert_pairs.push_back({pems->key, pems->cert});
   return grpc::SslServerCredentials(o);
 }
 
@@ -75,16 +86,12 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     const TlsOptions& tls) {
   if (!tls.enabled()) return grpc::InsecureChannelCredentials();
   if (absl::Status s = tls.Validate(); !s.ok()) return s;
-  auto cert = ReadPem(tls.cert_file, "certificate");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPem(tls.key_file, "key");
-  if (!key.ok()) return key.status();
-  auto ca = ReadPem(tls.ca_file, "CA");
-  if (!ca.ok()) return ca.status();
+  auto pems = ReadPems(tls);
+  if (!pems.ok()) return pems.status();
   grpc::SslCredentialsOptions o;
-  o.pem_root_certs = *ca;  // empty: the system roots
-  o.pem_private_key = *key;
-  o.pem_cert_chain = *cert;
+  o.pem_root_certs = pems->ca;  // empty: the system roots
+  o.pem_private_key = pems->key;
+  o.pem_cert_chain = pems->cert;
   return grpc::SslCredentials(o);
 }
 

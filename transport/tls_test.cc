@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
-#include "transport/file_snapshot_data.h"
+#include "testing/snapshot_file.h"
 #include "transport/metadata.h"
 #include "transport/transport.h"
 
@@ -139,15 +139,9 @@ TEST_F(TlsTest, MutualTlsClusterExchangesEverything) {
   // A snapshot over its own TLS channel.
   const std::string path = F("snap.data");
   { std::ofstream(path) << std::string(300 * 1024, 'z'); }
-  auto data = FileSnapshotData::Open(path);
-  ASSERT_TRUE(data.ok());
-  SnapshotMessage snap;
-  snap.message.set_type(raftpb::MsgSnap);
-  snap.message.set_from(1);
-  snap.message.set_to(2);
-  snap.message.mutable_snapshot()->mutable_metadata()->set_index(9);
-  snap.data = *std::move(data);
-  cl.t(1).SendSnapshot(std::move(snap));
+  auto snap = testing::FileSnapshot(1, 2, 9, path);
+  ASSERT_TRUE(snap.ok());
+  cl.t(1).SendSnapshot(*std::move(snap));
   ASSERT_TRUE(cl.raft(1).WaitForSnapshotReports(1));
   EXPECT_EQ(cl.raft(1).snapshot_reports()[0].second, SnapshotStatus::kFinish);
   ASSERT_EQ(cl.raft(2).snapshot_paths().size(), 1u);
