@@ -11,7 +11,7 @@
 #include "benchmark/benchmark.h"
 #include "peer/peer.h"
 #include "proto/transport.pb.h"
-#include "transport/msgappv2_codec.h"
+#include "transport/stream/msgappv2_codec.h"
 
 // Counts heap allocations, to report allocations per operation.
 static std::atomic<uint64_t> g_allocs{0};

@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "transport/file_snapshot_data.h"
-#include "transport/prober.h"
+#include "transport/snapshot.h"
+#include "transport/pipeline/prober.h"
 #include "transport/transport.h"
 
 namespace {

@@ -9,8 +9,8 @@
 #include <functional>
 #include <memory>
 
-#include "absl/status/statusor.h"
 #include "proto/raftpb/raft.pb.h"
+#include "transport/snapshot.h"
 
 namespace raftgrpc {
 
@@ -70,35 +70,6 @@ class StreamReader {
   virtual ~StreamReader() = default;
   // Cancels the stream and joins. Idempotent.
   virtual void Stop() = 0;
-};
-
-// Readable snapshot bytes of a known size (etcd's snap.Message reader).
-class SnapshotData {
- public:
-  virtual ~SnapshotData() = default;
-  // Exact number of bytes Read will return in total.
-  virtual uint64_t size() const = 0;
-  // Reads up to `n` bytes into `buf`: bytes read (0 only at the end) or an
-  // error. May block on I/O; called from the snapshot sender's thread.
-  virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
-};
-
-// A MsgSnap plus its data (etcd's snap.Message).
-struct SnapshotMessage {
-  raftpb::Message message;  // type MsgSnap
-  std::unique_ptr<SnapshotData> data;
-  // Called exactly once when the send ends: true on success (etcd's
-  // CloseNotify). May be empty. Runs on a transport thread: keep it short.
-  std::function<void(bool ok)> on_done;
-
-  // Runs on_done (once) with `ok`.
-  void Close(bool ok) {
-    if (on_done) {
-      auto fn = std::move(on_done);
-      on_done = nullptr;
-      fn(ok);
-    }
-  }
 };
 
 // Sends snapshots asynchronously and reports the outcome to Raft.

@@ -20,8 +20,8 @@
 #include "testing/cluster.h"
 #include "testing/fault_proxy.h"
 #include "testing/snapshot_file.h"
-#include "transport/prober.h"
-#include "transport/stream_reader.h"
+#include "transport/pipeline/prober.h"
+#include "transport/stream/stream_reader.h"
 
 namespace raftgrpc::testing {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "transport/file_snapshot_data.h"
+#include "transport/snapshot.h"
 
 namespace raftgrpc::testing {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "peer/channels.h"
+#include "transport/snapshot.h"
 
 namespace raftgrpc::testing {
 

@@ -11,7 +11,7 @@
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/snapshot_file.h"
-#include "transport/metadata.h"
+#include "transport/internal/metadata.h"
 #include "transport/transport.h"
 
 namespace raftgrpc {

@@ -6,15 +6,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "transport/channel_pool.h"
-#include "transport/log.h"
-#include "transport/pipeline.h"
-#include "transport/prober.h"
-#include "transport/remote.h"
-#include "transport/scheduler.h"
-#include "transport/snapshot_sender.h"
-#include "transport/stream_reader.h"
-#include "transport/stream_writer.h"
+#include "transport/internal/channel_pool.h"
+#include "transport/internal/log.h"
+#include "transport/pipeline/pipeline.h"
+#include "transport/pipeline/prober.h"
+#include "transport/pipeline/remote.h"
+#include "transport/internal/scheduler.h"
+#include "transport/snapshot/snapshot_sender.h"
+#include "transport/stream/stream_reader.h"
+#include "transport/stream/stream_writer.h"
 
 namespace raftgrpc {
 

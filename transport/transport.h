@@ -34,10 +34,10 @@
 #include "peer/channels.h"
 #include "peer/peer.h"
 #include "peer/raft.h"
-#include "transport/log.h"
+#include "transport/internal/log.h"
 #include "transport/metrics.h"
 #include "transport/options.h"
-#include "transport/service.h"
+#include "transport/server/service.h"
 #include "transport/snapshot_store.h"
 
 namespace raftgrpc {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "testing/fake_raft.h"
-#include "transport/metadata.h"
+#include "transport/internal/metadata.h"
 #include "transport/transport.h"
 
 namespace raftgrpc::fuzz {

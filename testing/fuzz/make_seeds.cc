@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/transport.pb.h"
-#include "transport/crc32c.h"
-#include "transport/metadata.h"
+#include "transport/snapshot/crc32c.h"
+#include "transport/internal/metadata.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "testing/fuzz/fuzz_check.h"
-#include "transport/metadata.h"
-#include "transport/wire.h"
+#include "transport/internal/metadata.h"
+#include "transport/internal/wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);

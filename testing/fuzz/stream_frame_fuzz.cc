@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "testing/fuzz/fuzz_check.h"
-#include "transport/frame_decoder.h"
+#include "transport/stream/frame_decoder.h"
 
 namespace {
 constexpr size_t kMax = 64 * 1024;

@@ -21,7 +21,7 @@
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
-#include "transport/prober.h"
+#include "transport/pipeline/prober.h"
 #include "transport/transport.h"
 
 namespace raftgrpc {

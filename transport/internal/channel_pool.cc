@@ -1,0 +1,54 @@
+#include "transport/internal/channel_pool.h"
+
+#include "peer/url_picker.h"
+
+namespace raftgrpc {
+
+ChannelPool::ChannelPool(const TransportOptions& opts,
+                         std::shared_ptr<grpc::ChannelCredentials> creds)
+    : opts_(opts), creds_(std::move(creds)) {}
+
+int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
+  // A frame holds at most max(max_frame_bytes, one message) of payload; the
+  // slack covers per-message framing inside the batch.
+  size_t frame = std::max(opts.max_frame_bytes, opts.max_message_bytes);
+  return static_cast<int>(frame + frame / 8 + 64 * 1024);
+}
+
+std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool snapshot) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(MaxReceiveBytes(opts_));
+  args.SetMaxSendMessageSize(MaxReceiveBytes(opts_));
+  // Fast reconnects: a restarted peer is reached within the dial retry rate,
+  // not gRPC's default backoff of up to two minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  if (!opts_.tls.server_name_override.empty()) {
+    args.SetSslTargetNameOverride(opts_.tls.server_name_override);
+  }
+  if (snapshot) {
+    // Own connection; BDP probing off and a large lookahead measured ~2x
+    // faster for bulk client streams on loopback.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
+  }
+  return grpc::CreateCustomChannel(GrpcTarget(url), creds_, args);
+}
+
+std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& ch = channels_[{url, false}];
+  if (!ch) ch = Make(url, false);
+  return ch;
+}
+
+std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& url) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& ch = channels_[{url, true}];
+  if (!ch) ch = Make(url, true);
+  return ch;
+}
+
+}  // namespace raftgrpc

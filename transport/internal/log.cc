@@ -1,0 +1,34 @@
+#include "transport/internal/log.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace raftgrpc {
+
+void LogLine(const TransportOptions& opts, absl::string_view line) {
+  std::string full = absl::StrCat("raft-grpc-transport: ", absl::Hex(opts.local_id), ": ", line);
+  if (opts.log) {
+    opts.log(full);
+  } else {
+    std::fprintf(stderr, "%s\n", full.c_str());
+  }
+}
+
+void LogRateLimiter::Log(const TransportOptions& opts, absl::string_view line) {
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  int64_t prev = last_ms_.load(std::memory_order_relaxed);
+  if (now - prev < period_ms_ || !last_ms_.compare_exchange_strong(prev, now)) {
+    suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const uint64_t skipped = suppressed_.exchange(0);
+  if (skipped == 0) {
+    LogLine(opts, line);
+  } else {
+    LogLine(opts, absl::StrCat(line, " (", skipped, " similar suppressed)"));
+  }
+}
+
+}  // namespace raftgrpc

@@ -1,0 +1,37 @@
+// Logging through TransportOptions::log (default: stderr), with a rate
+// limiter so a broken peer cannot flood the log.
+//
+// Thread-safety: both are safe from any thread and never block beyond the
+// sink itself.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_LOG_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_LOG_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "transport/options.h"
+
+namespace raftgrpc {
+
+// Writes one line, prefixed "raft-grpc-transport: <local id hex>: ".
+void LogLine(const TransportOptions& opts, absl::string_view line);
+
+// At most one line per `period`; the next allowed line says how many were
+// suppressed in between.
+class LogRateLimiter {
+ public:
+  explicit LogRateLimiter(absl::Duration period = absl::Seconds(1)) : period_ms_(absl::ToInt64Milliseconds(period)) {}
+  void Log(const TransportOptions& opts, absl::string_view line);
+
+ private:
+  const int64_t period_ms_;
+  std::atomic<int64_t> last_ms_{INT64_MIN / 2};
+  std::atomic<uint64_t> suppressed_{0};
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_LOG_H_

@@ -1,0 +1,94 @@
+#include "transport/internal/metadata.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "transport/internal/wire.h"
+
+namespace raftgrpc {
+namespace {
+
+absl::string_view Find(const ClientMetadata& md, absl::string_view key) {
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return absl::string_view();
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+// major * 1000 + minor of "X.Y[.Z...]"; missing or unparsable -> 2.0 (etcd's
+// default for a peer that sends no version).
+int MajorMinor(absl::string_view v) {
+  std::vector<absl::string_view> parts = absl::StrSplit(v, absl::MaxSplits('.', 2));
+  int major = 0, minor = 0;
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &major) ||
+      !absl::SimpleAtoi(parts[1], &minor)) {
+    return 2000;
+  }
+  return major * 1000 + minor;
+}
+
+}  // namespace
+
+void AddIdentityMetadata(grpc::ClientContext* ctx, const TransportOptions& opts, uint64_t to) {
+  ctx->AddMetadata(kMetaFrom, FormatId(opts.local_id));
+  ctx->AddMetadata(kMetaTo, FormatId(to));
+  ctx->AddMetadata(kMetaClusterId, FormatId(opts.cluster_id));
+  ctx->AddMetadata(kMetaServerVersion, kServerVersion);
+  ctx->AddMetadata(kMetaMinClusterVersion, kMinClusterVersion);
+  if (!opts.advertise_urls.empty()) {
+    ctx->AddMetadata(kMetaPeerUrls, absl::StrJoin(opts.advertise_urls, ","));
+  }
+}
+
+grpc::Status ValidateIdentity(const ClientMetadata& md, const TransportOptions& opts,
+                              RequestIdentity* id) {
+  const int remote_version = MajorMinor(Find(md, kMetaServerVersion));
+  const int remote_min = MajorMinor(Find(md, kMetaMinClusterVersion));
+  if (remote_version < MajorMinor(kMinClusterVersion) ||
+      remote_min > MajorMinor(kServerVersion)) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "incompatible version");
+  }
+  std::optional<uint64_t> cluster = ParseId(Find(md, kMetaClusterId));
+  if (!cluster || *cluster != opts.cluster_id) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "cluster ID mismatch");
+  }
+  std::optional<uint64_t> from = ParseId(Find(md, kMetaFrom));
+  if (!from || *from == 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "invalid from");
+  }
+  id->from = *from;
+  absl::string_view to = Find(md, kMetaTo);
+  id->to = to.empty() ? std::nullopt : ParseId(to);
+  if (!to.empty() && !id->to) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "invalid to");
+  }
+  id->peer_urls.clear();
+  absl::string_view urls = Find(md, kMetaPeerUrls);
+  if (!urls.empty()) id->peer_urls = absl::StrSplit(urls, ',', absl::SkipEmpty());
+  return grpc::Status::OK;
+}
+
+grpc::Status RemovedMemberStatus(grpc::ServerContextBase* ctx) {
+  ctx->AddTrailingMetadata(kMetaRaftError, kRaftErrorRemovedMember);
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      "the member has been permanently removed from the cluster");
+}
+
+bool IsRemovedMember(const grpc::Status& s, const grpc::ClientContext& ctx) {
+  if (s.error_code() != grpc::StatusCode::PERMISSION_DENIED) return false;
+  auto md = ctx.GetServerTrailingMetadata();
+  auto it = md.find(kMetaRaftError);
+  return it != md.end() &&
+         absl::string_view(it->second.data(), it->second.size()) == kRaftErrorRemovedMember;
+}
+
+grpc::Status ValidateRequest(const grpc::ServerContextBase* ctx, const TransportOptions& opts,
+                             RequestIdentity* id) {
+  grpc::Status s = CheckClientCertificate(*ctx, opts.tls);
+  if (!s.ok()) return s;
+  s = ValidateIdentity(ctx->client_metadata(), opts, id);
+  if (!s.ok()) return s;
+  return CheckMemberIdentity(*ctx, opts.tls, id->from);
+}
+
+}  // namespace raftgrpc

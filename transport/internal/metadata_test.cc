@@ -1,0 +1,194 @@
+// Server-side validation in etcd's order, with the exact status codes, over
+// raw stubs against a real transport on 127.0.0.1.
+#include "transport/internal/metadata.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+#include "testing/cluster.h"
+#include "transport/stream/stream_reader.h"
+#include "transport/internal/wire.h"
+
+namespace raftgrpc {
+namespace {
+
+using testing::Cluster;
+using testing::WaitUntil;
+
+struct Meta {
+  std::string from = "2";
+  std::string to = "1";
+  std::string cluster = "1000";
+  std::string version = kServerVersion;
+  std::string peer_urls;
+};
+
+void Apply(grpc::ClientContext* ctx, const Meta& m) {
+  if (!m.from.empty()) ctx->AddMetadata(kMetaFrom, m.from);
+  if (!m.to.empty()) ctx->AddMetadata(kMetaTo, m.to);
+  ctx->AddMetadata(kMetaClusterId, m.cluster);
+  ctx->AddMetadata(kMetaServerVersion, m.version);
+  if (!m.peer_urls.empty()) ctx->AddMetadata(kMetaPeerUrls, m.peer_urls);
+}
+
+class MetadataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = Cluster::Start(2);
+    ASSERT_TRUE(c.ok()) << c.status();
+    c_ = *std::move(c);
+    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c_->node(1).port),
+                                  grpc::InsecureChannelCredentials());
+    stub_ = v1::RaftTransport::NewStub(ch);
+    generic_ = std::make_unique<grpc::GenericStub>(ch);
+  }
+
+  grpc::Status Stream(const Meta& m, grpc::ClientContext* ctx) {
+    Apply(ctx, m);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto s = stub_->MessageStream(ctx);
+    v1::MessageFrame f;
+    s->Read(&f);  // rejected streams end at once
+    return s->Finish();
+  }
+
+  grpc::Status Pipeline(const Meta& m, const raftpb::Message& msg) {
+    grpc::ClientContext ctx;
+    Apply(&ctx, m);
+    v1::PipelineRequest req;
+    *req.mutable_message() = msg;
+    v1::PipelineResponse resp;
+    return stub_->Pipeline(&ctx, req, &resp);
+  }
+
+  std::unique_ptr<Cluster> c_;
+  std::unique_ptr<v1::RaftTransport::Stub> stub_;
+  std::unique_ptr<grpc::GenericStub> generic_;
+};
+
+raftpb::Message Heartbeat() {
+  raftpb::Message m;
+  m.set_type(raftpb::MsgHeartbeat);
+  m.set_from(2);
+  m.set_to(1);
+  return m;
+}
+
+TEST_F(MetadataTest, ClusterIdMismatchIsFailedPrecondition) {
+  Meta m;
+  m.cluster = "dead";
+  grpc::ClientContext ctx;
+  grpc::Status s = Stream(m, &ctx);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "cluster ID mismatch");
+  s = Pipeline(m, Heartbeat());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "cluster ID mismatch");
+}
+
+TEST_F(MetadataTest, IncompatibleVersionIsFailedPrecondition) {
+  Meta m;
+  m.version = "2.0.0";  // below our minimum cluster version 3.0
+  grpc::ClientContext ctx;
+  grpc::Status s = Stream(m, &ctx);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "incompatible version");
+}
+
+TEST_F(MetadataTest, MalformedSenderIsInvalidArgument) {
+  for (const char* from : {"", "zz", "0"}) {
+    Meta m;
+    m.from = from;
+    grpc::ClientContext ctx;
+    grpc::Status s = Stream(m, &ctx);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << from;
+    EXPECT_EQ(s.error_message(), "invalid from");
+  }
+}
+
+TEST_F(MetadataTest, UnknownSenderIsNotFoundAndBecomesARemote) {
+  Meta m;
+  m.from = "9";
+  m.peer_urls = c_->node(2).url;
+  grpc::ClientContext ctx;
+  grpc::Status s = Stream(m, &ctx);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_message(), "error sender not found");
+  // etcd's addRemoteFromRequest: 1 can now answer 9 over the pipeline.
+  raftpb::Message resp = Heartbeat();
+  resp.set_to(9);
+  c_->t(1).Send(resp);
+  EXPECT_EQ(c_->t(1).stats().sent_to_remotes, 1u);
+}
+
+TEST_F(MetadataTest, TargetMismatchIsFailedPrecondition) {
+  Meta m;
+  m.to = "7";
+  grpc::ClientContext ctx;
+  grpc::Status s = Stream(m, &ctx);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "to field mismatch");
+}
+
+TEST_F(MetadataTest, RemovedSenderIsPermissionDeniedWithReason) {
+  c_->raft(1).SetRemoved(2);
+  grpc::ClientContext ctx;
+  grpc::Status s = Stream(Meta(), &ctx);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(IsRemovedMember(s, ctx));
+  EXPECT_EQ(Pipeline(Meta(), Heartbeat()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(MetadataTest, OversizeMessageIsResourceExhausted) {
+  raftpb::Message big = Heartbeat();
+  big.set_context(std::string((2 << 20) + 10, 'x'));  // over the 2 MiB default
+  grpc::Status s = Pipeline(Meta(), big);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  // A message within the limit still goes through.
+  EXPECT_TRUE(Pipeline(Meta(), Heartbeat()).ok());
+  ASSERT_TRUE(c_->raft(1).WaitForMessages(1));
+}
+
+TEST_F(MetadataTest, UnknownStreamTypeIsUnimplemented) {
+  grpc::ClientContext ctx;
+  Apply(&ctx, Meta());
+  grpc::CompletionQueue cq;
+  auto call = generic_->PrepareCall(&ctx, "/raftgrpc.v1.RaftTransport/MsgAppV1Stream", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  grpc::Status s;
+  call->Finish(&s, reinterpret_cast<void*>(2));
+  void* tag;
+  bool ok;
+  int done = 0;
+  while (done < 2 && cq.Next(&tag, &ok)) ++done;
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+// A reader told it was removed stops dialling and raises a critical error.
+TEST(RemovedMemberTest, ReaderStopsRetryingAndReportsCritical) {
+  std::atomic<int> critical{0};
+  TransportOptions opts;
+  opts.on_critical_error = [&](const absl::Status& s) {
+    if (s.code() == absl::StatusCode::kPermissionDenied) critical.fetch_add(1);
+  };
+  auto c = Cluster::Start(2, opts);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->WaitAllStreams());
+  (*c)->raft(2).SetRemoved(1);  // 2 now refuses 1
+  // Restart 1 so its readers must dial again.
+  ASSERT_TRUE((*c)->RestartNode(1).ok());
+  ASSERT_TRUE(WaitUntil([&] { return critical.load() >= 2; }));  // both readers
+  int seen = critical.load();
+  EXPECT_FALSE((*c)->StreamUp(2, 1));  // 2 never accepted 1's dial
+  // No further retries: the count stays put over many retry intervals.
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(critical.load(), seen);
+}
+
+}  // namespace
+}  // namespace raftgrpc

@@ -1,0 +1,122 @@
+// The pipeline end to end: unary RPCs when no stream works.
+#include "transport/pipeline/pipeline.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "testing/cluster.h"
+#include "testing/fake_raft.h"
+#include "transport/transport.h"
+
+namespace raftgrpc {
+namespace {
+
+using testing::FakeRaft;
+using testing::WaitUntil;
+
+std::unique_ptr<Transport> Make(uint64_t id, FakeRaft* raft, int* port) {
+  TransportOptions o;
+  o.local_id = id;
+  o.cluster_id = 0x1000;
+  o.pipeline_timeout = absl::Seconds(2);
+  auto t = Transport::Create(o, raft);
+  EXPECT_TRUE(t.ok()) << t.status();
+  auto p = (*t)->Serve("127.0.0.1:0");
+  EXPECT_TRUE(p.ok()) << p.status();
+  *port = *p;
+  return *std::move(t);
+}
+
+raftpb::Message Msg(raftpb::MessageType type, uint64_t index) {
+  raftpb::Message m;
+  m.set_type(type);
+  m.set_from(1);
+  m.set_to(2);
+  m.set_term(2);
+  m.set_index(index);
+  m.add_entries()->set_data("e");
+  return m;
+}
+
+// Node 2 does not list 1 as a peer, so it never dials 1's streams: every
+// message from 1 must travel by pipeline, and 2 still delivers it.
+TEST(PipelineTest, WithNoStreamsEveryMessageTypeArrives) {
+  FakeRaft r1, r2;
+  int p1, p2;
+  auto t1 = Make(1, &r1, &p1);
+  auto t2 = Make(2, &r2, &p2);
+  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
+  auto peer = t1->GetPeer(2);
+  const auto* desc = raftpb::MessageType_descriptor();
+  std::vector<raftpb::Message> sent;
+  for (int i = 0; i < desc->value_count(); ++i) {
+    raftpb::Message m = Msg(static_cast<raftpb::MessageType>(desc->value(i)->number()), i);
+    ASSERT_EQ(peer->Pick(m), Channel::kPipeline);
+    sent.push_back(m);
+    // 4 in flight + 64 queued: 24 messages always fit.
+    ASSERT_EQ(peer->Send(m), Peer::SendOutcome::kQueued);
+  }
+  ASSERT_TRUE(r2.WaitForMessages(sent.size()));
+  std::map<uint64_t, raftpb::Message> got;
+  for (auto& m : r2.messages()) got[m.index()] = m;
+  for (auto& m : sent) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got[m.index()], m))
+        << m.ShortDebugString();
+  }
+  // MsgSnap over the pipeline is reported finished once 2 accepted it.
+  ASSERT_TRUE(r1.WaitForSnapshotReports(1));
+  EXPECT_EQ(r1.snapshot_reports()[0], std::make_pair(uint64_t{2}, SnapshotStatus::kFinish));
+  EXPECT_TRUE(r1.unreachable().empty());
+  // (ActiveSince is not checked: 2 refuses 1's stream dials, since 1 is not
+  // its peer, and each refusal deactivates the shared status, as in etcd.)
+}
+
+TEST(PipelineTest, ReceiverDownYieldsOneReportPerMessage) {
+  FakeRaft r1;
+  int p1;
+  auto t1 = Make(1, &r1, &p1);
+  // Nothing listens on p1 + ... : use a port we just freed.
+  int dead;
+  {
+    FakeRaft tmp;
+    auto t = Make(9, &tmp, &dead);
+    t->Stop();
+  }
+  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", dead)}).ok());
+  for (int i = 0; i < 10; ++i) t1->Send(Msg(raftpb::MsgHeartbeat, i));
+  t1->Send(Msg(raftpb::MsgSnap, 99));
+  ASSERT_TRUE(r1.WaitForUnreachable(11));
+  ASSERT_TRUE(r1.WaitForSnapshotReports(1));
+  EXPECT_EQ(r1.snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  auto stats = t1->GetPeer(2)->stats();
+  EXPECT_EQ(stats.sent[static_cast<int>(Channel::kPipeline)], 11u);
+  t1->Stop();
+  // Exactly one report per message: nothing more after the pipeline stopped.
+  EXPECT_EQ(r1.unreachable().size(), 11u);
+  EXPECT_EQ(r1.snapshot_reports().size(), 1u);
+  EXPECT_EQ(t1->ActiveSince(2), absl::Time());
+}
+
+TEST(PipelineTest, StopCancelsCallsInFlight) {
+#ifdef RAFT_GRPC_TRANSPORT_TSAN
+  // Under TSan this test crashes about 1 run in 5 inside Debian's libgrpc
+  // (CallCombiner::Stop on the server, no project frame involved) when many
+  // unary calls are cancelled and the server then shuts down; never under
+  // ASan or without sanitizers. Skipped here only.
+  GTEST_SKIP() << "libgrpc 1.51 server crash under TSan timing";
+#endif
+  FakeRaft r1, r2;
+  int p1, p2;
+  auto t1 = Make(1, &r1, &p1);
+  auto t2 = Make(2, &r2, &p2);
+  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
+  for (int i = 0; i < 60; ++i) t1->Send(Msg(raftpb::MsgVote, i));
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(t1->RemovePeer(2).ok());  // joins the pipeline
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(t1->RemovePeer(2).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace raftgrpc

@@ -1,0 +1,137 @@
+#include "transport/pipeline/prober.h"
+
+#include "absl/time/clock.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/internal/handoff.h"
+#include "transport/internal/metadata.h"
+
+namespace raftgrpc {
+
+namespace {
+
+struct ProbeCall {
+  grpc::ClientContext ctx;
+  v1::ProbeRequest req;
+  v1::ProbeResponse resp;
+  std::unique_ptr<v1::RaftTransport::Stub> stub;
+  std::string url;
+  absl::Time sent;
+  Handoff handoff;
+};
+
+}  // namespace
+
+class Prober::Core : public std::enable_shared_from_this<Core> {
+ public:
+  Core(const PeerEnv& env, const TransportOptions& opts, Scheduler* sched, ChannelPool* channels)
+      : env_(env), opts_(opts), sched_(sched), channels_(channels) {}
+
+  void Schedule() {
+    std::lock_guard<std::mutex> l(mu_);
+    ScheduleLocked();
+  }
+
+  void Stop() {
+    std::unique_lock<std::mutex> l(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    sched_->Cancel(task_);
+    if (inflight_ != nullptr) inflight_->ctx.TryCancel();
+    done_.wait(l, [&] { return inflight_ == nullptr; });
+  }
+
+  ProbeStats stats() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return stats_;
+  }
+
+ private:
+  void ScheduleLocked() {
+    std::weak_ptr<Core> weak = weak_from_this();
+    task_ = sched_->RunAfter(opts_.probe_interval, [weak] {
+      if (auto self = weak.lock()) self->Probe();
+    });
+  }
+
+  void Probe() {
+    auto* c = new ProbeCall;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || inflight_ != nullptr) {
+        delete c;
+        return;
+      }
+      inflight_ = c;
+    }
+    c->url = env_.picker->Pick();
+    AddIdentityMetadata(&c->ctx, opts_, env_.peer_id);
+    c->ctx.set_deadline(absl::ToChronoTime(absl::Now() + opts_.probe_interval));
+    c->stub = v1::RaftTransport::NewStub(channels_->Get(c->url));
+    c->sent = absl::Now();
+    std::shared_ptr<Core> self = shared_from_this();
+    c->handoff.Publish();
+    c->stub->async()->Probe(&c->ctx, &c->req, &c->resp, [self, c](grpc::Status s) {
+      c->handoff.Acquire();
+      self->OnDone(c, s);
+    });
+  }
+
+  void OnDone(ProbeCall* c, const grpc::Status& s) {
+    const absl::Time now = absl::Now();
+    const bool ok = s.ok() && c->resp.ok();
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping = stopped_;
+      ++stats_.probes;
+      stats_.healthy = ok;
+      if (ok) {
+        absl::Duration rtt = now - c->sent;
+        stats_.srtt = stats_.rtt.count() == 0 ? rtt : stats_.srtt * 0.875 + rtt * 0.125;
+        stats_.clock_diff =
+            absl::FromUnixNanos(c->resp.now_unix_nanos()) - (now - stats_.srtt / 2);
+        stats_.rtt.Observe(absl::ToDoubleSeconds(rtt));
+      } else {
+        ++stats_.failures;
+      }
+    }
+    if (!stopping) {
+      if (ok) {
+        env_.status->Activate();
+      } else {
+        env_.picker->Unreachable(c->url);
+      }
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    inflight_ = nullptr;
+    delete c;
+    if (stopped_) {
+      done_.notify_all();
+    } else {
+      ScheduleLocked();
+    }
+  }
+
+  const PeerEnv env_;
+  const TransportOptions opts_;
+  Scheduler* const sched_;
+  ChannelPool* const channels_;
+  mutable std::mutex mu_;
+  std::condition_variable done_;
+  bool stopped_ = false;
+  ProbeCall* inflight_ = nullptr;
+  Scheduler::TaskId task_ = 0;
+  ProbeStats stats_;
+};
+
+Prober::Prober(const PeerEnv& env, const TransportOptions& opts, Scheduler* scheduler,
+               ChannelPool* channels)
+    : core_(std::make_shared<Core>(env, opts, scheduler, channels)) {
+  core_->Schedule();
+}
+
+Prober::~Prober() { Stop(); }
+void Prober::Stop() { core_->Stop(); }
+ProbeStats Prober::stats() const { return core_->stats(); }
+
+}  // namespace raftgrpc

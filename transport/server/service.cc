@@ -1,0 +1,133 @@
+#include "transport/server/service.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "transport/internal/metadata.h"
+#include "transport/server/snapshot_receiver.h"
+#include "transport/stream/server_stream.h"
+
+namespace raftgrpc {
+
+grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
+                                              std::shared_ptr<Peer>* peer) {
+  const TransportOptions& opts = host_->options();
+  RequestIdentity id;
+  grpc::Status s = ValidateRequest(ctx, opts, &id);
+  if (!s.ok()) return s;
+  if (host_->raft()->IsIdRemoved(id.from)) return RemovedMemberStatus(ctx);
+  *peer = host_->FindPeer(id.from);
+  if (*peer == nullptr) {
+    if (!id.peer_urls.empty()) host_->AddRemote(id.from, id.peer_urls);
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "error sender not found");
+  }
+  if (!id.to || *id.to != opts.local_id) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "to field mismatch");
+  }
+  return grpc::Status::OK;
+}
+
+template <class Frame>
+grpc::ServerBidiReactor<v1::StreamControl, Frame>* TransportService::AcceptStream(
+    grpc::CallbackServerContext* ctx, StreamType type) {
+  auto* stream = new ServerStream<Frame>(ctx, type);
+  std::shared_ptr<Peer> peer;
+  grpc::Status s = ValidateStream(ctx, &peer);
+  if (!s.ok()) {
+    streams_rejected_.fetch_add(1, std::memory_order_relaxed);
+    stream->Reject(s);
+    return stream;
+  }
+  streams_accepted_.fetch_add(1, std::memory_order_relaxed);
+  // The peer's writer takes the accepted call as its outgoing connection.
+  absl::Status attached = peer->AttachOutgoingConn(stream->Accept());
+  (void)attached;  // a rejected conn is closed by the peer
+  return stream;
+}
+
+grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* TransportService::MessageStream(
+    grpc::CallbackServerContext* ctx) {
+  return AcceptStream<v1::MessageFrame>(ctx, StreamType::kMessage);
+}
+
+grpc::ServerBidiReactor<v1::StreamControl, v1::MsgAppV2Frame>* TransportService::MsgAppV2Stream(
+    grpc::CallbackServerContext* ctx) {
+  return AcceptStream<v1::MsgAppV2Frame>(ctx, StreamType::kMsgAppV2);
+}
+
+grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext* ctx,
+                                                     const v1::PipelineRequest* req,
+                                                     v1::PipelineResponse*) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RequestIdentity id;
+  bool identified = false;  // per-sender counters only for valid identities
+  auto reject = [&](const grpc::Status& s) {
+    pipeline_rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (identified) inbound_metrics_.AddFailure(id.from);
+    reactor->Finish(s);
+    return reactor;
+  };
+  const TransportOptions& opts = host_->options();
+  grpc::Status s = ValidateRequest(ctx, opts, &id);
+  if (!s.ok()) return reject(s);
+  identified = true;
+  if (!id.peer_urls.empty()) host_->AddRemote(id.from, id.peer_urls);
+  if (!req->has_message()) {
+    return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing raft message"));
+  }
+  const size_t size = req->message().ByteSizeLong();
+  if (size > opts.max_message_bytes) {
+    return reject(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                               absl::StrCat("raft message of ", size, " bytes exceeds the limit of ",
+                                            opts.max_message_bytes)));
+  }
+  // etcd's Process rejects removed members with 403; we check up front so
+  // the handler need not wait for Process.
+  if (host_->raft()->IsIdRemoved(id.from)) return reject(RemovedMemberStatus(ctx));
+  AddReceivedBytes(id.from, size);
+
+  raftpb::Message m = req->message();
+  std::shared_ptr<Peer> peer = host_->FindPeer(id.from);
+  InboundRouter* inbound = peer ? &peer->inbound() : host_->stranger_inbound();
+  switch (inbound->DeliverUnpaused(std::move(m))) {
+    case InboundRouter::Result::kQueued:
+    case InboundRouter::Result::kLinkHeartbeat:
+    case InboundRouter::Result::kPaused:
+      pipeline_received_.fetch_add(1, std::memory_order_relaxed);
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    case InboundRouter::Result::kFull:
+      return reject(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "receiving buffer is full"));
+    case InboundRouter::Result::kStopped:
+      break;
+  }
+  return reject(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopped"));
+}
+
+grpc::ServerReadReactor<v1::SnapshotFrame>* TransportService::Snapshot(
+    grpc::CallbackServerContext* ctx, v1::SnapshotResponse*) {
+  return SnapshotReceiver::Start(this, ctx);
+}
+
+grpc::ServerUnaryReactor* TransportService::Probe(grpc::CallbackServerContext* ctx,
+                                                  const v1::ProbeRequest*,
+                                                  v1::ProbeResponse* resp) {
+  resp->set_ok(true);
+  resp->set_now_unix_nanos(absl::GetCurrentTimeNanos());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+ServiceStats TransportService::stats() const {
+  ServiceStats s;
+  s.streams_accepted = streams_accepted_.load(std::memory_order_relaxed);
+  s.streams_rejected = streams_rejected_.load(std::memory_order_relaxed);
+  s.pipeline_received = pipeline_received_.load(std::memory_order_relaxed);
+  s.pipeline_rejected = pipeline_rejected_.load(std::memory_order_relaxed);
+  s.snapshots_received = snapshots_received_.load(std::memory_order_relaxed);
+  s.snapshots_rejected = snapshots_rejected_.load(std::memory_order_relaxed);
+  s.received_bytes = received_bytes_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace raftgrpc

@@ -1,0 +1,339 @@
+#include "transport/server/snapshot_receiver.h"
+
+#include <algorithm>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "transport/snapshot/crc32c.h"
+#include "transport/internal/log.h"
+#include "transport/internal/metadata.h"
+
+namespace raftgrpc {
+namespace {
+
+std::atomic<int64_t> g_buffered{0};
+std::atomic<int64_t> g_peak{0};
+
+}  // namespace
+
+uint64_t SnapshotReceiver::PeakBufferedBytes() { return static_cast<uint64_t>(g_peak.load()); }
+void SnapshotReceiver::ResetPeakBufferedBytes() { g_peak.store(g_buffered.load()); }
+
+void SnapshotReceiver::NoteBuffered(int64_t delta) {
+  buffered_ += delta;
+  int64_t now = g_buffered.fetch_add(delta) + delta;
+  int64_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
+SnapshotReceiver::SnapshotReceiver(TransportService* service, grpc::CallbackServerContext* ctx)
+    : service_(service), ctx_(ctx) {}
+
+SnapshotReceiver* SnapshotReceiver::Start(TransportService* service,
+                                          grpc::CallbackServerContext* ctx) {
+  auto* r = new SnapshotReceiver(service, ctx);
+  ServiceHost* host = service->host();
+  RequestIdentity id;
+  grpc::Status s = ValidateRequest(ctx, host->options(), &id);
+  if (s.ok()) {
+    r->from_ = id.from;
+    r->start_ = absl::Now();
+    if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
+    if (host->raft()->IsIdRemoved(id.from)) s = RemovedMemberStatus(ctx);
+  }
+  if (s.ok()) {
+    service->inbound_metrics().SnapshotStarted(id.from);
+    r->counted_ = true;
+  }
+  r->handoff_.Publish();
+  if (!s.ok()) {
+    r->Fail(s);
+    return r;
+  }
+  r->StartRead(&r->frame_);
+  return r;
+}
+
+void SnapshotReceiver::Fail(const grpc::Status& s) {
+  std::unique_ptr<SnapshotSink> sink;
+  bool defer;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (finished_) return;
+    finished_ = true;
+    sink = std::move(sink_);
+    // While the disk thread owns the sink, it aborts and then answers, so
+    // the sender never sees the failure before the partial file is gone.
+    defer = disk_owns_sink_ && std::this_thread::get_id() != disk_tid_;
+    if (defer) deferred_ = s;
+    cv_.notify_all();
+  }
+  if (sink) sink->Abort();
+  service_->snapshots_rejected_.fetch_add(1, std::memory_order_relaxed);
+  outcome_ok_ = false;  // metrics at OnDone, when the transfer's resources are gone
+  service_->log_limiter().Log(service_->host()->options(),
+          absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
+                       static_cast<int>(s.error_code()), ": ", s.error_message()));
+  if (!defer) Finish(s);
+}
+
+void SnapshotReceiver::FinishDeferred() {
+  std::optional<grpc::Status> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    s.swap(deferred_);
+  }
+  if (s) Finish(*s);
+}
+
+void SnapshotReceiver::HandleHeader() {
+  const TransportOptions& opts = service_->host()->options();
+  v1::SnapshotHeader* h = frame_.mutable_header();
+  const raftpb::Message& m = h->message();
+  if (m.type() != raftpb::MsgSnap) {
+    return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wrong raft message type"));
+  }
+  size_t size = m.ByteSizeLong();
+  if (size > opts.max_message_bytes) {
+    return Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             absl::StrCat("raft message of ", size, " bytes exceeds the limit of ",
+                                          opts.max_message_bytes)));
+  }
+  SnapshotStore* store = service_->host()->snapshot_store();
+  if (store == nullptr) {
+    return Fail(grpc::Status(grpc::StatusCode::INTERNAL, "no snapshot store configured"));
+  }
+  auto sink = store->Begin(m, h->data_size());
+  if (!sink.ok()) {
+    return Fail(grpc::Status(grpc::StatusCode::INTERNAL,
+                             absl::StrCat("failed to save KV snapshot (", sink.status().ToString(), ")")));
+  }
+  service_->AddReceivedBytes(from_, size);
+  have_header_ = true;
+  declared_ = h->data_size();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    msg_ = std::move(*h->mutable_message());
+    sink_ = *std::move(sink);
+  }
+  disk_ = std::thread([this] { DiskLoop(); });
+  StartRead(&frame_);
+}
+
+void SnapshotReceiver::OnReadDone(bool ok) {
+  handoff_.Acquire();
+  if (!ok) {
+    // Client half ended. Without a trailer the transfer is truncated.
+    bool truncated;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      eof_ = true;
+      truncated = !trailer_;
+      cv_.notify_all();
+    }
+    if (truncated) {
+      Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        absl::StrCat("truncated snapshot: stream ended after ", received_, " of ",
+                                     declared_, " bytes")));
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (finished_) return;  // reading stops; OnDone follows the Finish
+  }
+  switch (frame_.kind_case()) {
+    case v1::SnapshotFrame::kHeader:
+      if (have_header_) {
+        return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "duplicate snapshot header"));
+      }
+      return HandleHeader();
+    case v1::SnapshotFrame::kChunk: {
+      if (!have_header_) {
+        return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "snapshot data before the header"));
+      }
+      std::string* chunk = frame_.mutable_chunk();
+      received_ += chunk->size();
+      if (received_ > declared_) {
+        return Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 absl::StrCat("snapshot data exceeds its declared size of ",
+                                              declared_, " bytes")));
+      }
+      bool read_more;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        NoteBuffered(static_cast<int64_t>(chunk->size()));
+        chunks_.emplace_back(std::move(*chunk));
+        // Cleared before the disk thread may resume reading into it.
+        frame_.Clear();
+        cv_.notify_all();
+        // Back-pressure: stop reading while the disk is behind.
+        read_more = chunks_.size() < kMaxQueuedChunks;
+        read_paused_ = !read_more;
+      }
+      if (read_more) StartRead(&frame_);
+      return;
+    }
+    case v1::SnapshotFrame::kTrailer: {
+      if (!have_header_) {
+        return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "snapshot trailer before the header"));
+      }
+      if (received_ != declared_) {
+        return Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
+                                 absl::StrCat("truncated snapshot: ", received_, " of ", declared_,
+                                              " bytes")));
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        trailer_ = true;
+        want_crc_ = frame_.trailer().crc32c();
+        cv_.notify_all();
+      }
+      StartRead(&frame_);  // expect the end of the client half
+      return;
+    }
+    case v1::SnapshotFrame::KIND_NOT_SET:
+      break;
+  }
+  Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty snapshot frame"));
+}
+
+void SnapshotReceiver::OnCancel() {
+  handoff_.Acquire();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+  Fail(grpc::Status(grpc::StatusCode::CANCELLED, "snapshot transfer cancelled"));
+}
+
+void SnapshotReceiver::DiskLoop() {
+  const absl::Duration timeout = service_->host()->options().snapshot_progress_timeout;
+  // The disk thread owns the sink from here on: Fail() elsewhere only marks
+  // the transfer finished, and this thread aborts what it wrote.
+  std::unique_ptr<SnapshotSink> sink;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    sink = std::move(sink_);
+    disk_owns_sink_ = sink != nullptr;
+    disk_tid_ = std::this_thread::get_id();
+  }
+  if (!sink) return;  // failed (and answered) before we started
+  // A failure the reactor saw meanwhile is answered once this thread is
+  // done with the file, whatever the exit.
+  absl::Cleanup answer_deferred = [this] { FinishDeferred(); };
+  uint32_t crc = 0;
+  for (;;) {
+    std::string chunk;
+    bool resume_read = false;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      bool progressed = cv_.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] {
+        return finished_ || !chunks_.empty() || trailer_;
+      });
+      if (finished_) {
+        l.unlock();
+        sink->Abort();
+        return;
+      }
+      if (!progressed) {
+        l.unlock();
+        sink->Abort();
+        ctx_->TryCancel();
+        Fail(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          absl::StrCat("no snapshot data for ", absl::FormatDuration(timeout))));
+        return;
+      }
+      if (chunks_.empty()) break;  // the trailer came after the last chunk
+      chunk = std::move(chunks_.front());
+      chunks_.pop_front();
+      if (read_paused_) {
+        read_paused_ = false;
+        resume_read = true;
+      }
+    }
+    if (resume_read) StartRead(&frame_);
+    crc = Crc32cExtend(crc, chunk.data(), chunk.size());
+    absl::Status s = sink->Write(chunk.data(), chunk.size());
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      NoteBuffered(-static_cast<int64_t>(chunk.size()));
+    }
+    if (!s.ok()) {
+      sink->Abort();
+      ctx_->TryCancel();
+      Fail(grpc::Status(grpc::StatusCode::INTERNAL,
+                        absl::StrCat("failed to save KV snapshot (", s.ToString(), ")")));
+      return;
+    }
+  }
+  raftpb::Message msg;
+  bool crc_ok;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (finished_) {
+      sink->Abort();
+      return;
+    }
+    crc_ok = crc == want_crc_;
+    msg = msg_;
+  }
+  if (!crc_ok) {
+    sink->Abort();
+    Fail(grpc::Status(grpc::StatusCode::DATA_LOSS, "snapshot checksum mismatch"));
+    return;
+  }
+  absl::StatusOr<std::string> path = sink->Commit();
+  if (!path.ok()) {
+    sink->Abort();
+    Fail(grpc::Status(grpc::StatusCode::INTERNAL,
+                      absl::StrCat("failed to save KV snapshot (", path.status().ToString(), ")")));
+    return;
+  }
+  service_->AddReceivedBytes(from_, declared_);
+  // Only now, with the data durable, does Raft learn of the snapshot.
+  absl::Status ps = service_->host()->raft()->ProcessSnapshot(msg, *path);
+  if (!ps.ok()) {
+    Fail(ps.code() == absl::StatusCode::kPermissionDenied
+             ? RemovedMemberStatus(ctx_)
+             : grpc::Status(grpc::StatusCode::INTERNAL,
+                            absl::StrCat("failed to process raft message (", ps.ToString(), ")")));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (finished_) return;
+    finished_ = true;
+  }
+  service_->snapshots_received_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Duration took = absl::Now() - start_;
+  outcome_ok_ = true;
+  outcome_seconds_ = absl::ToDoubleSeconds(took);
+  LogLine(service_->host()->options(),
+          absl::StrCat("received and saved database snapshot from peer ", absl::Hex(from_),
+                       " (index ", msg.snapshot().metadata().index(), ", ", declared_,
+                       " bytes, took ", absl::FormatDuration(took), ")"));
+  Finish(grpc::Status::OK);
+}
+
+void SnapshotReceiver::OnDone() {
+  handoff_.Acquire();
+  // The disk thread calls Finish as its last step (or has nothing left).
+  if (disk_.joinable()) disk_.join();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    NoteBuffered(-buffered_);
+    if (sink_) sink_->Abort();
+  }
+  // Counted here, so "in flight" covers the whole transfer, partial file
+  // removal included.
+  if (counted_) service_->inbound_metrics().SnapshotEnded(from_, outcome_ok_, outcome_seconds_);
+  delete this;
+}
+
+}  // namespace raftgrpc

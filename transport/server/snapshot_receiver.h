@@ -1,0 +1,98 @@
+// Server side of the Snapshot RPC (etcd's snapshotHandler).
+//
+// Frames: a header (MsgSnap + data size), data chunks, a trailer (CRC-32C).
+// The reactor hands chunks to a per-transfer disk thread through a queue of
+// at most kMaxQueuedChunks; reading pauses while it is full, so memory stays
+// bounded by a few chunks whatever the snapshot size, and disk writes overlap
+// receiving. Only after size and checksum match and the data is durable is
+// the MsgSnap handed to Raft::ProcessSnapshot; then the call answers OK.
+//
+// Status codes: bad identity as every RPC; first frame not a header or not a
+// MsgSnap -> INVALID_ARGUMENT; message over the limit or data beyond the
+// declared size -> RESOURCE_EXHAUSTED; removed sender -> PERMISSION_DENIED;
+// stream ended before the trailer, size short, or checksum mismatch ->
+// DATA_LOSS; no frame for snapshot_progress_timeout -> DEADLINE_EXCEEDED;
+// store or Raft failure -> INTERNAL. A failed transfer leaves no file.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/internal/handoff.h"
+#include "transport/server/service.h"
+#include "transport/snapshot_store.h"
+
+namespace raftgrpc {
+
+class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame> {
+ public:
+  static constexpr size_t kMaxQueuedChunks = 4;
+
+  static SnapshotReceiver* Start(TransportService* service, grpc::CallbackServerContext* ctx);
+
+  void OnReadDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  // Most chunk bytes ever buffered by any receiver in this process (queue
+  // plus the frame being read): lets tests assert bounded memory.
+  static uint64_t PeakBufferedBytes();
+  static void ResetPeakBufferedBytes();
+
+ private:
+  SnapshotReceiver(TransportService* service, grpc::CallbackServerContext* ctx);
+
+  void Fail(const grpc::Status& s);  // finishes once; aborts the sink
+  void FinishDeferred();              // disk thread: answers a deferred Fail
+  void HandleHeader();
+  void DiskLoop();
+  void NoteBuffered(int64_t delta);
+
+  TransportService* const service_;
+  grpc::CallbackServerContext* const ctx_;
+  v1::SnapshotFrame frame_;
+  uint64_t from_ = 0;
+  absl::Time start_;
+  bool counted_ = false;  // SnapshotStarted was recorded for from_
+  // Set once, by whoever finishes the call (before Finish); read in OnDone.
+  bool outcome_ok_ = false;
+  double outcome_seconds_ = 0;
+
+  // Reactor-side state (OnReadDone calls are serialized).
+  bool have_header_ = false;
+  uint64_t declared_ = 0;
+  uint64_t received_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> chunks_;
+  bool trailer_ = false;
+  uint32_t want_crc_ = 0;
+  bool finished_ = false;
+  bool disk_owns_sink_ = false;
+  std::thread::id disk_tid_;
+  std::optional<grpc::Status> deferred_;  // a Fail to answer after the disk thread aborts
+  bool cancelled_ = false;
+  bool read_paused_ = false;
+  bool eof_ = false;  // the client half ended (maybe early)
+  raftpb::Message msg_;
+  std::unique_ptr<SnapshotSink> sink_;
+  std::thread disk_;
+  int64_t buffered_ = 0;
+  Handoff handoff_;
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_

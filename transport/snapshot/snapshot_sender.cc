@@ -1,0 +1,234 @@
+#include "transport/snapshot/snapshot_sender.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/snapshot/crc32c.h"
+#include "transport/internal/log.h"
+#include "transport/internal/metadata.h"
+
+namespace raftgrpc {
+
+GrpcSnapshotSender::GrpcSnapshotSender(const PeerEnv& env, const TransportOptions& opts,
+                                       ChannelPool* channels, Scheduler* scheduler,
+                                       CriticalFn on_critical)
+    : env_(env),
+      opts_(opts),
+      channels_(channels),
+      sched_(scheduler),
+      on_critical_(std::move(on_critical)) {}
+
+GrpcSnapshotSender::~GrpcSnapshotSender() { Stop(); }
+
+void GrpcSnapshotSender::Send(SnapshotMessage snap) {
+  std::vector<Worker> exited;
+  bool accepted = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    // Reap threads that have returned: joining them cannot block.
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (it->exited->load(std::memory_order_acquire)) {
+        exited.push_back(std::move(*it));
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!stopped_ && !busy_) {
+      accepted = true;
+      busy_ = true;
+      auto flag = std::make_shared<std::atomic<bool>>(false);
+      workers_.push_back(Worker{std::thread([this, flag, s = std::move(snap)]() mutable {
+                                  Run(std::move(s));
+                                  flag->store(true, std::memory_order_release);
+                                }),
+                                flag});
+    } else {
+      if (busy_) ++stats_.refused_busy;
+      ++stats_.failed;
+    }
+  }
+  for (Worker& w : exited) w.thread.join();
+  if (!accepted) {
+    // One snapshot at a time per peer (and none once stopped).
+    LogLine(opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
+                                ": another snapshot is in flight or the peer stopped"));
+    snap.Close(false);
+    env_.raft->ReportSnapshot(env_.peer_id, SnapshotStatus::kFailure);
+  }
+}
+
+void GrpcSnapshotSender::Stop() {
+  std::vector<Worker> workers;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopped_ = true;
+    if (ctx_ != nullptr) ctx_->TryCancel();
+    workers.swap(workers_);
+  }
+  for (Worker& w : workers) {
+    if (w.thread.get_id() == std::this_thread::get_id()) {
+      w.thread.detach();  // Stop called from our own ReportSnapshot: it returns next
+    } else {
+      w.thread.join();
+    }
+  }
+}
+
+SnapshotSenderStats GrpcSnapshotSender::stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  SnapshotSenderStats s = stats_;
+  s.inflight = busy_;
+  return s;
+}
+
+// Shared by a transfer and its watchdog task, which may outlive the transfer.
+struct GrpcSnapshotSender::Watch {
+  std::mutex mu;
+  grpc::ClientContext* ctx = nullptr;  // null once the transfer ended
+  absl::Time last_progress;
+};
+
+void GrpcSnapshotSender::ScheduleWatch(std::shared_ptr<Watch> w) {
+  const absl::Duration timeout = opts_.snapshot_progress_timeout;
+  Scheduler* sched = sched_;
+  sched->RunAfter(std::max(absl::Milliseconds(10), timeout / 4), [this, w, timeout] {
+    std::lock_guard<std::mutex> l(w->mu);
+    if (w->ctx == nullptr) return;  // transfer over: `this` may be gone
+    if (absl::Now() - w->last_progress > timeout) {
+      w->ctx->TryCancel();
+      return;
+    }
+    ScheduleWatch(w);
+  });
+}
+
+void GrpcSnapshotSender::Run(SnapshotMessage snap) {
+  grpc::ClientContext ctx;
+  AddIdentityMetadata(&ctx, opts_, env_.peer_id);
+  auto watch = std::make_shared<Watch>();
+  watch->ctx = &ctx;
+  watch->last_progress = absl::Now();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ctx_ = &ctx;
+    if (stopped_) ctx.TryCancel();
+  }
+  ScheduleWatch(watch);
+  const absl::Time start = absl::Now();
+  grpc::Status s = Transfer(snap, &ctx, watch.get());
+  {
+    std::lock_guard<std::mutex> l(watch->mu);
+    watch->ctx = nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ctx_ = nullptr;
+  }
+  Finish(snap, s, ctx, absl::Now() - start);
+}
+
+grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, grpc::ClientContext* ctx,
+                                          Watch* watch) {
+  auto progress = [watch] {
+    std::lock_guard<std::mutex> l(watch->mu);
+    watch->last_progress = absl::Now();
+  };
+  const uint64_t size = snap.data ? snap.data->size() : 0;
+  std::string url = env_.picker->Pick();
+  auto stub = v1::RaftTransport::NewStub(channels_->GetForSnapshots(url));
+  v1::SnapshotResponse resp;
+  std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w = stub->Snapshot(ctx, &resp);
+  auto abort = [&](grpc::StatusCode code, std::string why) {
+    // Cancel, never half-close: the receiver must not commit a short body.
+    ctx->TryCancel();
+    w->Finish();
+    return grpc::Status(code, why);
+  };
+
+  v1::SnapshotFrame frame;
+  *frame.mutable_header()->mutable_message() = snap.message;
+  frame.mutable_header()->set_data_size(size);
+  if (!w->Write(frame)) return w->Finish();
+  progress();
+
+  uint32_t crc = 0;
+  uint64_t sent = 0;
+  // One buffer, reused for every chunk.
+  std::string* buf = frame.mutable_chunk();
+  while (sent < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(opts_.snapshot_chunk_bytes, size - sent));
+    buf->resize(want);
+    absl::StatusOr<size_t> n = snap.data->Read(&(*buf)[0], want);
+    if (!n.ok()) {
+      return abort(grpc::StatusCode::ABORTED,
+                   absl::StrCat("reading snapshot data: ", n.status().ToString()));
+    }
+    if (*n == 0) {
+      return abort(grpc::StatusCode::ABORTED,
+                   absl::StrCat("snapshot data ended after ", sent, " of ", size, " bytes"));
+    }
+    buf->resize(*n);
+    crc = Crc32cExtend(crc, buf->data(), *n);
+    if (!w->Write(frame)) return w->Finish();
+    sent += *n;
+    progress();
+  }
+  char extra;
+  if (snap.data) {
+    absl::StatusOr<size_t> n = snap.data->Read(&extra, 1);
+    if (n.ok() && *n > 0) {
+      return abort(grpc::StatusCode::ABORTED, "snapshot data is longer than its declared size");
+    }
+  }
+  frame.mutable_trailer()->set_crc32c(crc);
+  if (!w->Write(frame)) return w->Finish();
+  w->WritesDone();
+  progress();
+  return w->Finish();
+}
+
+void GrpcSnapshotSender::Finish(SnapshotMessage& snap, const grpc::Status& s,
+                                const grpc::ClientContext& ctx, absl::Duration took) {
+  const uint64_t to = env_.peer_id;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (s.ok()) {
+      ++stats_.sent;
+      stats_.bytes += snap.data ? snap.data->size() : 0;
+      stats_.seconds.Observe(absl::ToDoubleSeconds(took));
+    } else {
+      ++stats_.failed;
+    }
+    stats_.last_duration = took;
+    // Free before reporting, so Raft may send the next snapshot at once.
+    busy_ = false;
+  }
+  const uint64_t size = snap.data ? snap.data->size() : 0;
+  if (s.ok()) {
+    LogLine(opts_, absl::StrCat("sent database snapshot to peer ", absl::Hex(to), " (index ",
+                                snap.message.snapshot().metadata().index(), ", ", size,
+                                " bytes, took ", absl::FormatDuration(took), ")"));
+    env_.status->Activate();
+    env_.raft->ReportSnapshot(to, SnapshotStatus::kFinish);
+  } else {
+    LogLine(opts_, absl::StrCat("failed to send database snapshot to peer ", absl::Hex(to),
+                                " (index ", snap.message.snapshot().metadata().index(), ", ",
+                                size, " bytes): ", static_cast<int>(s.error_code()), ": ",
+                                s.error_message()));
+    env_.picker->Unreachable(env_.picker->Pick());
+    env_.status->Deactivate({"sendMsgSnap", "post"},
+                            absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message()));
+    env_.raft->ReportUnreachable(to);
+    env_.raft->ReportSnapshot(to, SnapshotStatus::kFailure);
+    if (IsRemovedMember(s, ctx) && on_critical_) {
+      on_critical_(absl::PermissionDeniedError(
+          "the member has been permanently removed from the cluster"));
+    }
+  }
+  snap.Close(s.ok());
+}
+
+}  // namespace raftgrpc

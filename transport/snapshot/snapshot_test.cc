@@ -1,0 +1,351 @@
+// Snapshots end to end: client-streaming RPC, real files, real servers.
+#include <dirent.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "testing/cluster.h"
+#include "transport/snapshot/crc32c.h"
+#include "transport/snapshot.h"
+#include "transport/server/snapshot_receiver.h"
+#include "transport/snapshot/snapshot_sender.h"
+#include "transport/internal/wire.h"
+
+namespace raftgrpc {
+namespace {
+
+using testing::Cluster;
+using testing::WaitUntil;
+
+std::vector<std::string> Files(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") out.push_back(n);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+// Writes `size` pseudo-random bytes; returns their CRC-32C.
+uint32_t MakeFile(const std::string& path, uint64_t size) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  std::string buf(1 << 20, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ULL ^ size;
+  uint32_t crc = 0;
+  for (uint64_t done = 0; done < size;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
+    for (size_t i = 0; i < n; i += 8) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      std::memcpy(&buf[i], &x, std::min<size_t>(8, n - i));
+    }
+    crc = Crc32cExtend(crc, buf.data(), n);
+    std::fwrite(buf.data(), 1, n, f);
+    done += n;
+  }
+  std::fclose(f);
+  return crc;
+}
+
+uint32_t FileCrc(const std::string& path, uint64_t* size) {
+  std::ifstream f(path, std::ios::binary);
+  std::string buf(1 << 20, '\0');
+  uint32_t crc = 0;
+  *size = 0;
+  while (f) {
+    f.read(&buf[0], buf.size());
+    crc = Crc32cExtend(crc, buf.data(), f.gcount());
+    *size += f.gcount();
+  }
+  return crc;
+}
+
+raftpb::Message SnapMsg(uint64_t index) {
+  raftpb::Message m;
+  m.set_type(raftpb::MsgSnap);
+  m.set_from(1);
+  m.set_to(2);
+  m.set_term(3);
+  m.mutable_snapshot()->mutable_metadata()->set_index(index);
+  m.mutable_snapshot()->mutable_metadata()->set_term(3);
+  m.mutable_snapshot()->mutable_metadata()->mutable_conf_state()->add_voters(1);
+  return m;
+}
+
+// Data from memory that can fail or block at a given offset; records the
+// largest single read it was asked for.
+class TestData : public SnapshotData {
+ public:
+  TestData(uint64_t size, uint64_t fail_at = UINT64_MAX, uint64_t block_at = UINT64_MAX)
+      : size_(size), fail_at_(fail_at), block_at_(block_at) {}
+  uint64_t size() const override { return size_; }
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (max_read_out_ != nullptr) *max_read_out_ = std::max(*max_read_out_, n);
+    if (pos_ >= fail_at_) return absl::DataLossError("disk on fire");
+    if (pos_ >= block_at_) {
+      std::unique_lock<std::mutex> l(mu_);
+      blocked_ = true;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return released_; });
+    }
+    size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - pos_));
+    std::memset(buf, 'd', k);
+    pos_ += k;
+    return k;
+  }
+  bool WaitBlocked() {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, std::chrono::seconds(10), [&] { return blocked_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // Where to record the largest read: the sender frees this object.
+  size_t* max_read_out_ = nullptr;
+
+ private:
+  uint64_t size_, fail_at_, block_at_, pos_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool blocked_ = false, released_ = false;
+};
+
+struct Outcome {
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  bool ok = false;
+  bool Wait() {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::seconds(120), [&] { return calls > 0; });
+  }
+};
+
+SnapshotMessage Wrap(raftpb::Message m, std::unique_ptr<SnapshotData> data, Outcome* out) {
+  SnapshotMessage s;
+  s.message = std::move(m);
+  s.data = std::move(data);
+  s.on_done = [out](bool ok) {
+    std::lock_guard<std::mutex> l(out->mu);
+    ++out->calls;
+    out->ok = ok;
+    out->cv.notify_all();
+  };
+  return s;
+}
+
+class SnapshotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = Cluster::Start(2, Options());
+    ASSERT_TRUE(c.ok()) << c.status();
+    c_ = *std::move(c);
+    tmp_ = std::getenv("TEST_TMPDIR");
+  }
+  virtual TransportOptions Options() {
+    TransportOptions o;
+    o.snapshot_chunk_bytes = 1 << 20;
+    return o;
+  }
+
+  void SendFileAndCheck(uint64_t size, uint64_t index) {
+    std::string src = absl::StrCat(tmp_, "/src-", index);
+    uint32_t crc = MakeFile(src, size);
+    auto data = FileSnapshotData::Open(src);
+    ASSERT_TRUE(data.ok());
+    Outcome out;
+    size_t reports = c_->raft(1).snapshot_reports().size();
+    c_->t(1).SendSnapshot(Wrap(SnapMsg(index), *std::move(data), &out));
+    ASSERT_TRUE(out.Wait());
+    EXPECT_TRUE(out.ok);
+    ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(reports + 1));
+    EXPECT_EQ(c_->raft(1).snapshot_reports().back().second, SnapshotStatus::kFinish);
+    // The receiver's Raft saw the MsgSnap, pointing at the stored file.
+    auto paths = c_->raft(2).snapshot_paths();
+    ASSERT_FALSE(paths.empty());
+    EXPECT_EQ(paths.back(),
+              absl::StrCat(c_->node(2).snap_dir, "/", DiskSnapshotStore::FileName(index)));
+    uint64_t got_size;
+    EXPECT_EQ(FileCrc(paths.back(), &got_size), crc);
+    EXPECT_EQ(got_size, size);
+    std::remove(src.c_str());
+  }
+
+  std::unique_ptr<Cluster> c_;
+  std::string tmp_;
+};
+
+TEST_F(SnapshotTest, EmptyOneChunkAndLargeSnapshotsArriveByteIdentical) {
+  SendFileAndCheck(0, 1);
+  SendFileAndCheck(1000, 2);
+  SnapshotReceiver::ResetPeakBufferedBytes();
+  SendFileAndCheck(256ull << 20, 3);
+  // Memory stays bounded by a few chunks whatever the size: the queue plus
+  // the frame being read.
+  EXPECT_LE(SnapshotReceiver::PeakBufferedBytes(),
+            (SnapshotReceiver::kMaxQueuedChunks + 1) * (1u << 20));
+  // No stray temp files: exactly the three snapshots.
+  EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 3u);
+  EXPECT_EQ(c_->t(1).GetPeer(2)->stats().snapshots_sent, 3u);
+}
+
+TEST_F(SnapshotTest, SenderReadsAtMostOneChunkAtATime) {
+  auto* data = new TestData(10 << 20);
+  size_t max_read = 0;  // written by the sender thread before on_done
+  data->max_read_out_ = &max_read;
+  Outcome out;
+  c_->t(1).SendSnapshot(Wrap(SnapMsg(5), std::unique_ptr<SnapshotData>(data), &out));
+  ASSERT_TRUE(out.Wait());
+  EXPECT_TRUE(out.ok);
+  EXPECT_GT(max_read, 0u);
+  EXPECT_LE(max_read, 1u << 20);
+}
+
+TEST_F(SnapshotTest, SenderFailureMidTransferLeavesNoFileAndReportsOnce) {
+  Outcome out;
+  c_->t(1).SendSnapshot(
+      Wrap(SnapMsg(6), std::make_unique<TestData>(8 << 20, /*fail_at=*/3 << 20), &out));
+  ASSERT_TRUE(out.Wait());
+  EXPECT_FALSE(out.ok);
+  ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(1));
+  EXPECT_EQ(c_->raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  // The receiver saw a cancelled call: nothing kept, nothing processed.
+  ASSERT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).empty(); }));
+  EXPECT_TRUE(c_->raft(2).snapshot_paths().empty());
+  // The peer keeps working for normal messages.
+  raftpb::Message hb;
+  hb.set_type(raftpb::MsgHeartbeat);
+  hb.set_from(1);
+  hb.set_to(2);
+  c_->t(1).Send(hb);
+  ASSERT_TRUE(c_->raft(2).WaitForMessages(1));
+  EXPECT_EQ(c_->raft(1).snapshot_reports().size(), 1u);
+  EXPECT_EQ(out.calls, 1);
+}
+
+TEST_F(SnapshotTest, ReceiverStoppedMidTransferFailsOnceAndLeavesNoFile) {
+  auto* data = new TestData(8 << 20, UINT64_MAX, /*block_at=*/2 << 20);
+  Outcome out;
+  c_->t(1).SendSnapshot(Wrap(SnapMsg(7), std::unique_ptr<SnapshotData>(data), &out));
+  ASSERT_TRUE(data->WaitBlocked());
+  c_->StopNode(2);
+  data->Release();
+  ASSERT_TRUE(out.Wait());
+  EXPECT_FALSE(out.ok);
+  ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(1));
+  EXPECT_EQ(c_->raft(1).snapshot_reports().size(), 1u);
+  EXPECT_EQ(c_->raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  EXPECT_TRUE(Files(c_->node(2).snap_dir).empty());
+}
+
+TEST_F(SnapshotTest, SecondConcurrentSnapshotFailsFirstUnaffected) {
+  auto* first = new TestData(4 << 20, UINT64_MAX, /*block_at=*/1 << 20);
+  Outcome out1, out2;
+  c_->t(1).SendSnapshot(Wrap(SnapMsg(8), std::unique_ptr<SnapshotData>(first), &out1));
+  ASSERT_TRUE(first->WaitBlocked());
+  c_->t(1).SendSnapshot(Wrap(SnapMsg(9), std::make_unique<TestData>(10), &out2));
+  ASSERT_TRUE(out2.Wait());
+  EXPECT_FALSE(out2.ok);
+  ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(1));
+  EXPECT_EQ(c_->raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  first->Release();
+  ASSERT_TRUE(out1.Wait());
+  EXPECT_TRUE(out1.ok);
+  ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(2));
+  EXPECT_EQ(c_->raft(1).snapshot_reports()[1].second, SnapshotStatus::kFinish);
+  EXPECT_EQ(Files(c_->node(2).snap_dir),
+            std::vector<std::string>{DiskSnapshotStore::FileName(8)});
+}
+
+TEST_F(SnapshotTest, UnknownPeerClosesWithFailure) {
+  Outcome out;
+  raftpb::Message m = SnapMsg(10);
+  m.set_to(77);
+  c_->t(1).SendSnapshot(Wrap(m, std::make_unique<TestData>(1), &out));
+  ASSERT_TRUE(out.Wait());
+  EXPECT_FALSE(out.ok);
+}
+
+// Hand-made frames against the receiver: each bad transfer gets its precise
+// code and leaves no file.
+class RawSnapshotTest : public SnapshotTest {
+ protected:
+  grpc::Status Send(const std::vector<v1::SnapshotFrame>& frames, bool writes_done = true) {
+    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c_->node(2).port),
+                                  grpc::InsecureChannelCredentials());
+    auto stub = v1::RaftTransport::NewStub(ch);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kMetaFrom, "1");
+    ctx.AddMetadata(kMetaTo, "2");
+    ctx.AddMetadata(kMetaClusterId, "1000");
+    ctx.AddMetadata(kMetaServerVersion, kServerVersion);
+    v1::SnapshotResponse resp;
+    auto w = stub->Snapshot(&ctx, &resp);
+    for (const auto& f : frames) {
+      if (!w->Write(f)) break;
+    }
+    if (writes_done) w->WritesDone();
+    return w->Finish();
+  }
+  static v1::SnapshotFrame Header(uint64_t size, raftpb::MessageType t = raftpb::MsgSnap) {
+    v1::SnapshotFrame f;
+    *f.mutable_header()->mutable_message() = SnapMsg(11);
+    f.mutable_header()->mutable_message()->set_type(t);
+    f.mutable_header()->set_data_size(size);
+    return f;
+  }
+  static v1::SnapshotFrame Chunk(const std::string& d) {
+    v1::SnapshotFrame f;
+    f.set_chunk(d);
+    return f;
+  }
+  static v1::SnapshotFrame Trailer(uint32_t crc) {
+    v1::SnapshotFrame f;
+    f.mutable_trailer()->set_crc32c(crc);
+    return f;
+  }
+};
+
+TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
+  const std::string data = "snapshot-bytes";
+  const uint32_t crc = Crc32cExtend(0, data.data(), data.size());
+  struct Case {
+    const char* name;
+    std::vector<v1::SnapshotFrame> frames;
+    grpc::StatusCode want;
+  } cases[] = {
+      {"corrupt checksum", {Header(data.size()), Chunk(data), Trailer(crc ^ 1)},
+       grpc::StatusCode::DATA_LOSS},
+      {"truncated, no trailer", {Header(data.size()), Chunk(data.substr(0, 5))},
+       grpc::StatusCode::DATA_LOSS},
+      {"short data then trailer", {Header(data.size()), Chunk(data.substr(0, 5)), Trailer(crc)},
+       grpc::StatusCode::DATA_LOSS},
+      {"oversize data", {Header(4), Chunk(data)}, grpc::StatusCode::RESOURCE_EXHAUSTED},
+      {"data before header", {Chunk(data)}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"not a MsgSnap", {Header(1, raftpb::MsgApp)}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"empty frame", {Header(1), v1::SnapshotFrame()}, grpc::StatusCode::INVALID_ARGUMENT},
+  };
+  for (const Case& c : cases) {
+    grpc::Status s = Send(c.frames);
+    EXPECT_EQ(s.error_code(), c.want) << c.name << ": " << s.error_message();
+    EXPECT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).empty(); })) << c.name;
+  }
+  EXPECT_TRUE(c_->raft(2).snapshot_paths().empty());
+  // And a well-formed one is accepted.
+  EXPECT_TRUE(Send({Header(data.size()), Chunk(data), Trailer(crc)}).ok());
+  EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 1u);
+}
+
+}  // namespace
+}  // namespace raftgrpc

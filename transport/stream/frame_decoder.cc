@@ -1,0 +1,40 @@
+#include "transport/stream/frame_decoder.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace raftgrpc {
+
+namespace {
+
+absl::Status CheckedDeliver(raftpb::Message&& m, size_t max, const DeliverFn& deliver) {
+  const size_t size = m.ByteSizeLong();
+  if (size > max) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("message of ", size, " bytes exceeds the limit of ", max));
+  }
+  return deliver(std::move(m));
+}
+
+}  // namespace
+
+absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_bytes,
+                                const DeliverFn& deliver) {
+  for (raftpb::Message& m : *frame->mutable_messages()) {
+    absl::Status s = CheckedDeliver(std::move(m), max_message_bytes, deliver);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecodeMsgAppV2Frame(v1::MsgAppV2Frame* frame, MsgAppV2Decoder* dec,
+                                 size_t max_message_bytes, const DeliverFn& deliver) {
+  for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
+    absl::StatusOr<raftpb::Message> m = dec->Decode(std::move(rec));
+    if (!m.ok()) return m.status();
+    absl::Status s = CheckedDeliver(*std::move(m), max_message_bytes, deliver);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace raftgrpc

@@ -1,0 +1,34 @@
+// Decoding of stream frames on the receiving side (the stream reader), kept
+// free of gRPC so that it is fuzzed directly (testing/fuzz).
+//
+// Thread-safety: pure functions; the v2 decoder state is the caller's.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_FRAME_DECODER_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_FRAME_DECODER_H_
+
+#include <cstddef>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "proto/raftpb/raft.pb.h"
+#include "proto/transport.pb.h"
+#include "transport/stream/msgappv2_codec.h"
+
+namespace raftgrpc {
+
+// Receives each decoded message in order; an error stops decoding.
+using DeliverFn = std::function<absl::Status(raftpb::Message&&)>;
+
+// Hands every message of a v3 frame to `deliver`, in order. A message over
+// `max_message_bytes` -> RESOURCE_EXHAUSTED (the stream must be torn down).
+// Messages are moved out of `frame`.
+absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_bytes,
+                                const DeliverFn& deliver);
+
+// The same for a v2 frame through `dec` (the call's codec state): a bad
+// record -> INVALID_ARGUMENT; an oversize message -> RESOURCE_EXHAUSTED.
+absl::Status DecodeMsgAppV2Frame(v1::MsgAppV2Frame* frame, MsgAppV2Decoder* dec,
+                                 size_t max_message_bytes, const DeliverFn& deliver);
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_FRAME_DECODER_H_

@@ -1,0 +1,89 @@
+#include "transport/stream/msgappv2_codec.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "peer/inbound_router.h"
+
+namespace raftgrpc {
+
+void MsgAppV2Encoder::Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame) {
+  v1::MsgAppV2Record* rec = frame->add_records();
+  if (IsLinkHeartbeat(m)) {
+    rec->mutable_link_heartbeat();
+    return;
+  }
+  if (m.index() == index_ && m.logterm() == term_ && m.logterm() == m.term()) {
+    v1::AppEntries* ae;
+    if (!pool_.empty()) {
+      ae = pool_.back().release();
+      pool_.pop_back();
+      rec->set_allocated_app_entries(ae);
+    } else {
+      ae = rec->mutable_app_entries();
+    }
+    ae->mutable_entries()->Swap(m.mutable_entries());
+    ae->set_commit(m.commit());
+    index_ += ae->entries_size();
+    return;
+  }
+  term_ = m.term();
+  index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();
+  *rec->mutable_app() = std::move(m);
+}
+
+void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
+  for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
+    if (rec.has_app_entries() && pool_.size() < kMaxPooled) {
+      std::unique_ptr<v1::AppEntries> ae(rec.release_app_entries());
+      // Free the entries now: a cleared RepeatedPtrField would keep them,
+      // and their data buffers, alive in the pool.
+      google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
+      ae->mutable_entries()->Swap(&drop);
+      ae->Clear();
+      pool_.push_back(std::move(ae));
+    }
+  }
+  frame->Clear();
+}
+
+absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec) {
+  raftpb::Message m;
+  switch (rec.kind_case()) {
+    case v1::MsgAppV2Record::kLinkHeartbeat:
+      m.set_type(raftpb::MsgHeartbeat);
+      return m;
+    case v1::MsgAppV2Record::kAppEntries: {
+      v1::AppEntries* ae = rec.mutable_app_entries();
+      m.set_type(raftpb::MsgApp);
+      m.set_from(remote_);
+      m.set_to(local_);
+      m.set_term(term_);
+      m.set_logterm(term_);
+      m.set_index(index_);
+      m.mutable_entries()->Swap(ae->mutable_entries());
+      m.set_commit(ae->commit());
+      index_ += m.entries_size();
+      return m;
+    }
+    case v1::MsgAppV2Record::kApp: {
+      m = std::move(*rec.mutable_app());
+      if (m.type() != raftpb::MsgApp) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "msgappv2 stream carries only MsgApp, got ", raftpb::MessageType_Name(m.type())));
+      }
+      if (m.from() != remote_ || m.to() != local_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "msgappv2 record from ", m.from(), " to ", m.to(), " on the stream from ", remote_,
+            " to ", local_));
+      }
+      term_ = m.term();
+      index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();
+      return m;
+    }
+    case v1::MsgAppV2Record::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("failed to parse empty record in msgappv2 stream");
+}
+
+}  // namespace raftgrpc

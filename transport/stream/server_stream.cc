@@ -1,0 +1,103 @@
+#include "transport/stream/server_stream.h"
+
+namespace raftgrpc {
+
+template <class Frame>
+void ServerStream<Frame>::Reject(const grpc::Status& s) {
+  handoff_.Publish();
+  std::lock_guard<std::mutex> l(mu_);
+  FinishLocked(s);
+}
+
+template <class Frame>
+std::unique_ptr<typename ServerStream<Frame>::Handle> ServerStream<Frame>::Accept() {
+  refs_.fetch_add(1, std::memory_order_relaxed);
+  handoff_.Publish();
+  this->StartSendInitialMetadata();
+  this->StartRead(&control_);
+  return std::make_unique<Handle>(this);
+}
+
+template <class Frame>
+void ServerStream<Frame>::SetSink(std::weak_ptr<FrameSink<Frame>> sink) {
+  std::lock_guard<std::mutex> l(mu_);
+  sink_ = std::move(sink);
+}
+
+template <class Frame>
+bool ServerStream<Frame>::Write(std::unique_ptr<Frame> frame) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (finished_ || done_) return false;
+  inflight_ = std::move(frame);
+  this->StartWrite(inflight_.get());
+  return true;
+}
+
+template <class Frame>
+void ServerStream<Frame>::FinishLocked(const grpc::Status& s) {
+  if (finished_) return;
+  finished_ = true;
+  this->Finish(s);
+}
+
+template <class Frame>
+void ServerStream<Frame>::Close() {
+  std::lock_guard<std::mutex> l(mu_);
+  FinishLocked(grpc::Status::OK);
+}
+
+template <class Frame>
+void ServerStream<Frame>::Cancel() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (done_) return;  // ctx_ is gone after OnDone
+  ctx_->TryCancel();
+  FinishLocked(grpc::Status::OK);
+}
+
+template <class Frame>
+void ServerStream<Frame>::OnReadDone(bool ok) {
+  handoff_.Acquire();
+  if (ok) {
+    // The client half carries no traffic; keep watching it for the end.
+    control_.Clear();
+    this->StartRead(&control_);
+    return;
+  }
+  Close();  // the dialler half-closed or went away
+}
+
+template <class Frame>
+void ServerStream<Frame>::OnWriteDone(bool ok) {
+  handoff_.Acquire();
+  std::unique_ptr<Frame> frame;
+  std::shared_ptr<FrameSink<Frame>> sink;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    frame = std::move(inflight_);
+    sink = sink_.lock();
+  }
+  if (sink) sink->OnWriteDone(this, ok, std::move(frame));
+}
+
+template <class Frame>
+void ServerStream<Frame>::OnDone() {
+  handoff_.Acquire();
+  std::shared_ptr<FrameSink<Frame>> sink;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    done_ = true;
+    sink = sink_.lock();
+  }
+  if (sink) sink->OnStreamDone(this);
+  Unref();
+}
+
+template <class Frame>
+void ServerStream<Frame>::Unref() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+template class ServerStream<v1::MessageFrame>;
+template class ServerStream<v1::MsgAppV2Frame>;
+
+}  // namespace raftgrpc

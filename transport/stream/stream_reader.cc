@@ -1,0 +1,374 @@
+#include "transport/stream/stream_reader.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/internal/metadata.h"
+#include "transport/stream/frame_decoder.h"
+#include "transport/internal/handoff.h"
+#include "transport/stream/msgappv2_codec.h"
+
+namespace raftgrpc {
+
+// One dial: a client reactor that lives until its OnDone.
+class CallBase {
+ public:
+  virtual ~CallBase() = default;
+  virtual void Cancel() = 0;
+  std::string url;
+  absl::Time started;
+  absl::Time last_read;       // guarded by the core's mutex
+  bool connected = false;     // guarded by the core's mutex
+  std::string cancel_reason;  // guarded by the core's mutex; set when we cancel
+  // Lifetime (guarded by the core's mutex): a thread that cancels the call
+  // outside the lock pins it first, so that OnDone cannot delete it under
+  // that thread's feet; whoever drops the last interest deletes it.
+  int pins = 0;
+  bool done = false;
+};
+
+class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
+ public:
+  Core(StreamType type, const PeerEnv& env, const TransportOptions& opts, Scheduler* sched,
+       ChannelPool* channels, CriticalFn on_critical)
+      : type_(type),
+        env_(env),
+        opts_(opts),
+        sched_(sched),
+        channels_(channels),
+        on_critical_(std::move(on_critical)) {}
+
+  void Start() {
+    Dial();
+    std::lock_guard<std::mutex> l(mu_);
+    ScheduleIdleCheckLocked();
+  }
+
+  void Stop() {
+    CallBase* call;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      sched_->Cancel(dial_task_);
+      sched_->Cancel(idle_task_);
+      call = current_;
+      if (call != nullptr) {
+        call->cancel_reason = "stopped";
+        ++call->pins;
+      }
+    }
+    if (call != nullptr) CancelPinned(call);
+    std::unique_lock<std::mutex> l(mu_);
+    done_.wait(l, [&] { return current_ == nullptr && busy_ == 0; });
+  }
+
+  StreamReaderStats stats() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return stats_;
+  }
+
+  // ---- called by calls
+  void OnConnected(CallBase* call) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || call != current_) return;
+      call->connected = true;
+      call->last_read = absl::Now();
+      ++stats_.connects;
+      ++busy_;
+    }
+    env_.status->Activate();
+    Unbusy();
+  }
+
+  // Delivers a frame; false tears the stream down (reason recorded).
+  template <class Frame, class Decode>
+  bool OnFrame(CallBase* call, Frame* frame, Decode&& decode) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || call != current_) return false;
+      call->last_read = absl::Now();
+      ++busy_;
+    }
+    uint64_t msgs = 0, bytes = 0;
+    absl::Status err = decode(frame, opts_.max_message_bytes, [&](raftpb::Message&& m) {
+      ++msgs;
+      bytes += m.GetCachedSize();  // computed by the decoder's size check
+      env_.inbound->Deliver(std::move(m));
+      return absl::OkStatus();
+    });
+    std::lock_guard<std::mutex> l(mu_);
+    ++stats_.frames;
+    stats_.messages += msgs;
+    stats_.bytes += bytes;
+    if (!err.ok()) {
+      ++stats_.decode_errors;
+      call->cancel_reason = err.ToString();
+    }
+    if (--busy_ == 0) done_.notify_all();
+    return err.ok();
+  }
+
+  void OnCallDone(CallBase* call, const grpc::Status& s, const grpc::ClientContext& ctx) {
+    bool removed = IsRemovedMember(s, ctx);
+    std::string reason;
+    bool deactivate = false;
+    const char* action = "read";
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (call != current_) return;
+      current_ = nullptr;
+      if (stopped_) {
+        done_.notify_all();
+        return;
+      }
+      if (removed) {
+        removed_ = true;
+      } else if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+        // The remote does not serve this stream type: not a failure (etcd).
+        env_.picker->Unreachable(call->url);
+      } else if (!call->cancel_reason.empty() || !s.ok()) {
+        deactivate = true;
+        action = call->connected ? "read" : "dial";
+        reason = call->cancel_reason.empty()
+                     ? absl::StrCat(grpc_code_name(s.error_code()), ": ", s.error_message())
+                     : call->cancel_reason;
+        env_.picker->Unreachable(call->url);
+      }
+      // else: the remote finished the stream cleanly (its writer was
+      // replaced or stopped), as etcd's EOF: just redial.
+      if (!removed) ScheduleDialLocked();
+      ++busy_;
+    }
+    if (removed) {
+      if (on_critical_) {
+        on_critical_(absl::PermissionDeniedError(
+            "the member has been permanently removed from the cluster"));
+      }
+    } else if (deactivate) {
+      env_.status->Deactivate({StreamTypeName(type_), action}, reason);
+    }
+    Unbusy();
+  }
+
+ private:
+  static const char* grpc_code_name(grpc::StatusCode c) {
+    switch (c) {
+      case grpc::StatusCode::OK: return "OK";
+      case grpc::StatusCode::CANCELLED: return "CANCELLED";
+      case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+      case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+      case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+      case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+      default: return "ERROR";
+    }
+  }
+
+  void Dial();
+
+  void ScheduleDialLocked() {
+    absl::Duration wait =
+        std::max(absl::ZeroDuration(), last_dial_ + opts_.dial_retry_interval - absl::Now());
+    std::weak_ptr<Core> weak = weak_from_this();
+    dial_task_ = sched_->RunAfter(wait, [weak] {
+      if (auto self = weak.lock()) self->Dial();
+    });
+  }
+
+  void ScheduleIdleCheckLocked() {
+    std::weak_ptr<Core> weak = weak_from_this();
+    idle_task_ = sched_->RunAfter(
+        std::max(absl::Milliseconds(10), opts_.conn_read_timeout / 5), [weak] {
+          if (auto self = weak.lock()) self->CheckIdle();
+        });
+  }
+
+  // etcd's per-read deadline: gRPC has none, so a silent call is cancelled.
+  void CheckIdle() {
+    CallBase* call = nullptr;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) return;
+      ScheduleIdleCheckLocked();
+      if (current_ == nullptr || !current_->cancel_reason.empty()) return;
+      absl::Time since = current_->connected ? current_->last_read : current_->started;
+      if (absl::Now() - since <= opts_.conn_read_timeout) return;
+      call = current_;
+      call->cancel_reason = call->connected
+                                ? absl::StrCat("no data received for ",
+                                               absl::FormatDuration(opts_.conn_read_timeout))
+                                : "dial timed out";
+      ++stats_.idle_timeouts;
+      ++call->pins;
+    }
+    CancelPinned(call);
+  }
+
+  void CancelPinned(CallBase* call) {
+    call->Cancel();
+    bool last;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      last = --call->pins == 0 && call->done;
+    }
+    if (last) delete call;
+  }
+
+ public:
+  // Called by a call's OnDone after OnCallDone: true if it may delete itself.
+  bool Retire(CallBase* call) {
+    std::lock_guard<std::mutex> l(mu_);
+    call->done = true;
+    return call->pins == 0;
+  }
+
+ private:
+
+  void Unbusy() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--busy_ == 0) done_.notify_all();
+  }
+
+  const StreamType type_;
+  const PeerEnv env_;
+  const TransportOptions opts_;
+  Scheduler* const sched_;
+  ChannelPool* const channels_;
+  const CriticalFn on_critical_;
+
+  mutable std::mutex mu_;
+  std::condition_variable done_;
+  bool stopped_ = false;
+  bool removed_ = false;
+  int busy_ = 0;
+  CallBase* current_ = nullptr;
+  absl::Time last_dial_ = absl::InfinitePast();
+  Scheduler::TaskId dial_task_ = 0;
+  Scheduler::TaskId idle_task_ = 0;
+  StreamReaderStats stats_;
+};
+
+namespace {
+
+using Core = GrpcStreamReader::Core;
+template <class Frame>
+class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, public CallBase {
+ public:
+  Call(std::shared_ptr<Core> core, const PeerEnv& env) : core_(std::move(core)), dec_(env.local_id, env.peer_id) {}
+
+  grpc::ClientContext* context() { return &ctx_; }
+
+  void Start(std::unique_ptr<v1::RaftTransport::Stub> stub) {
+    stub_ = std::move(stub);
+    auto* stub_ptr = stub_.get();
+    if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
+      stub_ptr->async()->MessageStream(&ctx_, this);
+    } else {
+      stub_ptr->async()->MsgAppV2Stream(&ctx_, this);
+    }
+    this->StartRead(&frame_);
+    handoff_.Publish();
+    this->StartCall();
+  }
+
+  void Cancel() override { ctx_.TryCancel(); }
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    handoff_.Acquire();
+    if (ok) core_->OnConnected(this);
+  }
+
+  void OnReadDone(bool ok) override {
+    handoff_.Acquire();
+    if (!ok) return;  // OnDone follows with the status
+    bool keep;
+    if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
+      keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
+    } else {
+      keep = core_->OnFrame(this, &frame_,
+                            [this](v1::MsgAppV2Frame* f, size_t max, const DeliverFn& deliver) {
+                              return DecodeMsgAppV2Frame(f, &dec_, max, deliver);
+                            });
+    }
+    if (!keep) {
+      ctx_.TryCancel();
+      return;
+    }
+    frame_.Clear();
+    this->StartRead(&frame_);
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    handoff_.Acquire();
+    core_->OnCallDone(this, s, ctx_);
+    if (core_->Retire(this)) delete this;
+  }
+
+ private:
+  std::shared_ptr<Core> core_;
+  std::unique_ptr<v1::RaftTransport::Stub> stub_;
+  grpc::ClientContext ctx_;
+  Frame frame_;
+  MsgAppV2Decoder dec_;  // v2 only: fresh state per call
+  Handoff handoff_;
+};
+
+}  // namespace
+
+void GrpcStreamReader::Core::Dial() {
+  CallBase* call;
+  std::unique_ptr<v1::RaftTransport::Stub> stub;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopped_ || removed_ || current_ != nullptr) return;
+    std::string url = env_.picker->Pick();
+    stub = v1::RaftTransport::NewStub(channels_->Get(url));
+    grpc::ClientContext* ctx;
+    if (type_ == StreamType::kMessage) {
+      auto* c = new Call<v1::MessageFrame>(shared_from_this(), env_);
+      call = c;
+      ctx = c->context();
+    } else {
+      auto* c = new Call<v1::MsgAppV2Frame>(shared_from_this(), env_);
+      call = c;
+      ctx = c->context();
+    }
+    AddIdentityMetadata(ctx, opts_, env_.peer_id);
+    call->url = url;
+    call->started = absl::Now();
+    last_dial_ = call->started;
+    current_ = call;
+    ++stats_.dials;
+  }
+  // Started outside the lock: reactions take it.
+  if (type_ == StreamType::kMessage) {
+    static_cast<Call<v1::MessageFrame>*>(call)->Start(std::move(stub));
+  } else {
+    static_cast<Call<v1::MsgAppV2Frame>*>(call)->Start(std::move(stub));
+  }
+}
+
+GrpcStreamReader::GrpcStreamReader(StreamType type, const PeerEnv& env,
+                                   const TransportOptions& opts, Scheduler* scheduler,
+                                   ChannelPool* channels, CriticalFn on_critical)
+    : core_(std::make_shared<Core>(type, env, opts, scheduler, channels, std::move(on_critical))) {
+  core_->Start();
+}
+
+GrpcStreamReader::~GrpcStreamReader() { Stop(); }
+
+void GrpcStreamReader::Stop() { core_->Stop(); }
+
+StreamReaderStats GrpcStreamReader::stats() const { return core_->stats(); }
+
+}  // namespace raftgrpc

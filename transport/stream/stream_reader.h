@@ -1,0 +1,58 @@
+// The receiving side of a stream channel (etcd's streamReader) over gRPC.
+//
+// Keeps one call of MessageStream or MsgAppV2Stream open to the remote peer
+// (we dial; the remote writes what it sends us), delivers what it reads to
+// the peer's inbound router, and redials at most once per
+// dial_retry_interval. Receipt of the server's initial metadata is "dial
+// succeeded" (status activated); dial or read errors deactivate the peer and
+// rotate its URL. A stream silent for conn_read_timeout (no link heartbeat
+// either) is cancelled and redialled. A removed-member answer stops the
+// reader for good and is reported through `on_critical`.
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_READER_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_READER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "peer/channels.h"
+#include "peer/peer.h"
+#include "transport/internal/channel_pool.h"
+#include "transport/options.h"
+#include "transport/internal/scheduler.h"
+
+namespace raftgrpc {
+
+struct StreamReaderStats {
+  uint64_t dials = 0;           // calls started
+  uint64_t connects = 0;        // calls the server accepted
+  uint64_t frames = 0;
+  uint64_t messages = 0;        // decoded, before pause/heartbeat filtering
+  uint64_t bytes = 0;           // decoded message bytes
+  uint64_t decode_errors = 0;   // garbage or oversize: stream torn down
+  uint64_t idle_timeouts = 0;
+};
+
+// Thread-safety: Stop and stats are safe from any thread. Stop cancels the
+// call in flight and waits for it to end.
+class GrpcStreamReader : public StreamReader {
+ public:
+  using CriticalFn = std::function<void(const absl::Status&)>;
+
+  GrpcStreamReader(StreamType type, const PeerEnv& env, const TransportOptions& opts,
+                   Scheduler* scheduler, ChannelPool* channels, CriticalFn on_critical);
+  ~GrpcStreamReader() override;  // Stop()
+
+  void Stop() override;
+  StreamReaderStats stats() const;
+
+  class Core;
+
+ private:
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_READER_H_

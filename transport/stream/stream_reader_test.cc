@@ -1,0 +1,188 @@
+// The stream reader against misbehaving servers: silent after accepting,
+// garbage records, oversize messages. Real gRPC on 127.0.0.1.
+#include "transport/stream/stream_reader.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "testing/cluster.h"
+#include "testing/fake_raft.h"
+
+namespace raftgrpc {
+namespace {
+
+using testing::FakeRaft;
+using testing::WaitUntil;
+
+enum class Misbehave { kSilent, kGarbageV2, kOversize };
+
+// Accepts every stream, then misbehaves.
+class BadServer final : public v1::RaftTransport::CallbackService {
+ public:
+  explicit BadServer(Misbehave how) : how_(how) {}
+
+  template <class Frame>
+  class Stream : public grpc::ServerBidiReactor<v1::StreamControl, Frame> {
+   public:
+    Stream(Misbehave how, std::atomic<int>* accepted) {
+      accepted->fetch_add(1);
+      this->StartSendInitialMetadata();
+      if constexpr (std::is_same_v<Frame, v1::MsgAppV2Frame>) {
+        if (how == Misbehave::kGarbageV2) {
+          frame_.add_records()->mutable_app()->set_type(raftpb::MsgVote);  // not a MsgApp
+          this->StartWrite(&frame_);
+        }
+      } else {
+        if (how == Misbehave::kOversize) {
+          raftpb::Message* m = frame_.add_messages();
+          m->set_type(raftpb::MsgApp);
+          m->set_context(std::string(4096, 'x'));  // over the reader's 1 KiB limit
+          this->StartWrite(&frame_);
+        }
+      }
+      this->StartRead(&control_);
+    }
+    void OnReadDone(bool) override { this->Finish(grpc::Status::OK); }
+    void OnDone() override { delete this; }
+
+   private:
+    Frame frame_;
+    v1::StreamControl control_;
+  };
+
+  grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* MessageStream(
+      grpc::CallbackServerContext*) override {
+    return new Stream<v1::MessageFrame>(how_, &accepted);
+  }
+  grpc::ServerBidiReactor<v1::StreamControl, v1::MsgAppV2Frame>* MsgAppV2Stream(
+      grpc::CallbackServerContext*) override {
+    return new Stream<v1::MsgAppV2Frame>(how_, &accepted);
+  }
+
+  std::atomic<int> accepted{0};
+
+ private:
+  Misbehave how_;
+};
+
+class StreamReaderTest : public ::testing::Test {
+ protected:
+  void Start(Misbehave how, StreamType type) {
+    server_impl_ = std::make_unique<BadServer>(how);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(server_impl_.get());
+    server_ = b.BuildAndStart();
+    ASSERT_GT(port, 0);
+    opts_.local_id = 1;
+    opts_.cluster_id = 0x1000;
+    opts_.conn_read_timeout = absl::Milliseconds(200);
+    opts_.max_message_bytes = 1024;
+    picker_ = std::make_unique<UrlPicker>(
+        std::vector<std::string>{absl::StrCat("http://127.0.0.1:", port)});
+    env_.local_id = 1;
+    env_.peer_id = 2;
+    env_.raft = &raft_;
+    env_.status = &status_;
+    env_.picker = picker_.get();
+    env_.inbound = &inbound_;
+    pool_ = std::make_unique<ChannelPool>(opts_, grpc::InsecureChannelCredentials());
+    reader_ = std::make_unique<GrpcStreamReader>(type, env_, opts_, &sched_, pool_.get(), nullptr);
+  }
+  void TearDown() override {
+    if (reader_) reader_->Stop();
+    sched_.Stop();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now());
+    inbound_.Stop();
+  }
+
+  FakeRaft raft_;
+  std::vector<std::pair<bool, std::string>> transitions_;
+  std::mutex mu_;
+  PeerStatus status_{2, [this](bool active, const std::string& why) {
+                       std::lock_guard<std::mutex> l(mu_);
+                       transitions_.emplace_back(active, why);
+                     }};
+  InboundRouter inbound_{&raft_, 16, 16};
+  Scheduler sched_;
+  TransportOptions opts_;
+  std::unique_ptr<UrlPicker> picker_;
+  PeerEnv env_;
+  std::unique_ptr<ChannelPool> pool_;
+  std::unique_ptr<BadServer> server_impl_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcStreamReader> reader_;
+
+  std::string LastDeactivation() {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto it = transitions_.rbegin(); it != transitions_.rend(); ++it) {
+      if (!it->first) return it->second;
+    }
+    return "";
+  }
+};
+
+// A half-open stream (accepted, then silence) is noticed within the read
+// timeout, the peer deactivated, and the reader dials again.
+TEST_F(StreamReaderTest, SilentStreamTimesOutAndRedials) {
+  Start(Misbehave::kSilent, StreamType::kMessage);
+  // A timed-out stream, then a second accepted dial (under load a dial may
+  // also time out before connecting; that counts as an idle timeout too).
+  ASSERT_TRUE(WaitUntil([&] {
+    return reader_->stats().idle_timeouts >= 1 && server_impl_->accepted.load() >= 2 &&
+           reader_->stats().connects >= 2;
+  }));
+  EXPECT_TRUE(WaitUntil([&] {
+    return LastDeactivation().find("no data received for 200ms") != std::string::npos;
+  })) << LastDeactivation();
+  EXPECT_NE(LastDeactivation().find("stream Message"), std::string::npos);
+}
+
+TEST_F(StreamReaderTest, GarbageV2RecordTearsTheStreamDown) {
+  Start(Misbehave::kGarbageV2, StreamType::kMsgAppV2);
+  ASSERT_TRUE(WaitUntil([&] { return reader_->stats().decode_errors >= 2; }));
+  // The deactivation is recorded when the torn-down call ends.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return LastDeactivation().find("carries only MsgApp") != std::string::npos; }))
+      << LastDeactivation();
+  EXPECT_EQ(raft_.message_count(), 0u);  // nothing of it reached Raft
+}
+
+TEST_F(StreamReaderTest, OversizeMessageIsRejected) {
+  Start(Misbehave::kOversize, StreamType::kMessage);
+  ASSERT_TRUE(WaitUntil([&] { return reader_->stats().decode_errors >= 1; }));
+  EXPECT_TRUE(WaitUntil([&] {
+    return LastDeactivation().find("exceeds the limit of 1024") != std::string::npos;
+  })) << LastDeactivation();
+  EXPECT_EQ(raft_.message_count(), 0u);
+}
+
+// Redials are rate-limited: with nothing listening, ~10 dials per second.
+TEST(StreamReaderRateTest, DialsAreRateLimited) {
+  FakeRaft raft;
+  PeerStatus status(2);
+  InboundRouter inbound(&raft, 16, 16);
+  Scheduler sched;
+  TransportOptions opts;
+  opts.local_id = 1;
+  opts.cluster_id = 1;
+  opts.dial_retry_interval = absl::Milliseconds(100);
+  UrlPicker picker({"http://127.0.0.1:1"});  // nothing listens on port 1
+  PeerEnv env{1, 2, &raft, &status, &picker, &inbound};
+  ChannelPool pool(opts, grpc::InsecureChannelCredentials());
+  GrpcStreamReader reader(StreamType::kMessage, env, opts, &sched, &pool, nullptr);
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(WaitUntil([&] { return reader.stats().dials >= 6; }));
+  // Six dials need at least five retry intervals.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(500) - absl::Milliseconds(10));
+  reader.Stop();
+  uint64_t dials = reader.stats().dials;
+  sched.Stop();
+  EXPECT_EQ(reader.stats().dials, dials);  // stopped means stopped
+  inbound.Stop();
+}
+
+}  // namespace
+}  // namespace raftgrpc

@@ -1,0 +1,225 @@
+// Stream channels end to end: two (or three) transports on 127.0.0.1 with
+// real gRPC servers and streams.
+#include <map>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "testing/cluster.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/internal/metadata.h"
+#include "transport/stream/stream_reader.h"
+#include "transport/stream/stream_writer.h"
+
+namespace raftgrpc {
+namespace {
+
+using testing::Cluster;
+using testing::WaitUntil;
+
+raftpb::Message Msg(raftpb::MessageType type, uint64_t from, uint64_t to, uint64_t index) {
+  raftpb::Message m;
+  m.set_type(type);
+  m.set_from(from);
+  m.set_to(to);
+  m.set_term(3);
+  m.set_index(index);
+  m.set_commit(index);
+  return m;
+}
+
+// Sends through the peer, retrying while its queue is full, so that every
+// message is accepted exactly once (what Raft's own flow control achieves).
+void SendPaced(Peer& peer, raftpb::Message m) {
+  while (peer.Send(m) == Peer::SendOutcome::kFull) std::this_thread::yield();
+}
+
+std::unique_ptr<Cluster> StartCluster(int n, TransportOptions opts = {}) {
+  auto c = Cluster::Start(n, opts);
+  EXPECT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE((*c)->WaitAllStreams()) << "streams did not come up";
+  return *std::move(c);
+}
+
+TEST(StreamTest, EveryMessageTypeCrossesTheMessageStream) {
+  auto c = StartCluster(2);
+  auto peer = c->t(1).GetPeer(2);
+  const auto* desc = raftpb::MessageType_descriptor();
+  std::vector<raftpb::Message> sent;
+  for (int i = 0; i < desc->value_count(); ++i) {
+    auto type = static_cast<raftpb::MessageType>(desc->value(i)->number());
+    if (type == raftpb::MsgApp || type == raftpb::MsgSnap) continue;  // other channels
+    raftpb::Message m = Msg(type, 1, 2, i);
+    m.set_logterm(7);
+    m.set_reject(true);
+    m.set_rejecthint(9);
+    m.set_context("ctx");
+    m.add_entries()->set_data("entry");
+    ASSERT_EQ(peer->Pick(m), Channel::kStreamMsg) << desc->value(i)->name();
+    sent.push_back(m);
+    c->t(1).Send(m);
+  }
+  ASSERT_TRUE(c->raft(2).WaitForMessages(sent.size()));
+  auto got = c->raft(2).messages();
+  ASSERT_EQ(got.size(), sent.size());
+  // One stream, one inbound queue per lane: MsgProp may overtake, so compare
+  // as a set keyed by index.
+  std::map<uint64_t, raftpb::Message> by_index;
+  for (auto& m : got) by_index[m.index()] = m;
+  for (auto& m : sent) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(by_index[m.index()], m))
+        << m.ShortDebugString();
+  }
+  EXPECT_EQ(peer->stats().sent[static_cast<int>(Channel::kStreamMsg)], sent.size());
+}
+
+TEST(StreamTest, MsgAppCrossesTheV2StreamReconstructedExactly) {
+  auto c = StartCluster(2);
+  auto peer = c->t(1).GetPeer(2);
+  std::vector<raftpb::Message> sent;
+  uint64_t index = 0;
+  for (int i = 0; i < 200; ++i) {
+    raftpb::Message m;
+    m.set_type(raftpb::MsgApp);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_term(i < 100 ? 1 : 2);  // a term change forces a full record
+    m.set_logterm(i <= 100 ? 1 : 2);
+    m.set_index(index);
+    m.set_commit(index);
+    int n = i % 3;
+    for (int k = 0; k < n; ++k) {
+      raftpb::Entry* e = m.add_entries();
+      e->set_term(m.term());
+      e->set_index(++index);
+      e->set_data(std::string(10 + k, 'x'));
+    }
+    ASSERT_EQ(peer->Pick(m), Channel::kStreamMsgAppV2);
+    sent.push_back(m);
+    SendPaced(*peer, m);
+  }
+  ASSERT_TRUE(c->raft(2).WaitForMessages(sent.size()));
+  auto got = c->raft(2).messages();
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got[i], sent[i]))
+        << i << ": " << got[i].ShortDebugString() << " vs " << sent[i].ShortDebugString();
+  }
+}
+
+TEST(StreamTest, HundredThousandMessagesArriveExactlyOnceInOrder) {
+  auto c = StartCluster(2);
+  auto peer = c->t(1).GetPeer(2);
+  constexpr int kN = 100000;
+  std::vector<uint64_t> seen;
+  seen.reserve(kN);
+  std::mutex mu;
+  c->raft(2).set_keep_messages(false);
+  c->raft(2).set_on_process([&](const raftpb::Message& m) {
+    std::lock_guard<std::mutex> l(mu);
+    seen.push_back(m.index());
+  });
+  // Like Raft's MaxInflightMsgs (512 in etcd), keep at most a window in
+  // flight so the receiver's 4096-slot queue cannot overflow however slow
+  // its Process is (e.g. under TSan).
+  constexpr int kWindow = 2048;
+  for (int i = 0; i < kN; ++i) {
+    if (i >= kWindow && i % 256 == 0) {
+      ASSERT_TRUE(c->raft(2).WaitForMessages(i - kWindow, absl::Seconds(60)));
+    }
+    SendPaced(*peer, Msg(raftpb::MsgHeartbeat, 1, 2, i));
+  }
+  ASSERT_TRUE(c->raft(2).WaitForMessages(kN, absl::Seconds(60)));
+  EXPECT_EQ(c->t(2).GetPeer(1)->stats().inbound_dropped_full, 0u);
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(seen[i], static_cast<uint64_t>(i)) << "at " << i;
+  PeerStats ps = peer->stats();
+  EXPECT_EQ(ps.sent[static_cast<int>(Channel::kStreamMsg)], static_cast<uint64_t>(kN));
+  // Batching: what queues during a write goes out as one frame.
+  auto* w = dynamic_cast<const GrpcStreamWriter*>(peer->writer(StreamType::kMessage));
+  ASSERT_NE(w, nullptr);
+  StreamWriterStats ws = w->stats();
+  EXPECT_GE(ws.messages, static_cast<uint64_t>(kN));
+  EXPECT_LT(ws.frames * 4, ws.messages) << ws.frames << " frames for " << ws.messages;
+  std::printf("%lu messages in %lu frames (%.1f per frame)\n", ws.messages, ws.frames,
+              static_cast<double>(ws.messages) / ws.frames);
+  EXPECT_TRUE(c->raft(1).unreachable().empty());
+}
+
+TEST(StreamTest, ReceiverRestartFallsBackToPipelineThenReconnects) {
+  auto c = StartCluster(2);
+  ASSERT_TRUE(c->StreamUp(1, 2));
+  c->StopNode(2);
+  // 1's writers lose the streams 2 had dialled: Pick falls back.
+  ASSERT_TRUE(WaitUntil([&] { return !c->StreamUp(1, 2) && !c->MsgAppV2Up(1, 2); }));
+  auto peer = c->t(1).GetPeer(2);
+  EXPECT_EQ(peer->Pick(Msg(raftpb::MsgApp, 1, 2, 0)), Channel::kPipeline);
+
+  absl::Time restart = absl::Now();
+  ASSERT_TRUE(c->RestartNode(2).ok());
+  ASSERT_TRUE(c->WaitAllStreams());
+  absl::Duration took = absl::Now() - restart;
+  std::printf("streams re-established %s after restart\n", absl::FormatDuration(took).c_str());
+
+  c->t(1).Send(Msg(raftpb::MsgHeartbeat, 1, 2, 42));
+  ASSERT_TRUE(c->raft(2).WaitForMessages(1));
+  EXPECT_EQ(c->raft(2).messages().back().index(), 42u);
+  EXPECT_GT(c->t(1).ActiveSince(2), absl::Time());
+}
+
+TEST(StreamTest, LinkHeartbeatsKeepAnIdleStreamAlive) {
+  TransportOptions opts;
+  opts.conn_read_timeout = absl::Milliseconds(300);
+  auto c = StartCluster(2, opts);
+  auto peer = c->t(2).GetPeer(1);
+  // Idle for several read timeouts: link heartbeats (every 100 ms) must keep
+  // both streams up without a single redial.
+  uint64_t delivered_before = c->raft(1).message_count();
+  absl::SleepFor(absl::Milliseconds(1500));  // the property under test is time passing
+  EXPECT_TRUE(c->StreamUp(2, 1));
+  EXPECT_TRUE(c->MsgAppV2Up(2, 1));
+  EXPECT_EQ(c->raft(1).message_count(), delivered_before);  // heartbeats never reach Raft
+  EXPECT_TRUE(c->raft(1).unreachable().empty());
+  EXPECT_TRUE(c->raft(2).unreachable().empty());
+}
+
+// A newer stream for the same peer and type replaces the attached one, which
+// the server closes: a raw dial claiming to be node 2 displaces 2's own
+// stream; 2's reader redials and displaces the raw one in turn.
+TEST(StreamTest, NewerStreamReplacesAndClosesTheOlder) {
+  auto c = StartCluster(2);
+  auto* reader2 = dynamic_cast<const GrpcStreamReader*>(
+      c->t(2).GetPeer(1)->reader(StreamType::kMessage));
+  ASSERT_NE(reader2, nullptr);
+  const uint64_t connects = reader2->stats().connects;
+
+  auto ch = grpc::CreateChannel(c->node(1).url.substr(strlen("http://")),
+                                grpc::InsecureChannelCredentials());
+  auto stub = v1::RaftTransport::NewStub(ch);
+  grpc::ClientContext ctx;
+  TransportOptions as2;
+  as2.local_id = 2;
+  as2.cluster_id = 0x1000;
+  AddIdentityMetadata(&ctx, as2, 1);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto raw = stub->MessageStream(&ctx);
+
+  // 2's original stream was closed by ours; its reader dialled again.
+  ASSERT_TRUE(WaitUntil([&] { return reader2->stats().connects > connects; }));
+  // ... which closed ours: the server ends the call (no deadline needed).
+  v1::MessageFrame f;
+  while (raw->Read(&f)) {
+  }
+  grpc::Status s = raw->Finish();
+  EXPECT_NE(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  // And node 2's new stream carries traffic.
+  ASSERT_TRUE(WaitUntil([&] { return c->StreamUp(1, 2); }));
+  c->t(1).Send(Msg(raftpb::MsgHeartbeat, 1, 2, 7));
+  ASSERT_TRUE(c->raft(2).WaitForMessages(1));
+  EXPECT_EQ(c->raft(2).messages()[0].commit(), 7u);
+}
+
+}  // namespace
+}  // namespace raftgrpc

@@ -1,0 +1,353 @@
+#include "transport/stream/stream_writer.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "proto/transport.grpc.pb.h"
+#include "transport/stream/server_stream.h"
+
+namespace raftgrpc {
+
+// ------------------------------------------------------------------- encoders
+
+namespace {
+
+struct MessageEncoder {
+  void Encode(raftpb::Message&& m, v1::MessageFrame* frame) {
+    *frame->add_messages() = std::move(m);
+  }
+  // Cleared messages stay allocated inside the frame for the next Add.
+  void Recycle(v1::MessageFrame* frame) { frame->Clear(); }
+};
+
+template <class Frame>
+struct EncoderFor;
+template <>
+struct EncoderFor<v1::MessageFrame> {
+  using type = MessageEncoder;
+};
+template <>
+struct EncoderFor<v1::MsgAppV2Frame> {
+  using type = MsgAppV2Encoder;
+};
+
+raftpb::Message LinkHeartbeat() {
+  raftpb::Message m;
+  m.set_type(raftpb::MsgHeartbeat);
+  return m;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------- core
+
+class GrpcStreamWriter::CoreBase {
+ public:
+  virtual ~CoreBase() = default;
+  virtual void Start() = 0;
+  virtual bool Working() const = 0;
+  virtual bool TrySend(raftpb::Message&& m) = 0;
+  virtual void Stop() = 0;
+  virtual bool Attach(std::unique_ptr<OutgoingConn>& conn) = 0;
+  virtual StreamWriterStats stats() const = 0;
+};
+
+template <class Frame>
+class GrpcStreamWriter::Core final : public CoreBase,
+                                     public FrameSink<Frame>,
+                                     public std::enable_shared_from_this<Core<Frame>> {
+ public:
+  using Stream = ServerStream<Frame>;
+  using Handle = typename Stream::Handle;
+
+  Core(StreamType type, const PeerEnv& env, const TransportOptions& opts, Scheduler* sched)
+      : type_(type),
+        env_(env),
+        cap_(opts.stream_buf_size),
+        max_frame_bytes_(opts.max_frame_bytes),
+        max_message_bytes_(opts.max_message_bytes),
+        heartbeat_interval_(opts.conn_read_timeout / 3),
+        write_timeout_(opts.conn_write_timeout),
+        sched_(sched) {}
+
+  void Start() override {
+    std::lock_guard<std::mutex> l(mu_);
+    ScheduleTickLocked();
+  }
+
+  bool Working() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return conn_ != nullptr;
+  }
+
+  bool TrySend(raftpb::Message&& m) override {
+    const size_t size = m.ByteSizeLong();
+    if (size > max_message_bytes_) return false;
+    std::shared_ptr<Handle> conn;
+    std::unique_ptr<Frame> frame;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || conn_ == nullptr || pending_msgs_ >= cap_) return false;
+      EncodeLocked(std::move(m), size);
+      if (!writing_) TakeNextLocked(&conn, &frame);
+    }
+    if (frame) StartWrite(conn, std::move(frame));
+    return true;
+  }
+
+  bool Attach(std::unique_ptr<OutgoingConn>& conn) override {
+    auto* h = dynamic_cast<Handle*>(conn.get());
+    if (h == nullptr) {  // a conn of the other stream type: not ours to keep
+      conn->Close();
+      conn.reset();
+      return true;
+    }
+    std::shared_ptr<Handle> old;
+    bool report;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) return false;
+      conn.release();
+      h->stream()->SetSink(this->weak_from_this());
+      old = std::move(conn_);
+      report = DropPendingLocked();
+      conn_.reset(h);
+      enc_ = Encoder();
+      last_write_ = absl::Now();
+      ++stats_.attaches;
+      ++busy_;
+    }
+    if (old) old->Close();
+    env_.status->Activate();
+    // etcd: replacing a conn drops its unsent messages with one report.
+    if (report) env_.raft->ReportUnreachable(env_.peer_id);
+    Unbusy();
+    return true;
+  }
+
+  void Stop() override {
+    std::shared_ptr<Handle> old;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      sched_->Cancel(tick_id_);
+      old = std::move(conn_);
+      DropPendingLocked();
+      // Callbacks already running finish before Stop returns; later ones
+      // see stopped_ and touch nothing of the peer.
+      idle_.wait(l, [&] { return busy_ == 0; });
+    }
+    if (old) old->stream()->Cancel();
+  }
+
+  StreamWriterStats stats() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return stats_;
+  }
+
+  void OnWriteDone(Stream* s, bool ok, std::unique_ptr<Frame> frame) override {
+    std::shared_ptr<Handle> conn;
+    std::unique_ptr<Frame> next;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;  // stale conn
+      if (ok) {
+        ++stats_.frames;
+        stats_.messages += inflight_msgs_;
+        stats_.bytes += inflight_bytes_;
+        writing_ = false;
+        last_write_ = absl::Now();
+        // A frame that carried one large message is not kept: its cleared
+        // objects would hold that message's buffers.
+        if (frame && spare_.size() < kMaxSpareFrames && inflight_bytes_ <= max_frame_bytes_) {
+          enc_.Recycle(frame.get());
+          spare_.push_back(std::move(frame));
+        }
+        if (!pending_.empty()) TakeNextLocked(&conn, &next);
+      }
+    }
+    if (next) {
+      StartWrite(conn, std::move(next));
+    } else if (!ok) {
+      Fail(s, "write", "stream write failed");
+    }
+  }
+
+  void OnStreamDone(Stream* s) override {
+    std::shared_ptr<Handle> old;
+    bool report;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
+      old = std::move(conn_);
+      report = DropPendingLocked() || writing_;
+      writing_ = false;
+      if (report) ++busy_;
+    }
+    // The dialler went away (it redials or stopped): not working until it
+    // attaches again.
+    if (report) {
+      env_.raft->ReportUnreachable(env_.peer_id);
+      Unbusy();
+    }
+  }
+
+ private:
+  using Encoder = typename EncoderFor<Frame>::type;
+  struct Pending {
+    std::unique_ptr<Frame> frame;
+    size_t msgs = 0;
+    size_t bytes = 0;
+  };
+
+  void EncodeLocked(raftpb::Message&& m, size_t size) {
+    if (pending_.empty() ||
+        (pending_.back().msgs > 0 && pending_.back().bytes + size > max_frame_bytes_)) {
+      Pending p;
+      if (!spare_.empty()) {
+        p.frame = std::move(spare_.back());
+        spare_.pop_back();
+      } else {
+        p.frame = std::make_unique<Frame>();
+      }
+      pending_.push_back(std::move(p));
+    }
+    Pending& p = pending_.back();
+    enc_.Encode(std::move(m), p.frame.get());
+    ++p.msgs;
+    p.bytes += size;
+    ++pending_msgs_;
+  }
+
+  void TakeNextLocked(std::shared_ptr<Handle>* conn, std::unique_ptr<Frame>* frame) {
+    Pending& p = pending_.front();
+    *frame = std::move(p.frame);
+    inflight_msgs_ = p.msgs;
+    inflight_bytes_ = p.bytes;
+    pending_msgs_ -= p.msgs;
+    pending_.pop_front();
+    *conn = conn_;
+    writing_ = true;
+    write_started_ = absl::Now();
+  }
+
+  // Returns whether messages were dropped.
+  bool DropPendingLocked() {
+    bool had = pending_msgs_ > 0;
+    pending_.clear();
+    pending_msgs_ = 0;
+    writing_ = false;
+    return had;
+  }
+
+  void StartWrite(const std::shared_ptr<Handle>& conn, std::unique_ptr<Frame> frame) {
+    if (!conn->stream()->Write(std::move(frame))) Fail(conn->stream(), "write", "stream closed");
+  }
+
+  // A write on `s` failed or stalled: etcd deactivates the peer, drops the
+  // conn, and reports the peer unreachable; Pick then falls back.
+  void Fail(Stream* s, const char* action, const char* why) {
+    std::shared_ptr<Handle> old;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
+      old = std::move(conn_);
+      DropPendingLocked();
+      ++stats_.failures;
+      ++busy_;
+    }
+    old->stream()->Cancel();
+    env_.status->Deactivate({StreamTypeName(type_), action}, why);
+    env_.raft->ReportUnreachable(env_.peer_id);
+    Unbusy();
+  }
+
+  void Unbusy() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--busy_ == 0) idle_.notify_all();
+  }
+
+  void ScheduleTickLocked() {
+    std::weak_ptr<Core> weak = this->weak_from_this();
+    tick_id_ = sched_->RunAfter(heartbeat_interval_, [weak] {
+      if (auto self = weak.lock()) self->Tick();
+    });
+  }
+
+  // Link heartbeat on an idle stream; failure of a stalled write.
+  void Tick() {
+    std::shared_ptr<Handle> conn;
+    std::unique_ptr<Frame> frame;
+    Stream* stalled = nullptr;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) return;
+      ScheduleTickLocked();
+      if (conn_ == nullptr) return;
+      const absl::Time now = absl::Now();
+      if (writing_) {
+        if (now - write_started_ > write_timeout_) stalled = conn_->stream();
+      } else if (pending_.empty() && now - last_write_ >= heartbeat_interval_ / 2) {
+        EncodeLocked(LinkHeartbeat(), 2);
+        ++stats_.link_heartbeats;
+        TakeNextLocked(&conn, &frame);
+      }
+    }
+    if (stalled != nullptr) Fail(stalled, "write", "write timed out");
+    if (frame) StartWrite(conn, std::move(frame));
+  }
+
+  const StreamType type_;
+  const PeerEnv env_;
+  const size_t cap_;
+  const size_t max_frame_bytes_;
+  const size_t max_message_bytes_;
+  const absl::Duration heartbeat_interval_;
+  const absl::Duration write_timeout_;
+  Scheduler* const sched_;
+
+  mutable std::mutex mu_;
+  std::condition_variable idle_;
+  bool stopped_ = false;
+  int busy_ = 0;
+  std::shared_ptr<Handle> conn_;
+  Encoder enc_;
+  std::deque<Pending> pending_;
+  size_t pending_msgs_ = 0;
+  // Cleared frames, reused with their records (and the v2 encoder's pooled
+  // AppEntries), so that steady traffic allocates nothing per message. A
+  // fast sender keeps several frames pending, hence more than two.
+  static constexpr size_t kMaxSpareFrames = 4;
+  std::vector<std::unique_ptr<Frame>> spare_;
+  bool writing_ = false;
+  size_t inflight_msgs_ = 0;
+  size_t inflight_bytes_ = 0;
+  absl::Time write_started_;
+  absl::Time last_write_;
+  Scheduler::TaskId tick_id_ = 0;
+  StreamWriterStats stats_;
+};
+
+// ------------------------------------------------------------ GrpcStreamWriter
+
+GrpcStreamWriter::GrpcStreamWriter(StreamType type, const PeerEnv& env,
+                                   const TransportOptions& opts, Scheduler* scheduler)
+    : type_(type) {
+  if (type == StreamType::kMsgAppV2) {
+    core_ = std::make_shared<Core<v1::MsgAppV2Frame>>(type, env, opts, scheduler);
+  } else {
+    core_ = std::make_shared<Core<v1::MessageFrame>>(type, env, opts, scheduler);
+  }
+  core_->Start();
+}
+
+GrpcStreamWriter::~GrpcStreamWriter() { Stop(); }
+
+bool GrpcStreamWriter::Working() const { return core_->Working(); }
+bool GrpcStreamWriter::TrySend(raftpb::Message&& m) { return core_->TrySend(std::move(m)); }
+void GrpcStreamWriter::Stop() { core_->Stop(); }
+bool GrpcStreamWriter::Attach(std::unique_ptr<OutgoingConn>& conn) { return core_->Attach(conn); }
+StreamWriterStats GrpcStreamWriter::stats() const { return core_->stats(); }
+
+}  // namespace raftgrpc
