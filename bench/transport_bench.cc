@@ -42,6 +42,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/snapshot_file.h"
 #include "transport/transport.h"

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "transport/snapshot.h"
 #include "transport/pipeline/prober.h"
 #include "transport/transport.h"

@@ -33,6 +33,8 @@ Peer::Peer(uint64_t local_id, uint64_t peer_id, std::vector<std::string> urls, R
   env_.status = &status_;
   env_.picker = &picker_;
   env_.inbound = &inbound_;
+  env_.counters = &counters_;
+  env_.on_critical = options.on_critical_error;
 }
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(uint64_t local_id, uint64_t peer_id,

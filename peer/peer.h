@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "peer/channels.h"
 #include "peer/inbound_router.h"
+#include "peer/peer_env.h"
 #include "peer/peer_status.h"
 #include "peer/raft.h"
 #include "peer/url_picker.h"
@@ -41,16 +42,7 @@ const char* ChannelName(Channel c);
 struct PeerOptions {
   size_t recv_buffer_size = 4096;       // etcd's recvBufSize
   size_t max_pending_proposals = 4096;  // etcd's maxPendingProposals
-};
-
-// What a peer's channels share. Owned by the Peer; outlives every channel.
-struct PeerEnv {
-  uint64_t local_id = 0;
-  uint64_t peer_id = 0;
-  Raft* raft = nullptr;
-  PeerStatus* status = nullptr;
-  UrlPicker* picker = nullptr;
-  InboundRouter* inbound = nullptr;  // where stream readers deliver
+  CriticalErrorFn on_critical_error;    // PeerEnv::on_critical
 };
 
 // Builds a peer's channels; implemented by transport/ (gRPC) and by tests.
@@ -135,6 +127,8 @@ class Peer {
   UrlPicker& picker() { return picker_; }
   InboundRouter& inbound() { return inbound_; }
   const PeerEnv& env() const { return env_; }
+  // What the channels counted (etcd's per-peer metrics).
+  const PeerCounters& counters() const { return counters_; }
   // Channels, for metrics and tests; valid while the Peer lives. reader()
   // may be null (the factory built none).
   const StreamWriter* writer(StreamType t) const { return WriterFor(t); }
@@ -153,6 +147,7 @@ class Peer {
   PeerStatus status_;
   UrlPicker picker_;
   InboundRouter inbound_;
+  PeerCounters counters_;
   PeerEnv env_;
 
   std::unique_ptr<MessageChannel> pipeline_;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 
 namespace raftgrpc::testing {
 namespace {

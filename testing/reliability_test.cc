@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "testing/fault_proxy.h"
@@ -249,7 +250,7 @@ TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
   ASSERT_TRUE(cl.raft(2).WaitForMessages(50, absl::Seconds(20)));
   const int64_t threads_before = ProcStatus("Threads");
   const int fds_before = OpenFds();
-  const uint64_t accepted_before = cl.t(1).stats().service.streams_accepted;
+  const uint64_t accepted_before = cl.t(1).Metrics().totals.streams_accepted;
   for (int i = 0; i < 10; ++i) {
     cl.StopNode(2);
     ASSERT_TRUE(cl.RestartNode(2, /*fresh_raft=*/true).ok());
@@ -259,7 +260,7 @@ TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
   traffic.Stop();
   // Each restart opens a new pair of streams at node 1 (2 dials 1), and the
   // replaced ones are closed: open streams stay at two.
-  EXPECT_GE(cl.t(1).stats().service.streams_accepted - accepted_before, 20u);
+  EXPECT_GE(cl.t(1).Metrics().totals.streams_accepted - accepted_before, 20u);
   // No growth proportional to restarts (a leak of one thread or one socket
   // per restart would show as >= 10). Some slack for gRPC's own pools.
   EXPECT_LE(ProcStatus("Threads") - threads_before, 6);

@@ -35,38 +35,6 @@ uint64_t Histogram::CumulativeCount(size_t k) const {
 Histogram RttHistogram() { return Histogram::Exponential(0.0001, 2, 16); }
 Histogram SnapshotHistogram() { return Histogram::Exponential(0.1, 2, 14); }
 
-void InboundMetrics::AddBytes(uint64_t from, uint64_t n) {
-  std::lock_guard<std::mutex> l(mu_);
-  from_[from].received_bytes += n;
-}
-
-void InboundMetrics::AddFailure(uint64_t from) {
-  std::lock_guard<std::mutex> l(mu_);
-  ++from_[from].received_failures;
-}
-
-void InboundMetrics::SnapshotStarted(uint64_t from) {
-  std::lock_guard<std::mutex> l(mu_);
-  ++from_[from].snapshot_inflight;
-}
-
-void InboundMetrics::SnapshotEnded(uint64_t from, bool ok, double seconds) {
-  std::lock_guard<std::mutex> l(mu_);
-  From& f = from_[from];
-  if (f.snapshot_inflight > 0) --f.snapshot_inflight;
-  if (ok) {
-    ++f.snapshot_success;
-    f.snapshot_seconds.Observe(seconds);
-  } else {
-    ++f.snapshot_failures;
-    ++f.received_failures;
-  }
-}
-
-std::map<uint64_t, InboundMetrics::From> InboundMetrics::Get() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return from_;
-}
 
 namespace {
 

@@ -29,7 +29,6 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,29 +60,6 @@ class Histogram {
 Histogram RttHistogram();       // 0.0001 s * 2^k, k < 16
 Histogram SnapshotHistogram();  // 0.1 s * 2^k, k < 14
 
-// Server-side counters per sender, for senders that may not be peers.
-// Thread-safe; a short lock per call (pipeline and snapshot paths only).
-class InboundMetrics {
- public:
-  struct From {
-    uint64_t received_bytes = 0;     // pipeline messages and snapshot data
-    uint64_t received_failures = 0;  // rejected pipeline/snapshot requests
-    uint64_t snapshot_success = 0;
-    uint64_t snapshot_failures = 0;
-    uint64_t snapshot_inflight = 0;
-    Histogram snapshot_seconds = SnapshotHistogram();
-  };
-  void AddBytes(uint64_t from, uint64_t n);
-  void AddFailure(uint64_t from);
-  void SnapshotStarted(uint64_t from);
-  void SnapshotEnded(uint64_t from, bool ok, double seconds);
-  std::map<uint64_t, From> Get() const;
-
- private:
-  mutable std::mutex mu_;
-  std::map<uint64_t, From> from_;
-};
-
 // One peer's (or, for received_* only, one sender's) metrics.
 struct PeerMetrics {
   uint64_t id = 0;
@@ -107,10 +83,28 @@ struct PeerMetrics {
   Histogram snapshot_receive_seconds = SnapshotHistogram();
 };
 
+// Transport-wide counters (ours; etcd only logs these). Monotonic.
+struct TransportCounters {
+  uint64_t sent_to_peers = 0;     // messages handed to a peer's Send
+  uint64_t sent_to_remotes = 0;   // handed to a remote's pipeline
+  uint64_t dropped_unknown = 0;   // no peer or remote with that ID
+  uint64_t dropped_oversize = 0;  // larger than max_message_bytes
+  uint64_t dropped_stopped = 0;   // Send after Stop
+  // The server side.
+  uint64_t streams_accepted = 0;
+  uint64_t streams_rejected = 0;
+  uint64_t pipeline_received = 0;
+  uint64_t pipeline_rejected = 0;
+  uint64_t snapshots_received = 0;
+  uint64_t snapshots_rejected = 0;
+  uint64_t received_bytes = 0;  // pipeline messages and snapshot data
+};
+
 struct TransportMetrics {
   uint64_t local_id = 0;
   std::vector<PeerMetrics> peers;            // by ID
   std::map<std::string, uint64_t> dropped;   // transport-wide, by reason
+  TransportCounters totals;
 };
 
 // Prometheus text exposition format (version 0.0.4): HELP and TYPE lines

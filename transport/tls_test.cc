@@ -134,7 +134,7 @@ TEST_F(TlsTest, MutualTlsClusterExchangesEverything) {
       EXPECT_EQ(m.commit(), m.from() * 10 + id);
     }
   }
-  EXPECT_EQ(cl.t(1).stats().service.streams_rejected, 0u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.streams_rejected, 0u);
 
   // A snapshot over its own TLS channel.
   const std::string path = F("snap.data");
@@ -200,7 +200,7 @@ TEST_F(TlsTest, StreamsFromAnImpostorAreRefused) {
   });
   ASSERT_TRUE(c.ok()) << c.status();
   Cluster& cl = **c;
-  ASSERT_TRUE(testing::WaitUntil([&] { return cl.t(1).stats().service.streams_rejected >= 2; }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return cl.t(1).Metrics().totals.streams_rejected >= 2; }));
   EXPECT_FALSE(cl.StreamUp(1, 2));
   EXPECT_FALSE(cl.MsgAppV2Up(1, 2));
 }

@@ -6,44 +6,61 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/internal/log.h"
+#include "transport/internal/scheduler.h"
 #include "transport/pipeline/pipeline.h"
 #include "transport/pipeline/prober.h"
 #include "transport/pipeline/remote.h"
-#include "transport/internal/scheduler.h"
+#include "transport/server/service.h"
 #include "transport/snapshot/snapshot_sender.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/stream/stream_writer.h"
 
 namespace raftgrpc {
 
-// Builds a peer's gRPC channels.
+// The one place that says which gRPC class implements each of a peer's
+// ports (peer/channels.h).
 class Transport::Factory : public ChannelFactory {
  public:
-  Factory(const TransportOptions& opts, Scheduler* sched, ChannelPool* channels)
-      : opts_(opts), sched_(sched), channels_(channels) {}
+  Factory(std::shared_ptr<const TransportOptions> opts, Scheduler* sched, ChannelPool* channels)
+      : opts_(std::move(opts)), sched_(sched), channels_(channels) {}
 
   std::unique_ptr<MessageChannel> NewPipeline(const PeerEnv& env) override {
-    return std::make_unique<GrpcPipeline>(env, opts_, channels_, /*report=*/true,
-                                          opts_.on_critical_error);
+    return std::make_unique<GrpcPipeline>(env, opts_, channels_, /*report=*/true);
   }
   std::unique_ptr<StreamWriter> NewStreamWriter(StreamType type, const PeerEnv& env) override {
-    return std::make_unique<GrpcStreamWriter>(type, env, opts_, sched_);
+    return std::make_unique<GrpcStreamWriter>(type, env, *opts_, sched_);
   }
   std::unique_ptr<SnapshotSender> NewSnapshotSender(const PeerEnv& env) override {
-    return std::make_unique<GrpcSnapshotSender>(env, opts_, channels_, sched_,
-                                                opts_.on_critical_error);
+    return std::make_unique<GrpcSnapshotSender>(env, opts_, channels_, sched_);
   }
   std::unique_ptr<StreamReader> NewStreamReader(StreamType type, const PeerEnv& env) override {
-    return std::make_unique<GrpcStreamReader>(type, env, opts_, sched_, channels_,
-                                              opts_.on_critical_error);
+    return std::make_unique<GrpcStreamReader>(type, env, opts_, sched_, channels_);
   }
 
  private:
-  const TransportOptions& opts_;
+  const std::shared_ptr<const TransportOptions> opts_;
   Scheduler* const sched_;
   ChannelPool* const channels_;
+};
+
+// What the service sees of the transport.
+class Transport::Host : public ServiceHost {
+ public:
+  explicit Host(Transport* t) : t_(t) {}
+  const TransportOptions& options() const override { return *t_->opts_; }
+  Raft* raft() const override { return t_->raft_; }
+  std::shared_ptr<Peer> FindPeer(uint64_t id) override { return t_->GetPeer(id); }
+  void AddRemote(uint64_t id, const std::vector<std::string>& urls) override {
+    t_->AddRemote(id, urls);
+  }
+  InboundRouter* stranger_inbound() override { return t_->strangers_.get(); }
+  SnapshotStore* snapshot_store() override { return t_->store_.get(); }
+
+ private:
+  Transport* const t_;
 };
 
 absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions opts, Raft* raft,
@@ -69,17 +86,22 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
 Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
                      std::shared_ptr<grpc::ChannelCredentials> client_creds,
                      std::shared_ptr<grpc::ServerCredentials> server_creds)
-    : opts_(std::move(opts)),
+    : opts_(std::make_shared<const TransportOptions>(std::move(opts))),
       raft_(raft),
       store_(std::move(store)),
       server_creds_(std::move(server_creds)),
       scheduler_(std::make_unique<Scheduler>()),
       channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds))),
       factory_(std::make_unique<Factory>(opts_, scheduler_.get(), channels_.get())),
-      strangers_(raft, opts_.recv_buf_size, opts_.max_pending_proposals),
-      service_(std::make_unique<TransportService>(static_cast<ServiceHost*>(this))) {}
+      strangers_(std::make_unique<InboundRouter>(raft, opts_->recv_buf_size,
+                                                 opts_->max_pending_proposals)),
+      host_(std::make_unique<Host>(this)),
+      service_(std::make_unique<TransportService>(host_.get())),
+      drop_log_(std::make_unique<LogRateLimiter>()) {}
 
 Transport::~Transport() { Stop(); }
+
+grpc::Service* Transport::service() { return service_.get(); }
 
 void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOptions& opts) {
   builder->SetMaxReceiveMessageSize(ChannelPool::MaxReceiveBytes(opts));
@@ -114,7 +136,7 @@ absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(listen_addr, std::move(creds), &port);
-  ConfigureServer(&b, opts_);
+  ConfigureServer(&b, *opts_);
   b.RegisterService(service_.get());
   server_ = b.BuildAndStart();
   if (!server_ || port == 0) {
@@ -129,9 +151,10 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   if (stopped_) return absl::FailedPreconditionError("transport stopped");
   if (peers_.count(id)) return absl::OkStatus();
   PeerOptions popts;
-  popts.recv_buffer_size = opts_.recv_buf_size;
-  popts.max_pending_proposals = opts_.max_pending_proposals;
-  auto peer = Peer::Create(opts_.local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
+  popts.recv_buffer_size = opts_->recv_buf_size;
+  popts.max_pending_proposals = opts_->max_pending_proposals;
+  popts.on_critical_error = opts_->on_critical_error;
+  auto peer = Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
   if (!peer.ok()) return peer.status();
   std::shared_ptr<Peer> p(*std::move(peer));
   probers_.emplace(id, std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
@@ -139,15 +162,15 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   return absl::OkStatus();
 }
 
-PeerStatus::TransitionFn Transport::TransitionLogger(uint64_t peer_id) {
+std::function<void(bool, const std::string&)> Transport::TransitionLogger(uint64_t peer_id) {
   // etcd logs every transition; a flapping peer is limited to one
   // "inactive" line per second so a broken link cannot flood the log.
   auto limiter = std::make_shared<LogRateLimiter>();
   return [this, peer_id, limiter](bool active, const std::string& why) {
     if (active) {
-      LogLine(opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became active"));
+      LogLine(*opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became active"));
     } else {
-      limiter->Log(opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became inactive: ", why));
+      limiter->Log(*opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became inactive: ", why));
     }
   };
 }
@@ -193,10 +216,10 @@ absl::Status Transport::UpdatePeer(uint64_t id, const std::vector<std::string>& 
 
 void Transport::AddRemote(uint64_t id, const std::vector<std::string>& urls) {
   auto valid = ValidatePeerUrls(urls);
-  if (!valid.ok() || id == 0 || id == opts_.local_id || raft_->IsIdRemoved(id)) return;
+  if (!valid.ok() || id == 0 || id == opts_->local_id || raft_->IsIdRemoved(id)) return;
   std::unique_lock<std::shared_mutex> l(mu_);
   if (stopped_ || peers_.count(id) || remotes_.count(id)) return;
-  remotes_.emplace(id, std::make_shared<Remote>(opts_.local_id, id, *std::move(valid), raft_,
+  remotes_.emplace(id, std::make_shared<Remote>(opts_->local_id, id, *std::move(valid), raft_,
                                                 opts_, channels_.get()));
 }
 
@@ -223,7 +246,7 @@ void Transport::Send(raftpb::Message m) {
     dropped_unknown_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (m.ByteSizeLong() > opts_.max_message_bytes) {
+  if (m.ByteSizeLong() > opts_->max_message_bytes) {
     // No channel would carry it; Raft must not think it went out.
     dropped_oversize_.fetch_add(1, std::memory_order_relaxed);
     if (peer) {
@@ -237,7 +260,7 @@ void Transport::Send(raftpb::Message m) {
     const raftpb::MessageType type = m.type();
     if (peer->Send(std::move(m)) == Peer::SendOutcome::kFull) {
       // etcd logs each drop; rate-limited here, counted in the metrics.
-      drop_log_.Log(opts_, absl::StrCat("dropped internal Raft message (",
+      drop_log_->Log(*opts_, absl::StrCat("dropped internal Raft message (",
                                         raftpb::MessageType_Name(type), ") to peer ",
                                         absl::Hex(to), " since sending buffer is full"));
     }
@@ -324,28 +347,13 @@ void Transport::Stop() {
   for (auto& [id, p] : peers) p->Stop();
   for (auto& [id, r] : remotes) r->Stop();
   if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-  strangers_.Stop();
+  strangers_->Stop();
   scheduler_->Stop();
 }
 
-TransportStats Transport::stats() const {
-  TransportStats s;
-  s.sent_to_peers = sent_to_peers_.load(std::memory_order_relaxed);
-  s.sent_to_remotes = sent_to_remotes_.load(std::memory_order_relaxed);
-  s.dropped_unknown = dropped_unknown_.load(std::memory_order_relaxed);
-  s.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
-  s.dropped_stopped = dropped_stopped_.load(std::memory_order_relaxed);
-  s.service = service_->stats();
-  return s;
-}
-
-}  // namespace raftgrpc
-
-namespace raftgrpc {
-
 TransportMetrics Transport::Metrics() const {
   TransportMetrics out;
-  out.local_id = opts_.local_id;
+  out.local_id = opts_->local_id;
   std::map<uint64_t, std::shared_ptr<Peer>> peers;
   std::map<uint64_t, std::shared_ptr<Prober>> probers;
   {
@@ -367,35 +375,12 @@ TransportMetrics Transport::Metrics() const {
     if (ps.dropped_paused) m.dropped["paused"] = ps.dropped_paused;
     if (ps.inbound_dropped_full) m.inbound_dropped["buffer_full"] = ps.inbound_dropped_full;
     if (ps.inbound_dropped_paused) m.inbound_dropped["paused"] = ps.inbound_dropped_paused;
-    for (StreamType t : {StreamType::kMsgAppV2, StreamType::kMessage}) {
-      if (auto* w = dynamic_cast<const GrpcStreamWriter*>(p->writer(t))) {
-        const StreamWriterStats ws = w->stats();
-        m.sent_bytes += ws.bytes;
-        m.sent_failures += ws.failures;
-      }
-      if (auto* r = dynamic_cast<const GrpcStreamReader*>(p->reader(t))) {
-        const StreamReaderStats rs = r->stats();
-        m.received_bytes += rs.bytes;
-        m.received_failures += rs.decode_errors;
-      }
-    }
-    if (auto* pl = dynamic_cast<const GrpcPipeline*>(p->pipeline())) {
-      const PipelineStats st = pl->stats();
-      m.sent_bytes += st.bytes;
-      m.sent_failures += st.failures;
-    }
-    if (auto* ss = dynamic_cast<const GrpcSnapshotSender*>(p->snapshot_sender())) {
-      const SnapshotSenderStats st = ss->stats();
-      m.sent_bytes += st.bytes;
-      m.snapshot_send_success = st.sent;
-      m.snapshot_send_failures = st.failed;
-      m.snapshot_send_inflight = st.inflight ? 1 : 0;
-      m.snapshot_send_seconds = st.seconds;
-    }
+    // Whatever classes implement the channels, they counted here.
+    p->counters().AddTo(&m);
     auto pr = probers.find(id);
     if (pr != probers.end()) m.rtt = pr->second->stats().rtt;
   }
-  for (const auto& [from, f] : service_->inbound_metrics().Get()) {
+  for (const auto& [from, f] : service_->counters().by_sender.Get()) {
     PeerMetrics& m = by_id[from];
     m.id = from;
     m.received_bytes += f.received_bytes;
@@ -406,10 +391,16 @@ TransportMetrics Transport::Metrics() const {
     m.snapshot_receive_seconds = f.snapshot_seconds;
   }
   for (auto& [id, m] : by_id) out.peers.push_back(std::move(m));
-  const TransportStats ts = stats();
-  if (ts.dropped_unknown) out.dropped["unknown_peer"] = ts.dropped_unknown;
-  if (ts.dropped_oversize) out.dropped["oversize"] = ts.dropped_oversize;
-  if (ts.dropped_stopped) out.dropped["stopped"] = ts.dropped_stopped;
+  TransportCounters& t = out.totals;
+  t.sent_to_peers = sent_to_peers_.load(std::memory_order_relaxed);
+  t.sent_to_remotes = sent_to_remotes_.load(std::memory_order_relaxed);
+  t.dropped_unknown = dropped_unknown_.load(std::memory_order_relaxed);
+  t.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
+  t.dropped_stopped = dropped_stopped_.load(std::memory_order_relaxed);
+  service_->counters().ReadTotals(&t);
+  if (t.dropped_unknown) out.dropped["unknown_peer"] = t.dropped_unknown;
+  if (t.dropped_oversize) out.dropped["oversize"] = t.dropped_oversize;
+  if (t.dropped_stopped) out.dropped["stopped"] = t.dropped_stopped;
   return out;
 }
 

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -31,40 +32,32 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "peer/channels.h"
-#include "peer/peer.h"
 #include "peer/raft.h"
-#include "transport/internal/log.h"
 #include "transport/metrics.h"
 #include "transport/options.h"
-#include "transport/server/service.h"
+#include "transport/snapshot.h"
 #include "transport/snapshot_store.h"
 
 namespace raftgrpc {
 
+// Internal classes, reachable only through GetPeer/GetProber (for tests).
 class ChannelPool;
+class InboundRouter;
+class LogRateLimiter;
+class Peer;
 class Prober;
-class Scheduler;
 class Remote;
+class Scheduler;
+class TransportService;
 
-// Transport-wide counters. Monotonic.
-struct TransportStats {
-  uint64_t sent_to_peers = 0;      // handed to a peer's Send
-  uint64_t sent_to_remotes = 0;    // handed to a remote's pipeline
-  uint64_t dropped_unknown = 0;    // no peer or remote with that ID
-  uint64_t dropped_oversize = 0;   // larger than max_message_bytes
-  uint64_t dropped_stopped = 0;    // Send after Stop
-  ServiceStats service;
-};
-
-class Transport : private ServiceHost {
+class Transport {
  public:
   // Validates `opts` (INVALID_ARGUMENT otherwise) and starts the transport's
   // timer thread. `raft` must outlive the Transport. `store` receives
   // snapshots; by default a DiskSnapshotStore in opts.snapshot_dir.
   static absl::StatusOr<std::unique_ptr<Transport>> Create(
       TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store = nullptr);
-  ~Transport() override;  // Stop()
+  ~Transport();  // Stop()
 
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -72,7 +65,7 @@ class Transport : private ServiceHost {
   // The service to register on a grpc::ServerBuilder (etcd's Handler()). Use
   // ConfigureServer on that builder too. Shut that server down before
   // destroying the Transport.
-  grpc::Service* service() { return service_.get(); }
+  grpc::Service* service();
   // Sets message-size limits on a builder that will host service().
   static void ConfigureServer(grpc::ServerBuilder* builder, const TransportOptions& opts);
   // Credentials for a server hosting service(), from opts.tls (plaintext
@@ -94,7 +87,7 @@ class Transport : private ServiceHost {
   absl::Status UpdatePeer(uint64_t id, const std::vector<std::string>& urls);
   // A sender-only helper (pipeline, no reports) used while `id` is not yet a
   // peer. Ignored if a peer or remote with `id` exists or after Stop.
-  void AddRemote(uint64_t id, const std::vector<std::string>& urls) override;
+  void AddRemote(uint64_t id, const std::vector<std::string>& urls);
 
   // Sends each message to its `to`: a peer, else a remote, else dropped and
   // counted. to == 0 is skipped. Never blocks.
@@ -116,40 +109,42 @@ class Transport : private ServiceHost {
   // thread. Idempotent.
   void Stop();
 
-  uint64_t id() const { return opts_.local_id; }
-  TransportStats stats() const;
-  // Per-peer metrics with etcd's meanings (see transport/metrics.h), and the
+  uint64_t id() const { return opts_->local_id; }
+
+  // Observability, the one entry point: per-peer metrics with etcd's
+  // meanings and transport-wide totals (see transport/metrics.h), and the
   // same in Prometheus text format. A consistent-enough snapshot: each
-  // counter is read once, without stopping traffic.
+  // counter is read once, without stopping traffic. Never blocks on the
+  // network.
   TransportMetrics Metrics() const;
   std::string PrometheusMetrics() const;
-  // nullptr if unknown. For metrics and tests.
+
+  // Introspection for tests and tools built in this repository: the
+  // internal objects behind a peer (peer/peer.h, transport/pipeline/
+  // prober.h). nullptr if unknown. Not part of the stable API.
   std::shared_ptr<Peer> GetPeer(uint64_t id) const;
   std::shared_ptr<Prober> GetProber(uint64_t id) const;
 
  private:
+  class Factory;
+  class Host;
+
   Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
             std::shared_ptr<grpc::ChannelCredentials> client_creds,
             std::shared_ptr<grpc::ServerCredentials> server_creds);
 
-  // ServiceHost
-  const TransportOptions& options() const override { return opts_; }
-  Raft* raft() const override { return raft_; }
-  std::shared_ptr<Peer> FindPeer(uint64_t id) override { return GetPeer(id); }
-  InboundRouter* stranger_inbound() override { return &strangers_; }
-  SnapshotStore* snapshot_store() override { return store_.get(); }
+  std::function<void(bool, const std::string&)> TransitionLogger(uint64_t peer_id);
 
-  class Factory;
-  PeerStatus::TransitionFn TransitionLogger(uint64_t peer_id);
-
-  const TransportOptions opts_;
+  // Shared, immutable: every channel of every peer reads this one copy.
+  const std::shared_ptr<const TransportOptions> opts_;
   Raft* const raft_;
   std::unique_ptr<SnapshotStore> store_;
   const std::shared_ptr<grpc::ServerCredentials> server_creds_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ChannelPool> channels_;
   std::unique_ptr<Factory> factory_;
-  InboundRouter strangers_;
+  std::unique_ptr<InboundRouter> strangers_;
+  std::unique_ptr<Host> host_;
   std::unique_ptr<TransportService> service_;
   std::unique_ptr<grpc::Server> server_;
 
@@ -164,7 +159,7 @@ class Transport : private ServiceHost {
   std::atomic<uint64_t> dropped_unknown_{0};
   std::atomic<uint64_t> dropped_oversize_{0};
   std::atomic<uint64_t> dropped_stopped_{0};
-  mutable LogRateLimiter drop_log_;
+  std::unique_ptr<LogRateLimiter> drop_log_;
 };
 
 }  // namespace raftgrpc

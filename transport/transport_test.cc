@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 
@@ -54,8 +55,8 @@ TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
   cl.t(1).Send({Hb(1, 2, 1), Hb(1, 3, 2), Hb(1, 0), Hb(1, 42)});
   ASSERT_TRUE(cl.raft(2).WaitForMessages(1));
   ASSERT_TRUE(cl.raft(3).WaitForMessages(1));
-  EXPECT_EQ(cl.t(1).stats().dropped_unknown, 1u);
-  EXPECT_EQ(cl.t(1).stats().sent_to_peers, 2u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.dropped_unknown, 1u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.sent_to_peers, 2u);
   EXPECT_EQ(cl.t(1).ActiveSince(42), absl::Time());
 }
 
@@ -78,7 +79,7 @@ TEST(TransportTest, PeerManagementCalls) {
   cl.t(1).Send(Hb(1, 2));
   // Dropped, or (once 2's refused dial advertised its URL) sent through a
   // remote, as etcd's addRemoteFromRequest does; never through the peer.
-  EXPECT_EQ(cl.t(1).stats().dropped_unknown + cl.t(1).stats().sent_to_remotes, 1u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.dropped_unknown + cl.t(1).Metrics().totals.sent_to_remotes, 1u);
   // 2's streams to 1 are refused now (1 no longer knows 2).
   ASSERT_TRUE(WaitUntil([&] { return !cl.StreamUp(2, 1); }));
 
@@ -93,7 +94,7 @@ TEST(TransportTest, PeerManagementCalls) {
   cl.t(1).Stop();  // idempotent
   EXPECT_EQ(cl.t(1).AddPeer(2, {cl.node(2).url}).code(), absl::StatusCode::kFailedPrecondition);
   cl.t(1).Send(Hb(1, 2));
-  EXPECT_EQ(cl.t(1).stats().dropped_stopped, 1u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.dropped_stopped, 1u);
 }
 
 TEST(TransportTest, PauseAndCutPeer) {
@@ -140,12 +141,12 @@ TEST(TransportTest, AddRemoteThenAddPeerForTheSameId) {
   cl.t(1).AddRemote(3, {url3});
   cl.t(1).Send(Hb(1, 3, 1));
   ASSERT_TRUE(r3.WaitForMessages(1));  // via the remote's pipeline
-  EXPECT_EQ(cl.t(1).stats().sent_to_remotes, 1u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.sent_to_remotes, 1u);
   // Then the peer takes over.
   ASSERT_TRUE(cl.t(1).AddPeer(3, {url3}).ok());
   cl.t(1).Send(Hb(1, 3, 2));
   ASSERT_TRUE(r3.WaitForMessages(2));
-  EXPECT_EQ(cl.t(1).stats().sent_to_peers, 1u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.sent_to_peers, 1u);
   (*t3)->Stop();
 }
 
@@ -194,7 +195,7 @@ TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
   ASSERT_TRUE(cl.t(1).RemovePeer(3).ok());
   const uint64_t cut = seq.load();  // every later number was sent after removal
   // Traffic goes on: sends to 3 are refused, 2 keeps receiving.
-  ASSERT_TRUE(WaitUntil([&] { return cl.t(1).stats().dropped_unknown > 100; }));
+  ASSERT_TRUE(WaitUntil([&] { return cl.t(1).Metrics().totals.dropped_unknown > 100; }));
   ASSERT_TRUE(WaitUntil([&] {
     auto m = cl.raft(2).messages();
     return !m.empty() && m.back().commit() > cut + 100;
@@ -202,7 +203,7 @@ TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
   for (const auto& m : cl.raft(3).messages()) {
     ASSERT_LE(m.commit(), cut) << "sent after RemovePeer returned";
   }
-  EXPECT_EQ(cl.t(1).stats().sent_to_remotes, 0u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.sent_to_remotes, 0u);
   // Re-added (as a new member would be): traffic resumes.
   cl.raft(1).SetRemoved(3, false);
   ASSERT_TRUE(cl.t(1).AddPeer(3, {cl.node(3).url}).ok());

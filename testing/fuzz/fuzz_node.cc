@@ -71,7 +71,7 @@ uint64_t SnapshotsInFlight() {
 }
 
 uint64_t SnapshotsAnswered() {
-  const ServiceStats s = GetFuzzNode().transport->stats().service;
+  const TransportCounters s = GetFuzzNode().transport->Metrics().totals;
   return s.snapshots_received + s.snapshots_rejected;
 }
 

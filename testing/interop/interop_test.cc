@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"

@@ -4,9 +4,9 @@
 
 namespace raftgrpc {
 
-ChannelPool::ChannelPool(const TransportOptions& opts,
+ChannelPool::ChannelPool(std::shared_ptr<const TransportOptions> opts,
                          std::shared_ptr<grpc::ChannelCredentials> creds)
-    : opts_(opts), creds_(std::move(creds)) {}
+    : opts_(std::move(opts)), creds_(std::move(creds)) {}
 
 int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
   // A frame holds at most max(max_frame_bytes, one message) of payload; the
@@ -17,15 +17,15 @@ int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
 
 std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool snapshot) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(MaxReceiveBytes(opts_));
-  args.SetMaxSendMessageSize(MaxReceiveBytes(opts_));
+  args.SetMaxReceiveMessageSize(MaxReceiveBytes(*opts_));
+  args.SetMaxSendMessageSize(MaxReceiveBytes(*opts_));
   // Fast reconnects: a restarted peer is reached within the dial retry rate,
   // not gRPC's default backoff of up to two minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  if (!opts_.tls.server_name_override.empty()) {
-    args.SetSslTargetNameOverride(opts_.tls.server_name_override);
+  if (!opts_->tls.server_name_override.empty()) {
+    args.SetSslTargetNameOverride(opts_->tls.server_name_override);
   }
   if (snapshot) {
     // Own connection; BDP probing off and a large lookahead measured ~2x

@@ -19,7 +19,8 @@ namespace raftgrpc {
 
 class ChannelPool {
  public:
-  ChannelPool(const TransportOptions& opts, std::shared_ptr<grpc::ChannelCredentials> creds);
+  ChannelPool(std::shared_ptr<const TransportOptions> opts,
+              std::shared_ptr<grpc::ChannelCredentials> creds);
 
   // For streams, pipeline and probes.
   std::shared_ptr<grpc::Channel> Get(const std::string& url);
@@ -31,7 +32,7 @@ class ChannelPool {
  private:
   std::shared_ptr<grpc::Channel> Make(const std::string& url, bool snapshot);
 
-  const TransportOptions opts_;
+  const std::shared_ptr<const TransportOptions> opts_;
   const std::shared_ptr<grpc::ChannelCredentials> creds_;
   std::mutex mu_;
   std::map<std::pair<std::string, bool>, std::shared_ptr<grpc::Channel>> channels_;

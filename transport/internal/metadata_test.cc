@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/internal/wire.h"
@@ -120,7 +121,7 @@ TEST_F(MetadataTest, UnknownSenderIsNotFoundAndBecomesARemote) {
   raftpb::Message resp = Heartbeat();
   resp.set_to(9);
   c_->t(1).Send(resp);
-  EXPECT_EQ(c_->t(1).stats().sent_to_remotes, 1u);
+  EXPECT_EQ(c_->t(1).Metrics().totals.sent_to_remotes, 1u);
 }
 
 TEST_F(MetadataTest, TargetMismatchIsFailedPrecondition) {

@@ -2,29 +2,21 @@
 
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
-#include "transport/internal/handoff.h"
-#include "transport/internal/metadata.h"
+#include "transport/pipeline/unary_call.h"
 
 namespace raftgrpc {
 
 namespace {
 
-struct ProbeCall {
-  grpc::ClientContext ctx;
-  v1::ProbeRequest req;
-  v1::ProbeResponse resp;
-  std::unique_ptr<v1::RaftTransport::Stub> stub;
-  std::string url;
-  absl::Time sent;
-  Handoff handoff;
-};
+using ProbeCall = UnaryCall<v1::ProbeRequest, v1::ProbeResponse>;
 
 }  // namespace
 
 class Prober::Core : public std::enable_shared_from_this<Core> {
  public:
-  Core(const PeerEnv& env, const TransportOptions& opts, Scheduler* sched, ChannelPool* channels)
-      : env_(env), opts_(opts), sched_(sched), channels_(channels) {}
+  Core(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts, Scheduler* sched,
+       ChannelPool* channels)
+      : env_(env), opts_(std::move(opts)), sched_(sched), channels_(channels) {}
 
   void Schedule() {
     std::lock_guard<std::mutex> l(mu_);
@@ -48,7 +40,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
  private:
   void ScheduleLocked() {
     std::weak_ptr<Core> weak = weak_from_this();
-    task_ = sched_->RunAfter(opts_.probe_interval, [weak] {
+    task_ = sched_->RunAfter(opts_->probe_interval, [weak] {
       if (auto self = weak.lock()) self->Probe();
     });
   }
@@ -64,16 +56,11 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
       inflight_ = c;
     }
     c->url = env_.picker->Pick();
-    AddIdentityMetadata(&c->ctx, opts_, env_.peer_id);
-    c->ctx.set_deadline(absl::ToChronoTime(absl::Now() + opts_.probe_interval));
-    c->stub = v1::RaftTransport::NewStub(channels_->Get(c->url));
-    c->sent = absl::Now();
     std::shared_ptr<Core> self = shared_from_this();
-    c->handoff.Publish();
-    c->stub->async()->Probe(&c->ctx, &c->req, &c->resp, [self, c](grpc::Status s) {
-      c->handoff.Acquire();
-      self->OnDone(c, s);
-    });
+    c->Start(
+        channels_, *opts_, env_.peer_id, opts_->probe_interval,
+        [](auto* async, auto... args) { async->Probe(args...); },
+        [self](ProbeCall* call, const grpc::Status& s) { self->OnDone(call, s); });
   }
 
   void OnDone(ProbeCall* c, const grpc::Status& s) {
@@ -86,7 +73,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
       ++stats_.probes;
       stats_.healthy = ok;
       if (ok) {
-        absl::Duration rtt = now - c->sent;
+        absl::Duration rtt = now - c->started;
         stats_.srtt = stats_.rtt.count() == 0 ? rtt : stats_.srtt * 0.875 + rtt * 0.125;
         stats_.clock_diff =
             absl::FromUnixNanos(c->resp.now_unix_nanos()) - (now - stats_.srtt / 2);
@@ -113,7 +100,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
   }
 
   const PeerEnv env_;
-  const TransportOptions opts_;
+  const std::shared_ptr<const TransportOptions> opts_;
   Scheduler* const sched_;
   ChannelPool* const channels_;
   mutable std::mutex mu_;
@@ -124,9 +111,9 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
   ProbeStats stats_;
 };
 
-Prober::Prober(const PeerEnv& env, const TransportOptions& opts, Scheduler* scheduler,
-               ChannelPool* channels)
-    : core_(std::make_shared<Core>(env, opts, scheduler, channels)) {
+Prober::Prober(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,
+               Scheduler* scheduler, ChannelPool* channels)
+    : core_(std::make_shared<Core>(env, std::move(opts), scheduler, channels)) {
   core_->Schedule();
 }
 

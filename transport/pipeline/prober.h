@@ -15,7 +15,7 @@
 #include <mutex>
 
 #include "absl/time/time.h"
-#include "peer/peer.h"
+#include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/metrics.h"
 #include "transport/options.h"
@@ -34,7 +34,7 @@ struct ProbeStats {
 
 class Prober {
  public:
-  Prober(const PeerEnv& env, const TransportOptions& opts, Scheduler* scheduler,
+  Prober(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts, Scheduler* scheduler,
          ChannelPool* channels);
   ~Prober();  // Stop()
 

@@ -4,24 +4,26 @@ namespace raftgrpc {
 namespace {
 
 PeerEnv MakeEnv(uint64_t local_id, uint64_t id, Raft* raft, PeerStatus* status,
-                UrlPicker* picker) {
+                UrlPicker* picker, PeerCounters* counters, CriticalErrorFn on_critical) {
   PeerEnv env;
   env.local_id = local_id;
   env.peer_id = id;
   env.raft = raft;
   env.status = status;
   env.picker = picker;
+  env.counters = counters;
+  env.on_critical = std::move(on_critical);
   return env;
 }
 
 }  // namespace
 
 Remote::Remote(uint64_t local_id, uint64_t id, std::vector<std::string> urls, Raft* raft,
-               const TransportOptions& opts, ChannelPool* channels)
+               std::shared_ptr<const TransportOptions> opts, ChannelPool* channels)
     : status_(id),
       picker_(std::move(urls)),
-      env_(MakeEnv(local_id, id, raft, &status_, &picker_)),
-      pipeline_(env_, opts, channels, /*report=*/false, opts.on_critical_error) {}
+      env_(MakeEnv(local_id, id, raft, &status_, &picker_, &counters_, opts->on_critical_error)),
+      pipeline_(env_, opts, channels, /*report=*/false) {}
 
 Remote::~Remote() { Stop(); }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "peer/peer.h"
+#include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/pipeline/pipeline.h"
 
@@ -19,7 +19,7 @@ namespace raftgrpc {
 class Remote {
  public:
   Remote(uint64_t local_id, uint64_t id, std::vector<std::string> urls, Raft* raft,
-         const TransportOptions& opts, ChannelPool* channels);
+         std::shared_ptr<const TransportOptions> opts, ChannelPool* channels);
   ~Remote();  // Stop()
 
   // false when paused or the queue is full (counted).
@@ -32,6 +32,7 @@ class Remote {
  private:
   PeerStatus status_;
   UrlPicker picker_;
+  PeerCounters counters_;  // counted, not exported (as etcd's remotes)
   PeerEnv env_;
   GrpcPipeline pipeline_;
   std::atomic<bool> paused_{false};

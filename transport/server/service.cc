@@ -10,14 +10,15 @@ namespace raftgrpc {
 
 grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
                                               std::shared_ptr<Peer>* peer) {
-  const TransportOptions& opts = host_->options();
+  ServiceHost* host = env_.host;
+  const TransportOptions& opts = host->options();
   RequestIdentity id;
   grpc::Status s = ValidateRequest(ctx, opts, &id);
   if (!s.ok()) return s;
-  if (host_->raft()->IsIdRemoved(id.from)) return RemovedMemberStatus(ctx);
-  *peer = host_->FindPeer(id.from);
+  if (host->raft()->IsIdRemoved(id.from)) return RemovedMemberStatus(ctx);
+  *peer = host->FindPeer(id.from);
   if (*peer == nullptr) {
-    if (!id.peer_urls.empty()) host_->AddRemote(id.from, id.peer_urls);
+    if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "error sender not found");
   }
   if (!id.to || *id.to != opts.local_id) {
@@ -33,11 +34,11 @@ grpc::ServerBidiReactor<v1::StreamControl, Frame>* TransportService::AcceptStrea
   std::shared_ptr<Peer> peer;
   grpc::Status s = ValidateStream(ctx, &peer);
   if (!s.ok()) {
-    streams_rejected_.fetch_add(1, std::memory_order_relaxed);
+    counters_.streams_rejected.fetch_add(1, std::memory_order_relaxed);
     stream->Reject(s);
     return stream;
   }
-  streams_accepted_.fetch_add(1, std::memory_order_relaxed);
+  counters_.streams_accepted.fetch_add(1, std::memory_order_relaxed);
   // The peer's writer takes the accepted call as its outgoing connection.
   absl::Status attached = peer->AttachOutgoingConn(stream->Accept());
   (void)attached;  // a rejected conn is closed by the peer
@@ -61,16 +62,17 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   RequestIdentity id;
   bool identified = false;  // per-sender counters only for valid identities
   auto reject = [&](const grpc::Status& s) {
-    pipeline_rejected_.fetch_add(1, std::memory_order_relaxed);
-    if (identified) inbound_metrics_.AddFailure(id.from);
+    counters_.pipeline_rejected.fetch_add(1, std::memory_order_relaxed);
+    if (identified) counters_.by_sender.AddFailure(id.from);
     reactor->Finish(s);
     return reactor;
   };
-  const TransportOptions& opts = host_->options();
+  ServiceHost* host = env_.host;
+  const TransportOptions& opts = host->options();
   grpc::Status s = ValidateRequest(ctx, opts, &id);
   if (!s.ok()) return reject(s);
   identified = true;
-  if (!id.peer_urls.empty()) host_->AddRemote(id.from, id.peer_urls);
+  if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
   if (!req->has_message()) {
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing raft message"));
   }
@@ -82,17 +84,17 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   }
   // etcd's Process rejects removed members with 403; we check up front so
   // the handler need not wait for Process.
-  if (host_->raft()->IsIdRemoved(id.from)) return reject(RemovedMemberStatus(ctx));
-  AddReceivedBytes(id.from, size);
+  if (host->raft()->IsIdRemoved(id.from)) return reject(RemovedMemberStatus(ctx));
+  counters_.AddReceivedBytes(id.from, size);
 
   raftpb::Message m = req->message();
-  std::shared_ptr<Peer> peer = host_->FindPeer(id.from);
-  InboundRouter* inbound = peer ? &peer->inbound() : host_->stranger_inbound();
+  std::shared_ptr<Peer> peer = host->FindPeer(id.from);
+  InboundRouter* inbound = peer ? &peer->inbound() : host->stranger_inbound();
   switch (inbound->DeliverUnpaused(std::move(m))) {
     case InboundRouter::Result::kQueued:
     case InboundRouter::Result::kLinkHeartbeat:
     case InboundRouter::Result::kPaused:
-      pipeline_received_.fetch_add(1, std::memory_order_relaxed);
+      counters_.pipeline_received.fetch_add(1, std::memory_order_relaxed);
       reactor->Finish(grpc::Status::OK);
       return reactor;
     case InboundRouter::Result::kFull:
@@ -105,7 +107,7 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
 
 grpc::ServerReadReactor<v1::SnapshotFrame>* TransportService::Snapshot(
     grpc::CallbackServerContext* ctx, v1::SnapshotResponse*) {
-  return SnapshotReceiver::Start(this, ctx);
+  return SnapshotReceiver::Start(env_, ctx);
 }
 
 grpc::ServerUnaryReactor* TransportService::Probe(grpc::CallbackServerContext* ctx,
@@ -116,18 +118,6 @@ grpc::ServerUnaryReactor* TransportService::Probe(grpc::CallbackServerContext* c
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
-}
-
-ServiceStats TransportService::stats() const {
-  ServiceStats s;
-  s.streams_accepted = streams_accepted_.load(std::memory_order_relaxed);
-  s.streams_rejected = streams_rejected_.load(std::memory_order_relaxed);
-  s.pipeline_received = pipeline_received_.load(std::memory_order_relaxed);
-  s.pipeline_rejected = pipeline_rejected_.load(std::memory_order_relaxed);
-  s.snapshots_received = snapshots_received_.load(std::memory_order_relaxed);
-  s.snapshots_rejected = snapshots_rejected_.load(std::memory_order_relaxed);
-  s.received_bytes = received_bytes_.load(std::memory_order_relaxed);
-  return s;
 }
 
 }  // namespace raftgrpc

@@ -28,13 +28,13 @@ void SnapshotReceiver::NoteBuffered(int64_t delta) {
   }
 }
 
-SnapshotReceiver::SnapshotReceiver(TransportService* service, grpc::CallbackServerContext* ctx)
-    : service_(service), ctx_(ctx) {}
+SnapshotReceiver::SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx)
+    : env_(env), ctx_(ctx) {}
 
-SnapshotReceiver* SnapshotReceiver::Start(TransportService* service,
+SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env,
                                           grpc::CallbackServerContext* ctx) {
-  auto* r = new SnapshotReceiver(service, ctx);
-  ServiceHost* host = service->host();
+  auto* r = new SnapshotReceiver(env, ctx);
+  ServiceHost* host = env.host;
   RequestIdentity id;
   grpc::Status s = ValidateRequest(ctx, host->options(), &id);
   if (s.ok()) {
@@ -44,7 +44,7 @@ SnapshotReceiver* SnapshotReceiver::Start(TransportService* service,
     if (host->raft()->IsIdRemoved(id.from)) s = RemovedMemberStatus(ctx);
   }
   if (s.ok()) {
-    service->inbound_metrics().SnapshotStarted(id.from);
+    env.counters->by_sender.SnapshotStarted(id.from);
     r->counted_ = true;
   }
   r->handoff_.Publish();
@@ -71,9 +71,9 @@ void SnapshotReceiver::Fail(const grpc::Status& s) {
     cv_.notify_all();
   }
   if (sink) sink->Abort();
-  service_->snapshots_rejected_.fetch_add(1, std::memory_order_relaxed);
+  env_.counters->snapshots_rejected.fetch_add(1, std::memory_order_relaxed);
   outcome_ok_ = false;  // metrics at OnDone, when the transfer's resources are gone
-  service_->log_limiter().Log(service_->host()->options(),
+  env_.failure_log->Log(env_.host->options(),
           absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
                        static_cast<int>(s.error_code()), ": ", s.error_message()));
   if (!defer) Finish(s);
@@ -89,7 +89,7 @@ void SnapshotReceiver::FinishDeferred() {
 }
 
 void SnapshotReceiver::HandleHeader() {
-  const TransportOptions& opts = service_->host()->options();
+  const TransportOptions& opts = env_.host->options();
   v1::SnapshotHeader* h = frame_.mutable_header();
   const raftpb::Message& m = h->message();
   if (m.type() != raftpb::MsgSnap) {
@@ -101,7 +101,7 @@ void SnapshotReceiver::HandleHeader() {
                              absl::StrCat("raft message of ", size, " bytes exceeds the limit of ",
                                           opts.max_message_bytes)));
   }
-  SnapshotStore* store = service_->host()->snapshot_store();
+  SnapshotStore* store = env_.host->snapshot_store();
   if (store == nullptr) {
     return Fail(grpc::Status(grpc::StatusCode::INTERNAL, "no snapshot store configured"));
   }
@@ -110,7 +110,7 @@ void SnapshotReceiver::HandleHeader() {
     return Fail(grpc::Status(grpc::StatusCode::INTERNAL,
                              absl::StrCat("failed to save KV snapshot (", sink.status().ToString(), ")")));
   }
-  service_->AddReceivedBytes(from_, size);
+  env_.counters->AddReceivedBytes(from_, size);
   have_header_ = true;
   declared_ = h->data_size();
   {
@@ -213,7 +213,7 @@ void SnapshotReceiver::OnCancel() {
 }
 
 void SnapshotReceiver::DiskLoop() {
-  const absl::Duration timeout = service_->host()->options().snapshot_progress_timeout;
+  const absl::Duration timeout = env_.host->options().snapshot_progress_timeout;
   // The disk thread owns the sink from here on: Fail() elsewhere only marks
   // the transfer finished, and this thread aborts what it wrote.
   std::unique_ptr<SnapshotSink> sink;
@@ -295,9 +295,9 @@ void SnapshotReceiver::DiskLoop() {
                       absl::StrCat("failed to save KV snapshot (", path.status().ToString(), ")")));
     return;
   }
-  service_->AddReceivedBytes(from_, declared_);
+  env_.counters->AddReceivedBytes(from_, declared_);
   // Only now, with the data durable, does Raft learn of the snapshot.
-  absl::Status ps = service_->host()->raft()->ProcessSnapshot(msg, *path);
+  absl::Status ps = env_.host->raft()->ProcessSnapshot(msg, *path);
   if (!ps.ok()) {
     Fail(ps.code() == absl::StatusCode::kPermissionDenied
              ? RemovedMemberStatus(ctx_)
@@ -310,11 +310,11 @@ void SnapshotReceiver::DiskLoop() {
     if (finished_) return;
     finished_ = true;
   }
-  service_->snapshots_received_.fetch_add(1, std::memory_order_relaxed);
+  env_.counters->snapshots_received.fetch_add(1, std::memory_order_relaxed);
   const absl::Duration took = absl::Now() - start_;
   outcome_ok_ = true;
   outcome_seconds_ = absl::ToDoubleSeconds(took);
-  LogLine(service_->host()->options(),
+  LogLine(env_.host->options(),
           absl::StrCat("received and saved database snapshot from peer ", absl::Hex(from_),
                        " (index ", msg.snapshot().metadata().index(), ", ", declared_,
                        " bytes, took ", absl::FormatDuration(took), ")"));
@@ -332,7 +332,7 @@ void SnapshotReceiver::OnDone() {
   }
   // Counted here, so "in flight" covers the whole transfer, partial file
   // removal included.
-  if (counted_) service_->inbound_metrics().SnapshotEnded(from_, outcome_ok_, outcome_seconds_);
+  if (counted_) env_.counters->by_sender.SnapshotEnded(from_, outcome_ok_, outcome_seconds_);
   delete this;
 }
 

@@ -30,7 +30,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
-#include "transport/server/service.h"
+#include "transport/server/service_host.h"
 #include "transport/snapshot_store.h"
 
 namespace raftgrpc {
@@ -39,7 +39,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
  public:
   static constexpr size_t kMaxQueuedChunks = 4;
 
-  static SnapshotReceiver* Start(TransportService* service, grpc::CallbackServerContext* ctx);
+  static SnapshotReceiver* Start(const ServerEnv& env, grpc::CallbackServerContext* ctx);
 
   void OnReadDone(bool ok) override;
   void OnCancel() override;
@@ -51,7 +51,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   static void ResetPeakBufferedBytes();
 
  private:
-  SnapshotReceiver(TransportService* service, grpc::CallbackServerContext* ctx);
+  SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx);
 
   void Fail(const grpc::Status& s);  // finishes once; aborts the sink
   void FinishDeferred();              // disk thread: answers a deferred Fail
@@ -59,7 +59,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   void DiskLoop();
   void NoteBuffered(int64_t delta);
 
-  TransportService* const service_;
+  const ServerEnv env_;
   grpc::CallbackServerContext* const ctx_;
   v1::SnapshotFrame frame_;
   uint64_t from_ = 0;

@@ -11,14 +11,10 @@
 
 namespace raftgrpc {
 
-GrpcSnapshotSender::GrpcSnapshotSender(const PeerEnv& env, const TransportOptions& opts,
-                                       ChannelPool* channels, Scheduler* scheduler,
-                                       CriticalFn on_critical)
-    : env_(env),
-      opts_(opts),
-      channels_(channels),
-      sched_(scheduler),
-      on_critical_(std::move(on_critical)) {}
+GrpcSnapshotSender::GrpcSnapshotSender(const PeerEnv& env,
+                                       std::shared_ptr<const TransportOptions> opts,
+                                       ChannelPool* channels, Scheduler* scheduler)
+    : env_(env), opts_(std::move(opts)), channels_(channels), sched_(scheduler) {}
 
 GrpcSnapshotSender::~GrpcSnapshotSender() { Stop(); }
 
@@ -39,6 +35,7 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
     if (!stopped_ && !busy_) {
       accepted = true;
       busy_ = true;
+      env_.counters->SnapshotSendStarted();
       auto flag = std::make_shared<std::atomic<bool>>(false);
       workers_.push_back(Worker{std::thread([this, flag, s = std::move(snap)]() mutable {
                                   Run(std::move(s));
@@ -46,14 +43,13 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
                                 }),
                                 flag});
     } else {
-      if (busy_) ++stats_.refused_busy;
-      ++stats_.failed;
+      env_.counters->SnapshotSendRefused();
     }
   }
   for (Worker& w : exited) w.thread.join();
   if (!accepted) {
     // One snapshot at a time per peer (and none once stopped).
-    LogLine(opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
+    LogLine(*opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
                                 ": another snapshot is in flight or the peer stopped"));
     snap.Close(false);
     env_.raft->ReportSnapshot(env_.peer_id, SnapshotStatus::kFailure);
@@ -77,13 +73,6 @@ void GrpcSnapshotSender::Stop() {
   }
 }
 
-SnapshotSenderStats GrpcSnapshotSender::stats() const {
-  std::lock_guard<std::mutex> l(mu_);
-  SnapshotSenderStats s = stats_;
-  s.inflight = busy_;
-  return s;
-}
-
 // Shared by a transfer and its watchdog task, which may outlive the transfer.
 struct GrpcSnapshotSender::Watch {
   std::mutex mu;
@@ -92,7 +81,7 @@ struct GrpcSnapshotSender::Watch {
 };
 
 void GrpcSnapshotSender::ScheduleWatch(std::shared_ptr<Watch> w) {
-  const absl::Duration timeout = opts_.snapshot_progress_timeout;
+  const absl::Duration timeout = opts_->snapshot_progress_timeout;
   Scheduler* sched = sched_;
   sched->RunAfter(std::max(absl::Milliseconds(10), timeout / 4), [this, w, timeout] {
     std::lock_guard<std::mutex> l(w->mu);
@@ -107,7 +96,7 @@ void GrpcSnapshotSender::ScheduleWatch(std::shared_ptr<Watch> w) {
 
 void GrpcSnapshotSender::Run(SnapshotMessage snap) {
   grpc::ClientContext ctx;
-  AddIdentityMetadata(&ctx, opts_, env_.peer_id);
+  AddIdentityMetadata(&ctx, *opts_, env_.peer_id);
   auto watch = std::make_shared<Watch>();
   watch->ctx = &ctx;
   watch->last_progress = absl::Now();
@@ -159,7 +148,7 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, grpc::ClientCon
   // One buffer, reused for every chunk.
   std::string* buf = frame.mutable_chunk();
   while (sent < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(opts_.snapshot_chunk_bytes, size - sent));
+    size_t want = static_cast<size_t>(std::min<uint64_t>(opts_->snapshot_chunk_bytes, size - sent));
     buf->resize(want);
     absl::StatusOr<size_t> n = snap.data->Read(&(*buf)[0], want);
     if (!n.ok()) {
@@ -193,40 +182,32 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, grpc::ClientCon
 void GrpcSnapshotSender::Finish(SnapshotMessage& snap, const grpc::Status& s,
                                 const grpc::ClientContext& ctx, absl::Duration took) {
   const uint64_t to = env_.peer_id;
+  const uint64_t size = snap.data ? snap.data->size() : 0;
+  if (s.ok()) env_.counters->AddSent(size);
+  env_.counters->SnapshotSendEnded(s.ok(), absl::ToDoubleSeconds(took));
   {
-    std::lock_guard<std::mutex> l(mu_);
-    if (s.ok()) {
-      ++stats_.sent;
-      stats_.bytes += snap.data ? snap.data->size() : 0;
-      stats_.seconds.Observe(absl::ToDoubleSeconds(took));
-    } else {
-      ++stats_.failed;
-    }
-    stats_.last_duration = took;
     // Free before reporting, so Raft may send the next snapshot at once.
+    std::lock_guard<std::mutex> l(mu_);
     busy_ = false;
   }
-  const uint64_t size = snap.data ? snap.data->size() : 0;
   if (s.ok()) {
-    LogLine(opts_, absl::StrCat("sent database snapshot to peer ", absl::Hex(to), " (index ",
+    LogLine(*opts_, absl::StrCat("sent database snapshot to peer ", absl::Hex(to), " (index ",
                                 snap.message.snapshot().metadata().index(), ", ", size,
                                 " bytes, took ", absl::FormatDuration(took), ")"));
     env_.status->Activate();
     env_.raft->ReportSnapshot(to, SnapshotStatus::kFinish);
   } else {
-    LogLine(opts_, absl::StrCat("failed to send database snapshot to peer ", absl::Hex(to),
+    LogLine(*opts_, absl::StrCat("failed to send database snapshot to peer ", absl::Hex(to),
                                 " (index ", snap.message.snapshot().metadata().index(), ", ",
                                 size, " bytes): ", static_cast<int>(s.error_code()), ": ",
                                 s.error_message()));
-    env_.picker->Unreachable(env_.picker->Pick());
-    env_.status->Deactivate({"sendMsgSnap", "post"},
-                            absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message()));
-    env_.raft->ReportUnreachable(to);
-    env_.raft->ReportSnapshot(to, SnapshotStatus::kFailure);
-    if (IsRemovedMember(s, ctx) && on_critical_) {
-      on_critical_(absl::PermissionDeniedError(
-          "the member has been permanently removed from the cluster"));
-    }
+    ChannelFailure f;
+    f.source = {"sendMsgSnap", "post"};
+    f.reason = absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message());
+    f.url = env_.picker->Pick();
+    f.snapshot = true;
+    f.removed_member = IsRemovedMember(s, ctx);
+    ReportChannelFailure(env_, f);
   }
   snap.Close(s.ok());
 }

@@ -11,54 +11,37 @@
 // Outcome, as etcd: OK -> status activated, ReportSnapshot(kFinish), the
 // message closed with success. Anything else -> URL rotated, peer
 // deactivated, ReportUnreachable, ReportSnapshot(kFailure), closed with
-// failure. Exactly one report per snapshot.
+// failure. Exactly one report per snapshot. Counts, sizes and durations go
+// to the env's PeerCounters.
 //
 // Thread-safety: Send never blocks; Stop cancels and joins.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_SNAPSHOT_SENDER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_SNAPSHOT_SENDER_H_
 
 #include <atomic>
-#include <condition_variable>
-#include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/channels.h"
-#include "peer/peer.h"
+#include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
-#include "transport/metrics.h"
-#include "transport/options.h"
 #include "transport/internal/scheduler.h"
+#include "transport/options.h"
 
 namespace raftgrpc {
 
-struct SnapshotSenderStats {
-  uint64_t sent = 0;
-  uint64_t failed = 0;
-  uint64_t refused_busy = 0;  // a snapshot was already in flight
-  uint64_t bytes = 0;         // data bytes of successful sends
-  absl::Duration last_duration;
-  bool inflight = false;
-  // Durations of finished transfers (etcd's snapshot_send_total_duration).
-  Histogram seconds = SnapshotHistogram();
-};
-
 class GrpcSnapshotSender : public SnapshotSender {
  public:
-  using CriticalFn = std::function<void(const absl::Status&)>;
-
-  GrpcSnapshotSender(const PeerEnv& env, const TransportOptions& opts, ChannelPool* channels,
-                     Scheduler* scheduler, CriticalFn on_critical);
+  GrpcSnapshotSender(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,
+                     ChannelPool* channels, Scheduler* scheduler);
   ~GrpcSnapshotSender() override;  // Stop()
 
   void Send(SnapshotMessage snap) override;
   void Stop() override;
-  SnapshotSenderStats stats() const;
 
  private:
   struct Watch;
@@ -69,10 +52,9 @@ class GrpcSnapshotSender : public SnapshotSender {
               absl::Duration took);
 
   const PeerEnv env_;
-  const TransportOptions opts_;
+  const std::shared_ptr<const TransportOptions> opts_;
   ChannelPool* const channels_;
   Scheduler* const sched_;
-  const CriticalFn on_critical_;
 
   mutable std::mutex mu_;
   bool stopped_ = false;
@@ -86,7 +68,6 @@ class GrpcSnapshotSender : public SnapshotSender {
     std::shared_ptr<std::atomic<bool>> exited;
   };
   std::vector<Worker> workers_;
-  SnapshotSenderStats stats_;
 };
 
 }  // namespace raftgrpc

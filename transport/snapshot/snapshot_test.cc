@@ -8,7 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/peer.h"
 #include "gtest/gtest.h"
+#include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "transport/snapshot/crc32c.h"
 #include "transport/snapshot.h"

@@ -34,14 +34,9 @@ class CallBase {
 
 class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
  public:
-  Core(StreamType type, const PeerEnv& env, const TransportOptions& opts, Scheduler* sched,
-       ChannelPool* channels, CriticalFn on_critical)
-      : type_(type),
-        env_(env),
-        opts_(opts),
-        sched_(sched),
-        channels_(channels),
-        on_critical_(std::move(on_critical)) {}
+  Core(StreamType type, const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,
+       Scheduler* sched, ChannelPool* channels)
+      : type_(type), env_(env), opts_(std::move(opts)), sched_(sched), channels_(channels) {}
 
   void Start() {
     Dial();
@@ -97,12 +92,14 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       ++busy_;
     }
     uint64_t msgs = 0, bytes = 0;
-    absl::Status err = decode(frame, opts_.max_message_bytes, [&](raftpb::Message&& m) {
+    absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message&& m) {
       ++msgs;
       bytes += m.GetCachedSize();  // computed by the decoder's size check
       env_.inbound->Deliver(std::move(m));
       return absl::OkStatus();
     });
+    env_.counters->AddReceived(bytes);
+    if (!err.ok()) env_.counters->AddReceiveFailure();
     std::lock_guard<std::mutex> l(mu_);
     ++stats_.frames;
     stats_.messages += msgs;
@@ -116,10 +113,10 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   }
 
   void OnCallDone(CallBase* call, const grpc::Status& s, const grpc::ClientContext& ctx) {
-    bool removed = IsRemovedMember(s, ctx);
-    std::string reason;
-    bool deactivate = false;
-    const char* action = "read";
+    const bool removed = IsRemovedMember(s, ctx);
+    ChannelFailure f;  // nothing to do unless a field is set below
+    f.deactivate = false;
+    f.report = false;  // etcd's reader reports nothing to Raft
     {
       std::lock_guard<std::mutex> l(mu_);
       if (call != current_) return;
@@ -130,15 +127,17 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       }
       if (removed) {
         removed_ = true;
+        f.removed_member = true;
       } else if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
         // The remote does not serve this stream type: not a failure (etcd).
         env_.picker->Unreachable(call->url);
       } else if (!call->cancel_reason.empty() || !s.ok()) {
-        deactivate = true;
-        action = call->connected ? "read" : "dial";
-        reason = call->cancel_reason.empty()
-                     ? absl::StrCat(grpc_code_name(s.error_code()), ": ", s.error_message())
-                     : call->cancel_reason;
+        f.deactivate = true;
+        f.source = {StreamTypeName(type_), call->connected ? "read" : "dial"};
+        f.reason = call->cancel_reason.empty()
+                       ? absl::StrCat(grpc_code_name(s.error_code()), ": ", s.error_message())
+                       : call->cancel_reason;
+        // Rotated here, before the redial below can pick the same URL.
         env_.picker->Unreachable(call->url);
       }
       // else: the remote finished the stream cleanly (its writer was
@@ -146,14 +145,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       if (!removed) ScheduleDialLocked();
       ++busy_;
     }
-    if (removed) {
-      if (on_critical_) {
-        on_critical_(absl::PermissionDeniedError(
-            "the member has been permanently removed from the cluster"));
-      }
-    } else if (deactivate) {
-      env_.status->Deactivate({StreamTypeName(type_), action}, reason);
-    }
+    ReportChannelFailure(env_, f);
     Unbusy();
   }
 
@@ -178,7 +170,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   void ScheduleDialLocked() {
     absl::Duration wait =
-        std::max(absl::ZeroDuration(), last_dial_ + opts_.dial_retry_interval - absl::Now());
+        std::max(absl::ZeroDuration(), last_dial_ + opts_->dial_retry_interval - absl::Now());
     std::weak_ptr<Core> weak = weak_from_this();
     dial_task_ = sched_->RunAfter(wait, [weak] {
       if (auto self = weak.lock()) self->Dial();
@@ -188,7 +180,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   void ScheduleIdleCheckLocked() {
     std::weak_ptr<Core> weak = weak_from_this();
     idle_task_ = sched_->RunAfter(
-        std::max(absl::Milliseconds(10), opts_.conn_read_timeout / 5), [weak] {
+        std::max(absl::Milliseconds(10), opts_->conn_read_timeout / 5), [weak] {
           if (auto self = weak.lock()) self->CheckIdle();
         });
   }
@@ -202,11 +194,11 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       ScheduleIdleCheckLocked();
       if (current_ == nullptr || !current_->cancel_reason.empty()) return;
       absl::Time since = current_->connected ? current_->last_read : current_->started;
-      if (absl::Now() - since <= opts_.conn_read_timeout) return;
+      if (absl::Now() - since <= opts_->conn_read_timeout) return;
       call = current_;
       call->cancel_reason = call->connected
                                 ? absl::StrCat("no data received for ",
-                                               absl::FormatDuration(opts_.conn_read_timeout))
+                                               absl::FormatDuration(opts_->conn_read_timeout))
                                 : "dial timed out";
       ++stats_.idle_timeouts;
       ++call->pins;
@@ -241,10 +233,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   const StreamType type_;
   const PeerEnv env_;
-  const TransportOptions opts_;
+  const std::shared_ptr<const TransportOptions> opts_;
   Scheduler* const sched_;
   ChannelPool* const channels_;
-  const CriticalFn on_critical_;
 
   mutable std::mutex mu_;
   std::condition_variable done_;
@@ -343,7 +334,7 @@ void GrpcStreamReader::Core::Dial() {
       call = c;
       ctx = c->context();
     }
-    AddIdentityMetadata(ctx, opts_, env_.peer_id);
+    AddIdentityMetadata(ctx, *opts_, env_.peer_id);
     call->url = url;
     call->started = absl::Now();
     last_dial_ = call->started;
@@ -359,9 +350,9 @@ void GrpcStreamReader::Core::Dial() {
 }
 
 GrpcStreamReader::GrpcStreamReader(StreamType type, const PeerEnv& env,
-                                   const TransportOptions& opts, Scheduler* scheduler,
-                                   ChannelPool* channels, CriticalFn on_critical)
-    : core_(std::make_shared<Core>(type, env, opts, scheduler, channels, std::move(on_critical))) {
+                                   std::shared_ptr<const TransportOptions> opts,
+                                   Scheduler* scheduler, ChannelPool* channels)
+    : core_(std::make_shared<Core>(type, env, std::move(opts), scheduler, channels)) {
   core_->Start();
 }
 

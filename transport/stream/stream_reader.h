@@ -7,17 +7,16 @@
 // succeeded" (status activated); dial or read errors deactivate the peer and
 // rotate its URL. A stream silent for conn_read_timeout (no link heartbeat
 // either) is cancelled and redialled. A removed-member answer stops the
-// reader for good and is reported through `on_critical`.
+// reader for good and is reported through the env's on_critical. Received
+// bytes and decode failures also go to the env's PeerCounters.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_READER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_READER_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 
-#include "absl/status/status.h"
 #include "peer/channels.h"
-#include "peer/peer.h"
+#include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/options.h"
 #include "transport/internal/scheduler.h"
@@ -38,10 +37,9 @@ struct StreamReaderStats {
 // call in flight and waits for it to end.
 class GrpcStreamReader : public StreamReader {
  public:
-  using CriticalFn = std::function<void(const absl::Status&)>;
-
-  GrpcStreamReader(StreamType type, const PeerEnv& env, const TransportOptions& opts,
-                   Scheduler* scheduler, ChannelPool* channels, CriticalFn on_critical);
+  GrpcStreamReader(StreamType type, const PeerEnv& env,
+                   std::shared_ptr<const TransportOptions> opts, Scheduler* scheduler,
+                   ChannelPool* channels);
   ~GrpcStreamReader() override;  // Stop()
 
   void Stop() override;

@@ -6,8 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "peer/peer_env.h"
+#include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
+#include "transport/internal/channel_pool.h"
+#include "transport/internal/scheduler.h"
 
 namespace raftgrpc {
 namespace {
@@ -88,8 +92,10 @@ class StreamReaderTest : public ::testing::Test {
     env_.status = &status_;
     env_.picker = picker_.get();
     env_.inbound = &inbound_;
-    pool_ = std::make_unique<ChannelPool>(opts_, grpc::InsecureChannelCredentials());
-    reader_ = std::make_unique<GrpcStreamReader>(type, env_, opts_, &sched_, pool_.get(), nullptr);
+    env_.counters = &counters_;
+    auto opts = std::make_shared<const TransportOptions>(opts_);
+    pool_ = std::make_unique<ChannelPool>(opts, grpc::InsecureChannelCredentials());
+    reader_ = std::make_unique<GrpcStreamReader>(type, env_, opts, &sched_, pool_.get());
   }
   void TearDown() override {
     if (reader_) reader_->Stop();
@@ -109,6 +115,7 @@ class StreamReaderTest : public ::testing::Test {
   Scheduler sched_;
   TransportOptions opts_;
   std::unique_ptr<UrlPicker> picker_;
+  PeerCounters counters_;
   PeerEnv env_;
   std::unique_ptr<ChannelPool> pool_;
   std::unique_ptr<BadServer> server_impl_;
@@ -170,9 +177,11 @@ TEST(StreamReaderRateTest, DialsAreRateLimited) {
   opts.cluster_id = 1;
   opts.dial_retry_interval = absl::Milliseconds(100);
   UrlPicker picker({"http://127.0.0.1:1"});  // nothing listens on port 1
-  PeerEnv env{1, 2, &raft, &status, &picker, &inbound};
-  ChannelPool pool(opts, grpc::InsecureChannelCredentials());
-  GrpcStreamReader reader(StreamType::kMessage, env, opts, &sched, &pool, nullptr);
+  PeerCounters counters;
+  PeerEnv env{1, 2, &raft, &status, &picker, &inbound, &counters};
+  auto shared_opts = std::make_shared<const TransportOptions>(opts);
+  ChannelPool pool(shared_opts, grpc::InsecureChannelCredentials());
+  GrpcStreamReader reader(StreamType::kMessage, env, shared_opts, &sched, &pool);
   absl::Time start = absl::Now();
   ASSERT_TRUE(WaitUntil([&] { return reader.stats().dials >= 6; }));
   // Six dials need at least five retry intervals.

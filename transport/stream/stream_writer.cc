@@ -156,6 +156,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
         ++stats_.frames;
         stats_.messages += inflight_msgs_;
         stats_.bytes += inflight_bytes_;
+        env_.counters->AddSent(inflight_bytes_);
         writing_ = false;
         last_write_ = absl::Now();
         // A frame that carried one large message is not kept: its cleared
@@ -258,8 +259,11 @@ class GrpcStreamWriter::Core final : public CoreBase,
       ++busy_;
     }
     old->stream()->Cancel();
-    env_.status->Deactivate({StreamTypeName(type_), action}, why);
-    env_.raft->ReportUnreachable(env_.peer_id);
+    env_.counters->AddSendFailure();
+    ChannelFailure f;
+    f.source = {StreamTypeName(type_), action};
+    f.reason = why;
+    ReportChannelFailure(env_, f);
     Unbusy();
   }
 

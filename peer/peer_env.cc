@@ -1,0 +1,51 @@
+#include "peer/peer_env.h"
+
+namespace raftgrpc {
+
+void PeerCounters::SnapshotSendStarted() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++snapshot_inflight_;
+}
+
+void PeerCounters::SnapshotSendEnded(bool ok, double seconds) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (snapshot_inflight_ > 0) --snapshot_inflight_;
+  if (ok) {
+    ++snapshot_success_;
+    snapshot_seconds_.Observe(seconds);
+  } else {
+    ++snapshot_failures_;
+  }
+}
+
+void PeerCounters::SnapshotSendRefused() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++snapshot_failures_;
+}
+
+void PeerCounters::AddTo(PeerMetrics* m) const {
+  m->sent_bytes += sent_bytes_.load(std::memory_order_relaxed);
+  m->sent_failures += sent_failures_.load(std::memory_order_relaxed);
+  m->received_bytes += received_bytes_.load(std::memory_order_relaxed);
+  m->received_failures += received_failures_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> l(mu_);
+  m->snapshot_send_success = snapshot_success_;
+  m->snapshot_send_failures = snapshot_failures_;
+  m->snapshot_send_inflight = snapshot_inflight_;
+  m->snapshot_send_seconds = snapshot_seconds_;
+}
+
+void ReportChannelFailure(const PeerEnv& env, const ChannelFailure& f) {
+  if (!f.url.empty()) env.picker->Unreachable(f.url);
+  if (f.deactivate) env.status->Deactivate(f.source, f.reason);
+  if (f.report) {
+    env.raft->ReportUnreachable(env.peer_id);
+    if (f.snapshot) env.raft->ReportSnapshot(env.peer_id, SnapshotStatus::kFailure);
+  }
+  if (f.removed_member && env.on_critical) {
+    env.on_critical(
+        absl::PermissionDeniedError("the member has been permanently removed from the cluster"));
+  }
+}
+
+}  // namespace raftgrpc

@@ -1,0 +1,92 @@
+// PeerEnv: what a peer's channels share (owned by the Peer, or by a remote),
+// the per-peer counters they write for metrics, and etcd's failure path,
+// which every channel runs the same way.
+//
+// Thread-safety: PeerCounters and ReportChannelFailure are safe from any
+// thread and never block beyond a short lock (plus what the Raft callbacks
+// and on_critical do).
+#ifndef RAFT_GRPC_TRANSPORT_PEER_PEER_ENV_H_
+#define RAFT_GRPC_TRANSPORT_PEER_PEER_ENV_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "peer/inbound_router.h"
+#include "peer/peer_status.h"
+#include "peer/raft.h"
+#include "peer/url_picker.h"
+#include "transport/metrics.h"
+
+namespace raftgrpc {
+
+// etcd's per-peer network metrics (etcd_network_peer_*, snapshot_send_*),
+// written by whichever channels implement the ports and read by the
+// transport's Metrics(), so that neither side needs the other's classes.
+class PeerCounters {
+ public:
+  void AddSent(uint64_t bytes) { sent_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+  void AddSendFailure() { sent_failures_.fetch_add(1, std::memory_order_relaxed); }
+  void AddReceived(uint64_t bytes) { received_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+  void AddReceiveFailure() { received_failures_.fetch_add(1, std::memory_order_relaxed); }
+  // A snapshot transfer started / ended (`seconds` counted on success only,
+  // as etcd's snapshot_send_total_duration); a refused one only fails.
+  void SnapshotSendStarted();
+  void SnapshotSendEnded(bool ok, double seconds);
+  void SnapshotSendRefused();
+
+  // Adds these counters to `m` (sent/received bytes and failures add up
+  // with what other sources already put there).
+  void AddTo(PeerMetrics* m) const;
+
+ private:
+  std::atomic<uint64_t> sent_bytes_{0};
+  std::atomic<uint64_t> sent_failures_{0};
+  std::atomic<uint64_t> received_bytes_{0};
+  std::atomic<uint64_t> received_failures_{0};
+  mutable std::mutex mu_;  // the snapshot fields
+  uint64_t snapshot_success_ = 0;
+  uint64_t snapshot_failures_ = 0;
+  uint64_t snapshot_inflight_ = 0;
+  Histogram snapshot_seconds_ = SnapshotHistogram();
+};
+
+using CriticalErrorFn = std::function<void(const absl::Status&)>;
+
+// What a peer's channels share. Owned by the Peer (or a remote); outlives
+// every channel. Copied by value into each channel: all members are
+// pointers or small.
+struct PeerEnv {
+  uint64_t local_id = 0;
+  uint64_t peer_id = 0;
+  Raft* raft = nullptr;
+  PeerStatus* status = nullptr;
+  UrlPicker* picker = nullptr;
+  InboundRouter* inbound = nullptr;  // where stream readers deliver
+  PeerCounters* counters = nullptr;
+  // etcd's ErrorC (e.g. this member was removed). May be empty.
+  CriticalErrorFn on_critical;
+};
+
+// How a channel failed, and whom to tell.
+struct ChannelFailure {
+  FailureType source;          // e.g. {"pipeline", "write"}
+  std::string reason;          // why, for the deactivation log line
+  std::string url;             // rotate away from it; empty: keep the URL
+  bool deactivate = true;      // mark the peer inactive
+  bool report = true;          // Raft::ReportUnreachable(peer)
+  bool snapshot = false;       // also Raft::ReportSnapshot(peer, kFailure)
+  bool removed_member = false; // the remote says we were removed: critical
+};
+
+// etcd's failure path, in its order: rotate the URL, deactivate the peer,
+// report to Raft, raise the removed-member critical error. Call it outside
+// the channel's locks: Raft may call back into the transport.
+void ReportChannelFailure(const PeerEnv& env, const ChannelFailure& f);
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_PEER_PEER_ENV_H_

@@ -1,0 +1,63 @@
+// What the server side counts: service totals and, per sender (senders
+// need not be peers), etcd's received-bytes/failures and snapshot-receive
+// metrics. Shared by the service's handlers and the snapshot receiver.
+//
+// Thread-safety: safe from any thread; InboundMetrics takes a short lock
+// per call (pipeline and snapshot paths only).
+#ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SERVER_COUNTERS_H_
+#define RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SERVER_COUNTERS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+
+#include "transport/metrics.h"
+
+namespace raftgrpc {
+
+// Server-side counters per sender, for senders that may not be peers.
+// Thread-safe; a short lock per call (pipeline and snapshot paths only).
+class InboundMetrics {
+ public:
+  struct From {
+    uint64_t received_bytes = 0;     // pipeline messages and snapshot data
+    uint64_t received_failures = 0;  // rejected pipeline/snapshot requests
+    uint64_t snapshot_success = 0;
+    uint64_t snapshot_failures = 0;
+    uint64_t snapshot_inflight = 0;
+    Histogram snapshot_seconds = SnapshotHistogram();
+  };
+  void AddBytes(uint64_t from, uint64_t n);
+  void AddFailure(uint64_t from);
+  void SnapshotStarted(uint64_t from);
+  void SnapshotEnded(uint64_t from, bool ok, double seconds);
+  std::map<uint64_t, From> Get() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint64_t, From> from_;
+};
+
+// Service totals (monotonic) and per-sender metrics.
+struct ServerCounters {
+  std::atomic<uint64_t> streams_accepted{0};
+  std::atomic<uint64_t> streams_rejected{0};
+  std::atomic<uint64_t> pipeline_received{0};
+  std::atomic<uint64_t> pipeline_rejected{0};
+  std::atomic<uint64_t> snapshots_received{0};
+  std::atomic<uint64_t> snapshots_rejected{0};
+  std::atomic<uint64_t> received_bytes{0};
+  InboundMetrics by_sender;
+
+  void AddReceivedBytes(uint64_t from, uint64_t n) {
+    received_bytes.fetch_add(n, std::memory_order_relaxed);
+    by_sender.AddBytes(from, n);
+  }
+  // Copies the totals into `t`'s server fields.
+  void ReadTotals(TransportCounters* t) const;
+};
+
+}  // namespace raftgrpc
+
+#endif  // RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SERVER_COUNTERS_H_
