@@ -19,6 +19,7 @@
 #include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/status_macros.h"
 #include "testing/fault_proxy.h"
 #include "testing/snapshot_file.h"
 #include "transport/pipeline/prober.h"
@@ -160,9 +161,8 @@ constexpr bool kCheckRss = true;
 #endif
 
 TEST(ReliabilityTest, BlackholedLinkReportsUnreachableStaysBoundedAndRecovers) {
-  auto c = Cluster::StartWithProxies(2, FastOptions());
-  ASSERT_TRUE(c.ok()) << c.status();
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, FastOptions()));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   Deliveries got(cl.raft(2));
   Traffic traffic(&cl.t(1), 1, 2);
@@ -200,9 +200,8 @@ TEST(ReliabilityTest, BlackholedLinkReportsUnreachableStaysBoundedAndRecovers) {
 TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   TransportOptions o = FastOptions();
   o.recv_buf_size = 256;  // a small inbound queue fills fast
-  auto c = Cluster::Start(2, o);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   cl.raft(2).set_keep_messages(false);
   cl.raft(2).SetProcessDelay(absl::Microseconds(500));
@@ -238,9 +237,8 @@ TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
 }
 
 TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
-  auto c = Cluster::StartWithProxies(2, FastOptions());
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, FastOptions()));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   Traffic traffic(&cl.t(1), 1, 2);
   ASSERT_TRUE(cl.raft(2).WaitForMessages(50));
@@ -272,9 +270,8 @@ TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
 // reported unreachable, entries arrive once and in order, and the prober's
 // RTT histogram shows the delay.
 TEST(ReliabilityTest, DelayedJitteryLinkKeepsOrderAndShowsInProbeRtt) {
-  auto c = Cluster::StartWithProxies(2, FastOptions());
-  ASSERT_TRUE(c.ok()) << c.status();
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, FastOptions()));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   Deliveries got(cl.raft(2));
   cl.OnLink(1, 2, [](FaultProxy& p) {
@@ -326,12 +323,11 @@ TEST(ReliabilityTest, CorruptBytesAreRejectedAndTheLinkRecovers) {
   o.tls.cert_file = certs + "/member-1.pem";  // replaced per node
   o.tls.key_file = certs + "/member-1.key";
   o.tls.ca_file = certs + "/ca.pem";
-  auto c = Cluster::StartWithProxies(2, o, [&](uint64_t id, TransportOptions& n) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, o, [&](uint64_t id, TransportOptions& n) {
     n.tls.cert_file = absl::StrCat(certs, "/member-", id, ".pem");
     n.tls.key_file = absl::StrCat(certs, "/member-", id, ".key");
-  });
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  }));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   Deliveries got(cl.raft(2));
   Traffic traffic(&cl.t(1), 1, 2);
@@ -351,9 +347,8 @@ TEST(ReliabilityTest, CorruptBytesAreRejectedAndTheLinkRecovers) {
 }
 
 TEST(ReliabilityTest, SnapshotOverSlowThenResetLinkFailsOnceThenRetrySucceeds) {
-  auto c = Cluster::StartWithProxies(2, FastOptions());
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, FastOptions()));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/rel.snap");
   { std::ofstream(path) << std::string(8 << 20, 's'); }

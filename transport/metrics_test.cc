@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/status_macros.h"
 #include "testing/snapshot_file.h"
 
 namespace raftgrpc {
@@ -189,9 +190,8 @@ raftpb::Message App(uint64_t index, size_t bytes) {
 TEST(MetricsTest, KnownWorkloadMovesCountersAndExportParses) {
   TransportOptions o;
   o.probe_interval = absl::Milliseconds(20);
-  auto c = Cluster::Start(2, o);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
 
   constexpr int kApps = 100;

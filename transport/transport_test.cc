@@ -9,6 +9,7 @@
 #include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/status_macros.h"
 
 namespace raftgrpc {
 namespace {
@@ -37,10 +38,9 @@ TEST(TransportTest, CreateValidatesOptions) {
 }
 
 TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
-  auto c = Cluster::Start(3);
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE((*c)->WaitAllStreams());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(3));
+  ASSERT_TRUE(c->WaitAllStreams());
+  Cluster& cl = *c;
   // A reader's failed dial while the others were still starting may have
   // left a peer briefly inactive (as in etcd); its next dial activates it.
   for (uint64_t a : cl.ids()) {
@@ -61,9 +61,8 @@ TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
 }
 
 TEST(TransportTest, PeerManagementCalls) {
-  auto c = Cluster::Start(2);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   // AddPeer twice keeps the same peer.
   auto before = cl.t(1).GetPeer(2);
@@ -98,9 +97,8 @@ TEST(TransportTest, PeerManagementCalls) {
 }
 
 TEST(TransportTest, PauseAndCutPeer) {
-  auto c = Cluster::Start(3);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(3));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   cl.t(1).CutPeer(2);
   cl.t(1).Send({Hb(1, 2, 1), Hb(1, 3, 1)});
@@ -125,9 +123,8 @@ TEST(TransportTest, PauseAndCutPeer) {
 }
 
 TEST(TransportTest, AddRemoteThenAddPeerForTheSameId) {
-  auto c = Cluster::Start(2);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
+  Cluster& cl = *c;
   // A third node joins: 1 learns of it as a remote first.
   FakeRaft r3;
   TransportOptions o;
@@ -151,9 +148,8 @@ TEST(TransportTest, AddRemoteThenAddPeerForTheSameId) {
 }
 
 TEST(TransportTest, UpdatePeerToANewPortWhileTheOldIsDown) {
-  auto c = Cluster::Start(2);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   cl.StopNode(2);
   // Node 2 comes back elsewhere.
@@ -176,9 +172,8 @@ TEST(TransportTest, UpdatePeerToANewPortWhileTheOldIsDown) {
 }
 
 TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
-  auto c = Cluster::Start(3);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(3));
+  Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> seq{0};  // commit index = send sequence number

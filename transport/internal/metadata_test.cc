@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/status_macros.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/internal/wire.h"
 
@@ -37,9 +38,7 @@ void Apply(grpc::ClientContext* ctx, const Meta& m) {
 class MetadataTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto c = Cluster::Start(2);
-    ASSERT_TRUE(c.ok()) << c.status();
-    c_ = *std::move(c);
+    ASSERT_OK_AND_ASSIGN(c_, Cluster::Start(2));
     auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c_->node(1).port),
                                   grpc::InsecureChannelCredentials());
     stub_ = v1::RaftTransport::NewStub(ch);
@@ -177,15 +176,14 @@ TEST(RemovedMemberTest, ReaderStopsRetryingAndReportsCritical) {
   opts.on_critical_error = [&](const absl::Status& s) {
     if (s.code() == absl::StatusCode::kPermissionDenied) critical.fetch_add(1);
   };
-  auto c = Cluster::Start(2, opts);
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE((*c)->WaitAllStreams());
-  (*c)->raft(2).SetRemoved(1);  // 2 now refuses 1
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, opts));
+  ASSERT_TRUE(c->WaitAllStreams());
+  c->raft(2).SetRemoved(1);  // 2 now refuses 1
   // Restart 1 so its readers must dial again.
-  ASSERT_TRUE((*c)->RestartNode(1).ok());
+  ASSERT_TRUE(c->RestartNode(1).ok());
   ASSERT_TRUE(WaitUntil([&] { return critical.load() >= 2; }));  // both readers
   int seen = critical.load();
-  EXPECT_FALSE((*c)->StreamUp(2, 1));  // 2 never accepted 1's dial
+  EXPECT_FALSE(c->StreamUp(2, 1));  // 2 never accepted 1's dial
   // No further retries: the count stays put over many retry intervals.
   absl::SleepFor(absl::Milliseconds(500));
   EXPECT_EQ(critical.load(), seen);

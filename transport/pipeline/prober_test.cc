@@ -3,6 +3,7 @@
 
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/status_macros.h"
 
 namespace raftgrpc {
 namespace {
@@ -13,9 +14,8 @@ using testing::WaitUntil;
 TEST(ProberTest, ProbesFillHistogramAndDetectDownPeer) {
   TransportOptions o;
   o.probe_interval = absl::Milliseconds(20);
-  auto c = Cluster::Start(2, o);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
   auto prober = cl.t(1).GetProber(2);
   ASSERT_NE(prober, nullptr);
   ASSERT_TRUE(WaitUntil([&] { return prober->stats().rtt.count() >= 5; }));
@@ -42,9 +42,8 @@ TEST(ProberTest, ProbesFillHistogramAndDetectDownPeer) {
 TEST(ProberTest, RemovePeerStopsProber) {
   TransportOptions o;
   o.probe_interval = absl::Milliseconds(10);
-  auto c = Cluster::Start(2, o);
-  ASSERT_TRUE(c.ok());
-  Cluster& cl = **c;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
   auto prober = cl.t(1).GetProber(2);
   ASSERT_NE(prober, nullptr);
   ASSERT_TRUE(WaitUntil([&] { return prober->stats().probes >= 2; }));

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/status_macros.h"
 #include "transport/snapshot/crc32c.h"
 #include "transport/snapshot.h"
 #include "transport/server/snapshot_receiver.h"
@@ -150,9 +151,7 @@ SnapshotMessage Wrap(raftpb::Message m, std::unique_ptr<SnapshotData> data, Outc
 class SnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto c = Cluster::Start(2, Options());
-    ASSERT_TRUE(c.ok()) << c.status();
-    c_ = *std::move(c);
+    ASSERT_OK_AND_ASSIGN(c_, Cluster::Start(2, Options()));
     tmp_ = std::getenv("TEST_TMPDIR");
   }
   virtual TransportOptions Options() {
