@@ -11,6 +11,7 @@
 #include "benchmark/benchmark.h"
 #include "peer/peer.h"
 #include "proto/transport.pb.h"
+#include "testing/messages.h"
 #include "transport/stream/msgappv2_codec.h"
 
 // Counts heap allocations, to report allocations per operation.
@@ -27,20 +28,8 @@ namespace raftgrpc::bench {
 namespace {
 
 raftpb::Message App(uint64_t index, size_t bytes, int entries = 1) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgApp);
-  m.set_from(1);
-  m.set_to(2);
-  m.set_term(5);
-  m.set_logterm(5);
-  m.set_index(index - 1);
+  raftpb::Message m = testing::App(1, 2, 5, index - 1, std::string(bytes, 'x'), entries);
   m.set_commit(index - 1);
-  for (int i = 0; i < entries; ++i) {
-    raftpb::Entry* e = m.add_entries();
-    e->set_term(5);
-    e->set_index(index + i);
-    e->set_data(std::string(bytes, 'x'));
-  }
   return m;
 }
 

@@ -44,6 +44,7 @@
 #include "absl/time/clock.h"
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
+#include "testing/messages.h"
 #include "testing/snapshot_file.h"
 #include "transport/transport.h"
 
@@ -149,18 +150,8 @@ Link MakeLink() {
 }
 
 raftpb::Message App(uint64_t index, const std::string& payload) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgApp);
-  m.set_from(1);
-  m.set_to(2);
-  m.set_term(1);
-  m.set_logterm(1);
-  m.set_index(index - 1);
+  raftpb::Message m = testing::App(1, 2, 1, index - 1, payload);
   m.set_commit(index - 1);
-  raftpb::Entry* e = m.add_entries();
-  e->set_term(1);
-  e->set_index(index);
-  e->set_data(payload);
   return m;
 }
 

@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "peer/peer.h"
+#include "testing/messages.h"
 #include "transport/snapshot.h"
 #include "transport/pipeline/prober.h"
 #include "transport/transport.h"
@@ -218,18 +219,8 @@ int main() {
     const std::string payload(128, 'e');
     int64_t last_hb = 0;
     auto append = [&](uint64_t to, uint64_t index) {
-      raftpb::Message m;
-      m.set_type(raftpb::MsgApp);
-      m.set_from(kLeader);
-      m.set_to(to);
-      m.set_term(1);
-      m.set_logterm(1);
-      m.set_index(index - 1);
+      raftpb::Message m = raftgrpc::testing::App(kLeader, to, 1, index - 1, payload);
       m.set_commit(index - 1);
-      raftpb::Entry* e = m.add_entries();
-      e->set_term(1);
-      e->set_index(index);
-      e->set_data(payload);
       lt.Send(std::move(m));
       appends_sent.fetch_add(1, std::memory_order_relaxed);
     };

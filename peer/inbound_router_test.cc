@@ -5,15 +5,13 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "testing/fake_raft.h"
+#include "testing/messages.h"
 
 namespace raftgrpc {
 namespace {
 
 raftpb::Message Msg(raftpb::MessageType type, uint64_t index = 0) {
-  raftpb::Message m;
-  m.set_type(type);
-  m.set_from(2);
-  m.set_to(1);
+  raftpb::Message m = testing::Msg(type, 2, 1);
   m.set_index(index);
   return m;
 }

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "testing/fake_channels.h"
 #include "testing/fake_raft.h"
+#include "testing/messages.h"
 
 namespace raftgrpc {
 namespace {
@@ -19,10 +20,7 @@ constexpr uint64_t kLocal = 1;
 constexpr uint64_t kRemote = 2;
 
 raftpb::Message Msg(raftpb::MessageType type, uint64_t index = 0) {
-  raftpb::Message m;
-  m.set_type(type);
-  m.set_from(kLocal);
-  m.set_to(kRemote);
+  raftpb::Message m = testing::Msg(type, kLocal, kRemote);
   m.set_term(1);
   m.set_logterm(1);
   m.set_index(index);

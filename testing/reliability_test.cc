@@ -19,6 +19,7 @@
 #include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "testing/fault_proxy.h"
 #include "testing/snapshot_file.h"
@@ -66,18 +67,7 @@ TransportOptions FastOptions() {
 }
 
 raftpb::Message App(uint64_t from, uint64_t to, uint64_t index) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgApp);
-  m.set_from(from);
-  m.set_to(to);
-  m.set_term(1);
-  m.set_logterm(1);
-  m.set_index(index - 1);
-  raftpb::Entry* e = m.add_entries();
-  e->set_term(1);
-  e->set_index(index);
-  e->set_data(std::string(128, 'r'));
-  return m;
+  return testing::App(from, to, 1, index - 1, std::string(128, 'r'));
 }
 
 // Sends MsgApp 1 -> 2 with increasing indexes until stopped, and records

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "testing/messages.h"
 #include "transport/snapshot.h"
 
 namespace raftgrpc::testing {
@@ -11,9 +12,7 @@ absl::StatusOr<SnapshotMessage> FileSnapshot(uint64_t from, uint64_t to, uint64_
   auto data = FileSnapshotData::Open(path);
   if (!data.ok()) return data.status();
   SnapshotMessage snap;
-  snap.message.set_type(raftpb::MsgSnap);
-  snap.message.set_from(from);
-  snap.message.set_to(to);
+  snap.message = Msg(raftpb::MsgSnap, from, to);
   snap.message.mutable_snapshot()->mutable_metadata()->set_index(index);
   snap.data = *std::move(data);
   return snap;

@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "testing/snapshot_file.h"
 
@@ -173,18 +174,7 @@ const PeerMetrics* PeerOf(const TransportMetrics& m, uint64_t id) {
 }
 
 raftpb::Message App(uint64_t index, size_t bytes) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgApp);
-  m.set_from(1);
-  m.set_to(2);
-  m.set_term(1);
-  m.set_index(index - 1);
-  m.set_logterm(1);
-  raftpb::Entry* e = m.add_entries();
-  e->set_term(1);
-  e->set_index(index);
-  e->set_data(std::string(bytes, 'x'));
-  return m;
+  return testing::App(1, 2, 1, index - 1, std::string(bytes, 'x'));
 }
 
 TEST(MetricsTest, KnownWorkloadMovesCountersAndExportParses) {

@@ -9,6 +9,7 @@
 #include "peer/peer.h"
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
+#include "testing/messages.h"
 #include "testing/status_macros.h"
 
 namespace raftgrpc {
@@ -19,10 +20,7 @@ using testing::FakeRaft;
 using testing::WaitUntil;
 
 raftpb::Message Hb(uint64_t from, uint64_t to, uint64_t commit = 0) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgHeartbeat);
-  m.set_from(from);
-  m.set_to(to);
+  raftpb::Message m = testing::Heartbeat(from, to);
   m.set_commit(commit);
   return m;
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/transport.pb.h"
+#include "testing/messages.h"
 #include "transport/snapshot/crc32c.h"
 #include "transport/internal/metadata.h"
 
@@ -23,20 +24,8 @@ void Write(const std::string& target, const std::string& name, const std::string
 }
 
 raftpb::Message App(uint64_t index, int entries) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgApp);
-  m.set_from(2);
-  m.set_to(1);
-  m.set_term(3);
-  m.set_logterm(3);
-  m.set_index(index);
+  raftpb::Message m = raftgrpc::testing::App(2, 1, 3, index, "entry", entries);
   m.set_commit(index);
-  for (int i = 0; i < entries; ++i) {
-    raftpb::Entry* e = m.add_entries();
-    e->set_term(3);
-    e->set_index(index + 1 + i);
-    e->set_data("entry");
-  }
   return m;
 }
 

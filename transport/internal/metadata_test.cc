@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/internal/wire.h"
@@ -68,13 +69,7 @@ class MetadataTest : public ::testing::Test {
   std::unique_ptr<grpc::GenericStub> generic_;
 };
 
-raftpb::Message Heartbeat() {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgHeartbeat);
-  m.set_from(2);
-  m.set_to(1);
-  return m;
-}
+raftpb::Message Heartbeat() { return testing::Heartbeat(2, 1); }
 
 TEST_F(MetadataTest, ClusterIdMismatchIsFailedPrecondition) {
   Meta m;

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
+#include "testing/messages.h"
 #include "transport/transport.h"
 
 namespace raftgrpc {
@@ -30,10 +31,7 @@ std::unique_ptr<Transport> Make(uint64_t id, FakeRaft* raft, int* port) {
 }
 
 raftpb::Message Msg(raftpb::MessageType type, uint64_t index) {
-  raftpb::Message m;
-  m.set_type(type);
-  m.set_from(1);
-  m.set_to(2);
+  raftpb::Message m = testing::Msg(type, 1, 2);
   m.set_term(2);
   m.set_index(index);
   m.add_entries()->set_data("e");

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "transport/snapshot/crc32c.h"
 #include "transport/snapshot.h"
@@ -73,13 +74,7 @@ uint32_t FileCrc(const std::string& path, uint64_t* size) {
 }
 
 raftpb::Message SnapMsg(uint64_t index) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgSnap);
-  m.set_from(1);
-  m.set_to(2);
-  m.set_term(3);
-  m.mutable_snapshot()->mutable_metadata()->set_index(index);
-  m.mutable_snapshot()->mutable_metadata()->set_term(3);
+  raftpb::Message m = testing::SnapMsg(1, 2, 3, index);
   m.mutable_snapshot()->mutable_metadata()->mutable_conf_state()->add_voters(1);
   return m;
 }

@@ -2,19 +2,15 @@
 
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "testing/messages.h"
 
 namespace raftgrpc {
 namespace {
 
 raftpb::Message App(uint64_t term, uint64_t logterm, uint64_t index, uint64_t commit,
                     std::vector<std::pair<uint64_t, std::string>> entries) {
-  raftpb::Message m;
-  m.set_type(raftpb::MsgApp);
-  m.set_from(1);
-  m.set_to(2);
-  m.set_term(term);
+  raftpb::Message m = testing::App(1, 2, term, index, "", /*entries=*/0);
   m.set_logterm(logterm);
-  m.set_index(index);
   m.set_commit(commit);
   for (auto& [idx, data] : entries) {
     raftpb::Entry* e = m.add_entries();

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "proto/transport.grpc.pb.h"
+#include "testing/messages.h"
 #include "transport/internal/metadata.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/stream/stream_writer.h"
@@ -20,10 +21,7 @@ using testing::Cluster;
 using testing::WaitUntil;
 
 raftpb::Message Msg(raftpb::MessageType type, uint64_t from, uint64_t to, uint64_t index) {
-  raftpb::Message m;
-  m.set_type(type);
-  m.set_from(from);
-  m.set_to(to);
+  raftpb::Message m = testing::Msg(type, from, to);
   m.set_term(3);
   m.set_index(index);
   m.set_commit(index);
