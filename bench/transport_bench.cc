@@ -95,12 +95,18 @@ Flags ParseFlags(int argc, char** argv) {
       const std::string p = std::string("--") + name + "=";
       return a.rfind(p, 0) == 0 ? argv[i] + p.size() : nullptr;
     };
-    if (const char* v = val("mode")) f.mode = v;
-    else if (const char* v = val("n")) f.n = std::strtoull(v, nullptr, 10);
-    else if (const char* v = val("size")) f.size = std::strtoull(v, nullptr, 10);
-    else if (const char* v = val("peers")) f.peers = std::atoi(v);
-    else if (a == "--json") f.json = true;
-    else if (a == "--baseline") f.baseline = true;
+    if (const char* v = val("mode"))
+      f.mode = v;
+    else if (const char* v = val("n"))
+      f.n = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("size"))
+      f.size = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("peers"))
+      f.peers = std::atoi(v);
+    else if (a == "--json")
+      f.json = true;
+    else if (a == "--baseline")
+      f.baseline = true;
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       std::exit(2);
@@ -289,8 +295,9 @@ struct Result {
 
 void Print(const Result& r, bool json) {
   if (json) {
-    std::string s = absl::StrFormat("{\"mode\":\"%s\",\"baseline\":%s,\"n\":%d,\"size\":%d,\"seconds\":%.4f",
-                                    r.mode, r.baseline ? "true" : "false", r.n, r.size, r.seconds);
+    std::string s =
+        absl::StrFormat("{\"mode\":\"%s\",\"baseline\":%s,\"n\":%d,\"size\":%d,\"seconds\":%.4f",
+                        r.mode, r.baseline ? "true" : "false", r.n, r.size, r.seconds);
     auto add = [&](const char* k, double v, const char* fmt) {
       if (v >= 0) absl::StrAppend(&s, ",\"", k, "\":", absl::StrFormat(fmt, v));
     };
@@ -309,13 +316,15 @@ void Print(const Result& r, bool json) {
     std::printf("%s}\n", s.c_str());
     return;
   }
-  std::printf("%s%s: n=%lu size=%lu %.3fs", r.mode.c_str(), r.baseline ? " (bare gRPC)" : "",
-              r.n, r.size, r.seconds);
+  std::printf("%s%s: n=%lu size=%lu %.3fs", r.mode.c_str(), r.baseline ? " (bare gRPC)" : "", r.n,
+              r.size, r.seconds);
   if (r.msgs_per_sec >= 0) std::printf("  %.0f msgs/s", r.msgs_per_sec);
   if (r.mb_per_sec >= 0) std::printf("  %.1f MB/s", r.mb_per_sec);
-  if (r.p50 >= 0) std::printf("  p50 %.0fus p90 %.0fus p99 %.0fus max %.0fus", r.p50, r.p90, r.p99, r.max);
+  if (r.p50 >= 0)
+    std::printf("  p50 %.0fus p90 %.0fus p99 %.0fus max %.0fus", r.p50, r.p90, r.p99, r.max);
   if (r.peak_rss_kb >= 0) std::printf("  peak RSS %ld kB", r.peak_rss_kb);
-  if (r.sender_rss_kb >= 0) std::printf(" (sender %ld, receiver %ld)", r.sender_rss_kb, r.receiver_rss_kb);
+  if (r.sender_rss_kb >= 0)
+    std::printf(" (sender %ld, receiver %ld)", r.sender_rss_kb, r.receiver_rss_kb);
   if (r.threads >= 0) std::printf("  threads %ld", r.threads);
   if (r.allocs_per_msg >= 0) {
     std::printf("  sender allocs/msg %.2f (building one: %.2f)", r.allocs_per_msg,
@@ -326,7 +335,9 @@ void Print(const Result& r, bool json) {
 
 void Percentiles(std::vector<double>& us, Result* r) {
   std::sort(us.begin(), us.end());
-  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))]; };
+  auto at = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))];
+  };
   r->p50 = at(0.50);
   r->p90 = at(0.90);
   r->p99 = at(0.99);
@@ -366,7 +377,8 @@ Result TransportParent(const Flags& f, Link& link) {
   auto peer = t->GetPeer(2);
   // Streams up (node 2 dials us).
   raftpb::Message probe = App(1, "");
-  while (peer->Pick(probe) != Channel::kStreamMsgAppV2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (peer->Pick(probe) != Channel::kStreamMsgAppV2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   Result r;
   r.mode = f.mode;
   r.n = f.n;
@@ -483,7 +495,8 @@ Result PeersParent(const Flags& f, Link& link) {
   raftpb::Message probe = App(1, "");
   for (size_t i = 0; i < ports.size(); ++i) {
     auto peer = t->GetPeer(2 + i);
-    while (peer->Pick(probe) != Channel::kStreamMsgAppV2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (peer->Pick(probe) != Channel::kStreamMsgAppV2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   Result r;
   r.mode = f.mode;

@@ -24,8 +24,8 @@
 #include "absl/time/clock.h"
 #include "peer/peer.h"
 #include "testing/messages.h"
-#include "transport/snapshot.h"
 #include "transport/pipeline/prober.h"
+#include "transport/snapshot.h"
 #include "transport/transport.h"
 
 namespace {
@@ -294,8 +294,9 @@ int main() {
   bool paused_ok = leader.view(3)->acked.load() <= before_pause + kInflight;
   lt.MendPeer(3);
   nodes[2].transport->MendPeer(kLeader);
-  bool resumed = WaitFor([&] { return leader.view(3)->acked.load() > before_pause + 2 * kInflight; },
-                         absl::Seconds(10));
+  bool resumed =
+      WaitFor([&] { return leader.view(3)->acked.load() > before_pause + 2 * kInflight; },
+              absl::Seconds(10));
   std::printf("[%s] pause held follower 3 back, resume caught it up\n",
               paused_ok && resumed ? "ok" : "FAIL");
   ok &= paused_ok && resumed;

@@ -63,8 +63,8 @@ void InboundRouter::Drain(Lane& lane) {
     {
       std::unique_lock<std::mutex> l(lane.mu);
       lane.worker_waiting = true;
-      const bool work = lane.cv.wait_for(
-          l, idle_exit_, [&] { return lane.stopped.load() || !lane.q.empty(); });
+      const bool work =
+          lane.cv.wait_for(l, idle_exit_, [&] { return lane.stopped.load() || !lane.q.empty(); });
       lane.worker_waiting = false;
       if (lane.stopped.load()) return;
       if (!work) {

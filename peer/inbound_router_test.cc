@@ -122,7 +122,8 @@ TEST(InboundRouterTest, DeliverRacingIdleExitLosesNothing) {
   for (int i = 0; i < 2000; ++i) {
     queued += r.Deliver(Msg(i % 2 ? raftpb::MsgApp : raftpb::MsgProp, i)) ==
               InboundRouter::Result::kQueued;
-    if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let workers idle out
+    if (i % 50 == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let workers idle out
   }
   ASSERT_TRUE(raft.WaitForMessages(queued));
   EXPECT_EQ(raft.message_count(), queued);

@@ -7,17 +7,22 @@ namespace raftgrpc {
 
 const char* StreamTypeName(StreamType t) {
   switch (t) {
-    case StreamType::kMsgAppV2: return "stream MsgApp v2";
-    case StreamType::kMessage: return "stream Message";
+    case StreamType::kMsgAppV2:
+      return "stream MsgApp v2";
+    case StreamType::kMessage:
+      return "stream Message";
   }
   return "stream unknown";
 }
 
 const char* ChannelName(Channel c) {
   switch (c) {
-    case Channel::kStreamMsgAppV2: return "streamMsgAppV2";
-    case Channel::kStreamMsg: return "streamMsg";
-    case Channel::kPipeline: return "pipeline";
+    case Channel::kStreamMsgAppV2:
+      return "streamMsgAppV2";
+    case Channel::kStreamMsg:
+      return "streamMsg";
+    case Channel::kPipeline:
+      return "pipeline";
   }
   return "unknown";
 }
@@ -38,8 +43,8 @@ Peer::Peer(uint64_t local_id, uint64_t peer_id, std::vector<std::string> urls, R
 }
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(uint64_t local_id, uint64_t peer_id,
-                                                   const std::vector<std::string>& urls,
-                                                   Raft* raft, ChannelFactory& factory,
+                                                   const std::vector<std::string>& urls, Raft* raft,
+                                                   ChannelFactory& factory,
                                                    const PeerOptions& options,
                                                    PeerStatus::TransitionFn on_transition) {
   if (raft == nullptr) return absl::InvalidArgumentError("peer needs a Raft");
@@ -69,17 +74,22 @@ Peer::~Peer() { Stop(); }
 
 MessageChannel* Peer::ChannelFor(Channel c) const {
   switch (c) {
-    case Channel::kStreamMsgAppV2: return msgapp_v2_writer_.get();
-    case Channel::kStreamMsg: return message_writer_.get();
-    case Channel::kPipeline: return pipeline_.get();
+    case Channel::kStreamMsgAppV2:
+      return msgapp_v2_writer_.get();
+    case Channel::kStreamMsg:
+      return message_writer_.get();
+    case Channel::kPipeline:
+      return pipeline_.get();
   }
   return pipeline_.get();
 }
 
 StreamWriter* Peer::WriterFor(StreamType t) const {
   switch (t) {
-    case StreamType::kMsgAppV2: return msgapp_v2_writer_.get();
-    case StreamType::kMessage: return message_writer_.get();
+    case StreamType::kMsgAppV2:
+      return msgapp_v2_writer_.get();
+    case StreamType::kMessage:
+      return message_writer_.get();
   }
   return nullptr;
 }

@@ -73,13 +73,13 @@ struct PeerEnv {
 
 // How a channel failed, and whom to tell.
 struct ChannelFailure {
-  FailureType source;          // e.g. {"pipeline", "write"}
-  std::string reason;          // why, for the deactivation log line
-  std::string url;             // rotate away from it; empty: keep the URL
-  bool deactivate = true;      // mark the peer inactive
-  bool report = true;          // Raft::ReportUnreachable(peer)
-  bool snapshot = false;       // also Raft::ReportSnapshot(peer, kFailure)
-  bool removed_member = false; // the remote says we were removed: critical
+  FailureType source;           // e.g. {"pipeline", "write"}
+  std::string reason;           // why, for the deactivation log line
+  std::string url;              // rotate away from it; empty: keep the URL
+  bool deactivate = true;       // mark the peer inactive
+  bool report = true;           // Raft::ReportUnreachable(peer)
+  bool snapshot = false;        // also Raft::ReportSnapshot(peer, kFailure)
+  bool removed_member = false;  // the remote says we were removed: critical
 };
 
 // etcd's failure path, in its order: rotate the URL, deactivate the peer,

@@ -188,8 +188,7 @@ TEST_F(PeerTest, AttachRoutesByTypeReplacesAndRejects) {
 
   // Unknown type: rejected and closed.
   auto bogus = std::make_unique<FakeConn>(static_cast<StreamType>(7), &closes);
-  EXPECT_EQ(peer_->AttachOutgoingConn(std::move(bogus)).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(peer_->AttachOutgoingConn(std::move(bogus)).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(closes.load(), 2);
 
   peer_->Stop();  // writers close their conns

@@ -34,9 +34,9 @@ TEST(UrlPickerTest, ValidatesLikeEtcd) {
   auto ok = ValidatePeerUrls({"https://10.0.0.2:2380", "http://[::1]:2380", "http://h:1"});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->front(), "http://[::1]:2380");
-  for (const char* bad : {"10.0.0.1:2380", "ftp://a:1", "http://a", "http://a:0",
-                          "http://a:99999", "http://a:1/path", "http://u@a:1", "http://:1",
-                          "http://::1:5", "http://a:x"}) {
+  for (const char* bad :
+       {"10.0.0.1:2380", "ftp://a:1", "http://a", "http://a:0", "http://a:99999", "http://a:1/path",
+        "http://u@a:1", "http://:1", "http://::1:5", "http://a:x"}) {
     auto s = ValidatePeerUrls({bad});
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(s.status().message().find(bad), std::string::npos) << s.status();

@@ -67,10 +67,17 @@ class EchoService final : public RaftTransport::Service {
     bool trailer = false;
     while (reader->Read(&frame)) {
       switch (frame.kind_case()) {
-        case SnapshotFrame::kHeader: want = frame.header().data_size(); break;
-        case SnapshotFrame::kChunk: data += frame.chunk(); break;
-        case SnapshotFrame::kTrailer: trailer = true; break;
-        default: return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty frame");
+        case SnapshotFrame::kHeader:
+          want = frame.header().data_size();
+          break;
+        case SnapshotFrame::kChunk:
+          data += frame.chunk();
+          break;
+        case SnapshotFrame::kTrailer:
+          trailer = true;
+          break;
+        default:
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty frame");
       }
     }
     if (!trailer || data.size() != want) {
@@ -89,7 +96,8 @@ class EchoService final : public RaftTransport::Service {
 
   static std::string FindMeta(const grpc::ServerContext& ctx, const std::string& key) {
     auto it = ctx.client_metadata().find(key);
-    return it == ctx.client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
+    return it == ctx.client_metadata().end() ? ""
+                                             : std::string(it->second.data(), it->second.size());
   }
 
   // Written on gRPC threads, read by the test: gRPC's own ordering is

@@ -1,7 +1,7 @@
 #include "testing/cluster.h"
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -119,7 +119,7 @@ absl::Status Cluster::StartNode(Node& n) {
 }
 
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartWithProxies(int n, TransportOptions base,
-                                                                  NodeOptionsFn per_node) {
+                                                                   NodeOptionsFn per_node) {
   // Start with nodes down, add proxies, then start them: proxies need the
   // ports, and nodes need the proxies' URLs.
   auto c = Start(0, base, per_node);
@@ -162,8 +162,8 @@ void Cluster::Heal(uint64_t a, uint64_t b) {
 }
 
 bool Cluster::WaitActive(uint64_t a, uint64_t b, absl::Duration timeout) {
-  return WaitUntil(
-      [&] { return node(a).transport && t(a).ActiveSince(b) != absl::Time(); }, timeout);
+  return WaitUntil([&] { return node(a).transport && t(a).ActiveSince(b) != absl::Time(); },
+                   timeout);
 }
 
 void Cluster::StopNode(uint64_t id) {

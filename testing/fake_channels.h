@@ -48,7 +48,7 @@ class FakeChannel : public StreamWriter {
   bool Attach(std::unique_ptr<OutgoingConn>& conn) override;
 
   // Test controls.
-  void SetWorking(bool working);  // as if a conn were attached / lost
+  void SetWorking(bool working);        // as if a conn were attached / lost
   std::vector<raftpb::Message> Take();  // drains the queue
   size_t size() const;
   bool stopped() const;

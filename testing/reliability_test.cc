@@ -16,13 +16,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "peer/peer.h"
 #include "gtest/gtest.h"
+#include "peer/peer.h"
 #include "testing/cluster.h"
-#include "testing/messages.h"
-#include "testing/status_macros.h"
 #include "testing/fault_proxy.h"
+#include "testing/messages.h"
 #include "testing/snapshot_file.h"
+#include "testing/status_macros.h"
 #include "transport/pipeline/prober.h"
 #include "transport/stream/stream_reader.h"
 
@@ -74,18 +74,19 @@ raftpb::Message App(uint64_t from, uint64_t to, uint64_t index) {
 // the longest Send call.
 class Traffic {
  public:
-  Traffic(Transport* t, uint64_t from, uint64_t to) : thread_([=] {
-      uint64_t index = 0;
-      while (!stop_.load()) {
-        const absl::Time start = absl::Now();
-        t->Send(App(from, to, ++index));
-        const absl::Duration took = absl::Now() - start;
-        if (took > longest_) longest_ = took;
-        sent_.store(index);
-        // Paced like a busy leader (~5k msg/s), so queues are not the test.
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-    }) {}
+  Traffic(Transport* t, uint64_t from, uint64_t to)
+      : thread_([=] {
+          uint64_t index = 0;
+          while (!stop_.load()) {
+            const absl::Time start = absl::Now();
+            t->Send(App(from, to, ++index));
+            const absl::Duration took = absl::Now() - start;
+            if (took > longest_) longest_ = took;
+            sent_.store(index);
+            // Paced like a busy leader (~5k msg/s), so queues are not the test.
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+        }) {}
   ~Traffic() { Stop(); }
   void Stop() {
     if (!stop_.exchange(true)) thread_.join();
@@ -166,8 +167,7 @@ TEST(ReliabilityTest, BlackholedLinkReportsUnreachableStaysBoundedAndRecovers) {
   // Keep the link dark a while longer under traffic: Send keeps returning
   // at once, and queues stay bounded (full ones drop and count).
   const uint64_t sent_at_fault = traffic.sent();
-  ASSERT_TRUE(WaitUntil([&] { return traffic.sent() > sent_at_fault + 3000; },
-                        absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return traffic.sent() > sent_at_fault + 3000; }, absl::Seconds(30)));
   uint64_t dropped = 0;
   for (uint64_t d : cl.t(1).GetPeer(2)->stats().dropped) dropped += d;
   ::testing::Test::RecordProperty("dropped_while_dark", std::to_string(dropped));
@@ -206,14 +206,11 @@ TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   // Every queued message is either processed or counted as dropped at the
   // receiver (or the sender's stream): nothing vanishes.
   ASSERT_TRUE(WaitUntil(
-      [&] {
-        return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued;
-      },
+      [&] { return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued; },
       absl::Seconds(60)));
   EXPECT_EQ(cl.raft(2).message_count() + inbound->stats().inbound_dropped_full, queued);
   EXPECT_GT(inbound->stats().inbound_dropped_full, 0u);
-  EXPECT_EQ(queued + peer->stats().dropped[0] + peer->stats().dropped[1] +
-                peer->stats().dropped[2],
+  EXPECT_EQ(queued + peer->stats().dropped[0] + peer->stats().dropped[1] + peer->stats().dropped[2],
             kN);
   if (kCheckRss) {
     EXPECT_LT(ProcStatus("VmRSS") - rss_before, 64 * 1024) << "kB grown";
@@ -264,9 +261,8 @@ TEST(ReliabilityTest, DelayedJitteryLinkKeepsOrderAndShowsInProbeRtt) {
   Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   Deliveries got(cl.raft(2));
-  cl.OnLink(1, 2, [](FaultProxy& p) {
-    p.SetDelay(absl::Milliseconds(20), absl::Milliseconds(20));
-  });
+  cl.OnLink(1, 2,
+            [](FaultProxy& p) { p.SetDelay(absl::Milliseconds(20), absl::Milliseconds(20)); });
   std::shared_ptr<Prober> prober = cl.t(1).GetProber(2);
   ASSERT_NE(prober, nullptr);
   // Probes slower than 25.6 ms (an RTT bucket bound; the link adds >= 40).
@@ -293,8 +289,8 @@ TEST(ReliabilityTest, DelayedJitteryLinkKeepsOrderAndShowsInProbeRtt) {
 std::string CertDir() {
   static const std::string dir = [] {
     const std::string d = absl::StrCat(std::getenv("TEST_TMPDIR"), "/certs");
-    const std::string script = absl::StrCat(std::getenv("TEST_SRCDIR"),
-                                            "/raft_grpc_transport/testing/gen_test_certs.sh");
+    const std::string script =
+        absl::StrCat(std::getenv("TEST_SRCDIR"), "/raft_grpc_transport/testing/gen_test_certs.sh");
     if (std::system(absl::StrCat(script, " ", d).c_str()) != 0) return std::string();
     return d;
   }();
@@ -313,17 +309,18 @@ TEST(ReliabilityTest, CorruptBytesAreRejectedAndTheLinkRecovers) {
   o.tls.cert_file = certs + "/member-1.pem";  // replaced per node
   o.tls.key_file = certs + "/member-1.key";
   o.tls.ca_file = certs + "/ca.pem";
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, o, [&](uint64_t id, TransportOptions& n) {
-    n.tls.cert_file = absl::StrCat(certs, "/member-", id, ".pem");
-    n.tls.key_file = absl::StrCat(certs, "/member-", id, ".key");
-  }));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
+                       Cluster::StartWithProxies(2, o, [&](uint64_t id, TransportOptions& n) {
+                         n.tls.cert_file = absl::StrCat(certs, "/member-", id, ".pem");
+                         n.tls.key_file = absl::StrCat(certs, "/member-", id, ".key");
+                       }));
   Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   Deliveries got(cl.raft(2));
   Traffic traffic(&cl.t(1), 1, 2);
   ASSERT_TRUE(WaitUntil([&] { return got.count() >= 100; }));
-  auto* reader = dynamic_cast<const GrpcStreamReader*>(
-      cl.t(2).GetPeer(1)->reader(StreamType::kMsgAppV2));
+  auto* reader =
+      dynamic_cast<const GrpcStreamReader*>(cl.t(2).GetPeer(1)->reader(StreamType::kMsgAppV2));
   ASSERT_NE(reader, nullptr);
   const uint64_t dials = reader->stats().dials;
   cl.OnLink(1, 2, [](FaultProxy& p) { p.SetCorrupt(5000); });
@@ -357,8 +354,7 @@ TEST(ReliabilityTest, SnapshotOverSlowThenResetLinkFailsOnceThenRetrySucceeds) {
   up->Heal();
   EXPECT_EQ(cl.raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
   EXPECT_TRUE(cl.raft(2).snapshot_paths().empty());
-  ASSERT_TRUE(WaitUntil([&] { return cl.StreamUp(1, 2) && cl.StreamUp(2, 1); },
-                        absl::Seconds(20)));
+  ASSERT_TRUE(WaitUntil([&] { return cl.StreamUp(1, 2) && cl.StreamUp(2, 1); }, absl::Seconds(20)));
   send();
   ASSERT_TRUE(cl.raft(1).WaitForSnapshotReports(2, absl::Seconds(30)));
   auto reports = cl.raft(1).snapshot_reports();

@@ -35,7 +35,6 @@ uint64_t Histogram::CumulativeCount(size_t k) const {
 Histogram RttHistogram() { return Histogram::Exponential(0.0001, 2, 16); }
 Histogram SnapshotHistogram() { return Histogram::Exponential(0.1, 2, 14); }
 
-
 namespace {
 
 std::string Hex(uint64_t id) { return absl::StrCat(absl::Hex(id)); }
@@ -81,8 +80,8 @@ std::string PrometheusText(const TransportMetrics& m) {
     return absl::StrCat("Local=\"", local, "\",Remote=\"", Hex(p.id), "\"");
   };
   using Pick = std::function<double(const PeerMetrics&)>;
-  auto peers_family = [&](const std::string& name, const std::string& type,
-                          const std::string& help, bool peers_only,
+  auto peers_family = [&](const std::string& name, const std::string& type, const std::string& help,
+                          bool peers_only,
                           const std::function<std::string(const PeerMetrics&)>& labels,
                           const Pick& value) {
     w.Family(name, type, help);
@@ -101,33 +100,39 @@ std::string PrometheusText(const TransportMetrics& m) {
     }
   };
 
-  peers_family("etcd_network_active_peers", "gauge", "The current number of active peer connections.",
-               true, lr, [](const PeerMetrics& p) { return p.active ? 1.0 : 0.0; });
+  peers_family("etcd_network_active_peers", "gauge",
+               "The current number of active peer connections.", true, lr,
+               [](const PeerMetrics& p) { return p.active ? 1.0 : 0.0; });
   peers_family("etcd_network_disconnected_peers_total", "counter",
                "The total number of disconnected peers.", true, lr,
                [](const PeerMetrics& p) { return double(p.disconnects); });
-  peers_family("etcd_network_peer_sent_bytes_total", "counter", "The total number of bytes sent to peers.",
-               true, to, [](const PeerMetrics& p) { return double(p.sent_bytes); });
+  peers_family("etcd_network_peer_sent_bytes_total", "counter",
+               "The total number of bytes sent to peers.", true, to,
+               [](const PeerMetrics& p) { return double(p.sent_bytes); });
   peers_family("etcd_network_peer_received_bytes_total", "counter",
                "The total number of bytes received from peers.", false, from,
                [](const PeerMetrics& p) { return double(p.received_bytes); });
-  peers_family("etcd_network_peer_sent_failures_total", "counter", "The total number of send failures from peers.",
-               true, to, [](const PeerMetrics& p) { return double(p.sent_failures); });
+  peers_family("etcd_network_peer_sent_failures_total", "counter",
+               "The total number of send failures from peers.", true, to,
+               [](const PeerMetrics& p) { return double(p.sent_failures); });
   peers_family("etcd_network_peer_received_failures_total", "counter",
                "The total number of receive failures from peers.", false, from,
                [](const PeerMetrics& p) { return double(p.received_failures); });
-  hist_family("etcd_network_peer_round_trip_time_seconds", "Round-Trip-Time histogram between peers.",
-              true, to, [](const PeerMetrics& p) -> const Histogram& { return p.rtt; });
+  hist_family("etcd_network_peer_round_trip_time_seconds",
+              "Round-Trip-Time histogram between peers.", true, to,
+              [](const PeerMetrics& p) -> const Histogram& { return p.rtt; });
   peers_family("etcd_network_snapshot_send_success", "counter",
                "Total number of successful snapshot sends", true, to,
                [](const PeerMetrics& p) { return double(p.snapshot_send_success); });
-  peers_family("etcd_network_snapshot_send_failures", "counter", "Total number of snapshot send failures",
-               true, to, [](const PeerMetrics& p) { return double(p.snapshot_send_failures); });
+  peers_family("etcd_network_snapshot_send_failures", "counter",
+               "Total number of snapshot send failures", true, to,
+               [](const PeerMetrics& p) { return double(p.snapshot_send_failures); });
   peers_family("etcd_network_snapshot_send_inflights_total", "gauge",
                "Total number of inflight snapshot sends", true, to,
                [](const PeerMetrics& p) { return double(p.snapshot_send_inflight); });
-  hist_family("etcd_network_snapshot_send_total_duration_seconds", "Total latency distributions of v3 snapshot sends",
-              true, to, [](const PeerMetrics& p) -> const Histogram& { return p.snapshot_send_seconds; });
+  hist_family("etcd_network_snapshot_send_total_duration_seconds",
+              "Total latency distributions of v3 snapshot sends", true, to,
+              [](const PeerMetrics& p) -> const Histogram& { return p.snapshot_send_seconds; });
   peers_family("etcd_network_snapshot_receive_success", "counter",
                "Total number of successful snapshot receives", false, from,
                [](const PeerMetrics& p) { return double(p.snapshot_receive_success); });
@@ -145,8 +150,8 @@ std::string PrometheusText(const TransportMetrics& m) {
            "Outbound Raft messages dropped, by reason.");
   for (const PeerMetrics& p : m.peers) {
     for (const auto& [reason, n] : p.dropped) {
-      w.Sample("raftgrpc_dropped_messages_total",
-               absl::StrCat(to(p), ",Reason=\"", reason, "\""), double(n));
+      w.Sample("raftgrpc_dropped_messages_total", absl::StrCat(to(p), ",Reason=\"", reason, "\""),
+               double(n));
     }
   }
   for (const auto& [reason, n] : m.dropped) {

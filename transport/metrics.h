@@ -102,8 +102,8 @@ struct TransportCounters {
 
 struct TransportMetrics {
   uint64_t local_id = 0;
-  std::vector<PeerMetrics> peers;            // by ID
-  std::map<std::string, uint64_t> dropped;   // transport-wide, by reason
+  std::vector<PeerMetrics> peers;           // by ID
+  std::map<std::string, uint64_t> dropped;  // transport-wide, by reason
   TransportCounters totals;
 };
 

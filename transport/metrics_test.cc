@@ -16,8 +16,8 @@
 #include "gtest/gtest.h"
 #include "testing/cluster.h"
 #include "testing/messages.h"
-#include "testing/status_macros.h"
 #include "testing/snapshot_file.h"
+#include "testing/status_macros.h"
 
 namespace raftgrpc {
 namespace {
@@ -249,10 +249,11 @@ TEST(MetricsTest, KnownWorkloadMovesCountersAndExportParses) {
   EXPECT_EQ(Find(samples, "etcd_network_snapshot_send_success", {{"To", "2"}}), 1);
   EXPECT_EQ(Find(samples, "etcd_network_peer_round_trip_time_seconds_count", {{"To", "2"}}),
             static_cast<double>(to2->rtt.count()));
-  EXPECT_EQ(Find(samples, "raftgrpc_dropped_messages_total", {{"To", "2"}, {"Reason", "paused"}}), 1);
-  EXPECT_EQ(Find(samples, "raftgrpc_dropped_messages_total",
-                 {{"To", "0"}, {"Reason", "unknown_peer"}}),
+  EXPECT_EQ(Find(samples, "raftgrpc_dropped_messages_total", {{"To", "2"}, {"Reason", "paused"}}),
             1);
+  EXPECT_EQ(
+      Find(samples, "raftgrpc_dropped_messages_total", {{"To", "0"}, {"Reason", "unknown_peer"}}),
+      1);
 
   samples.clear();
   ASSERT_TRUE(Parse(cl.t(2).PrometheusMetrics(), &samples));
@@ -266,12 +267,13 @@ TEST(MetricsTest, ParserRejectsMalformedText) {
     std::vector<Sample> s;
     return Parse(text, &s);
   };
-  EXPECT_FALSE(parse("x{} 1\n"));                              // no TYPE
-  EXPECT_FALSE(parse("# TYPE x counter\nx{a=1} 1\n"));         // unquoted label
-  EXPECT_FALSE(parse("# TYPE x counter\nx{} one\n"));          // not a number
-  EXPECT_FALSE(parse("# TYPE x counter\nx{} 1\nx{} 2\n"));     // duplicate series
-  EXPECT_FALSE(parse("# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
-                     "h_bucket{le=\"+Inf\"} 1\nh_count{} 1\n"));  // not cumulative
+  EXPECT_FALSE(parse("x{} 1\n"));                           // no TYPE
+  EXPECT_FALSE(parse("# TYPE x counter\nx{a=1} 1\n"));      // unquoted label
+  EXPECT_FALSE(parse("# TYPE x counter\nx{} one\n"));       // not a number
+  EXPECT_FALSE(parse("# TYPE x counter\nx{} 1\nx{} 2\n"));  // duplicate series
+  EXPECT_FALSE(
+      parse("# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+            "h_bucket{le=\"+Inf\"} 1\nh_count{} 1\n"));  // not cumulative
   EXPECT_TRUE(parse("# TYPE x counter\nx{a=\"b\"} 1\n"));
 }
 

@@ -10,7 +10,8 @@ absl::Status TransportOptions::Validate() const {
   };
   if (local_id == 0) return bad("local_id", "must be non-zero");
   if (cluster_id == 0) return bad("cluster_id", "must be non-zero");
-  if (conn_read_timeout < absl::Milliseconds(30)) return bad("conn_read_timeout", "must be >= 30ms");
+  if (conn_read_timeout < absl::Milliseconds(30))
+    return bad("conn_read_timeout", "must be >= 30ms");
   if (conn_write_timeout <= absl::ZeroDuration()) return bad("conn_write_timeout", "must be > 0");
   if (dial_retry_interval < absl::ZeroDuration()) return bad("dial_retry_interval", "must be >= 0");
   if (pipeline_timeout <= absl::ZeroDuration()) return bad("pipeline_timeout", "must be > 0");

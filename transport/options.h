@@ -32,11 +32,11 @@ struct TransportOptions {
   // At most one stream dial per reader per interval (etcd: 100 ms).
   absl::Duration dial_retry_interval = absl::Milliseconds(100);
 
-  size_t stream_buf_size = 4096;       // messages queued per stream writer
-  size_t pipeline_buf_size = 64;       // messages queued per pipeline
-  size_t conn_per_pipeline = 4;        // concurrent pipeline RPCs per peer
-  size_t recv_buf_size = 4096;         // inbound queue per peer
-  size_t max_pending_proposals = 4096; // inbound MsgProp queue per peer
+  size_t stream_buf_size = 4096;        // messages queued per stream writer
+  size_t pipeline_buf_size = 64;        // messages queued per pipeline
+  size_t conn_per_pipeline = 4;         // concurrent pipeline RPCs per peer
+  size_t recv_buf_size = 4096;          // inbound queue per peer
+  size_t max_pending_proposals = 4096;  // inbound MsgProp queue per peer
   absl::Duration pipeline_timeout = absl::Seconds(5);
 
   // Largest single Raft message accepted or sent: etcd's default

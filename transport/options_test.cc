@@ -31,7 +31,8 @@ TEST(OptionsTest, RejectsBadValuesNamingTheField) {
   } cases[] = {
       {"local_id", [](TransportOptions& o) { o.local_id = 0; }},
       {"cluster_id", [](TransportOptions& o) { o.cluster_id = 0; }},
-      {"conn_read_timeout", [](TransportOptions& o) { o.conn_read_timeout = absl::Milliseconds(1); }},
+      {"conn_read_timeout",
+       [](TransportOptions& o) { o.conn_read_timeout = absl::Milliseconds(1); }},
       {"stream_buf_size", [](TransportOptions& o) { o.stream_buf_size = 0; }},
       {"pipeline_buf_size", [](TransportOptions& o) { o.pipeline_buf_size = 0; }},
       {"conn_per_pipeline", [](TransportOptions& o) { o.conn_per_pipeline = 0; }},

@@ -100,15 +100,14 @@ std::string DiskSnapshotStore::FileName(uint64_t index) {
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raftpb::Message& msg,
-                                                                      uint64_t) {
+                                                                       uint64_t) {
   if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
   absl::Status made = MakeDirs(dir_);
   if (!made.ok()) return made;
   std::string tmp = absl::StrCat(dir_, "/tmpXXXXXX");
   int fd = ::mkostemp(&tmp[0], O_CLOEXEC);
   if (fd < 0) return Errno("create temp file in", dir_);
-  std::string final_path =
-      absl::StrCat(dir_, "/", FileName(msg.snapshot().metadata().index()));
+  std::string final_path = absl::StrCat(dir_, "/", FileName(msg.snapshot().metadata().index()));
   return std::unique_ptr<SnapshotSink>(
       new DiskSink(dir_, std::move(tmp), std::move(final_path), fd));
 }

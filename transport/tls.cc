@@ -74,9 +74,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   // Ask for and verify a client certificate when one is presented; whether
   // one is required is decided per request, so that a missing one gets a
   // clear UNAUTHENTICATED instead of a bare handshake failure.
-  grpc::SslServerCredentialsOptions o(
-      pems->ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                       : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions o(pems->ca.empty()
+                                          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                          : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   o.pem_root_certs = pems->ca;
   o.pem_key_cert_pairs.push_back({pems->key, pems->cert});
   return grpc::SslServerCredentials(o);
@@ -120,10 +120,10 @@ grpc::Status CheckMemberIdentity(const grpc::ServerContextBase& ctx, const TlsOp
       }
     }
   }
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      absl::StrCat("client certificate (", absl::StrJoin(names, ", "),
-                                   ") does not name member ", absl::Hex(from), " (want ", want,
-                                   ")"));
+  return grpc::Status(
+      grpc::StatusCode::PERMISSION_DENIED,
+      absl::StrCat("client certificate (", absl::StrJoin(names, ", "), ") does not name member ",
+                   absl::Hex(from), " (want ", want, ")"));
 }
 
 }  // namespace raftgrpc

@@ -10,8 +10,8 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
-#include "testing/status_macros.h"
 #include "testing/snapshot_file.h"
+#include "testing/status_macros.h"
 #include "transport/internal/metadata.h"
 #include "transport/transport.h"
 
@@ -114,7 +114,9 @@ TEST_F(TlsTest, OptionsAreValidated) {
 TEST_F(TlsTest, MutualTlsClusterExchangesEverything) {
   TransportOptions base;
   base.tls = Member(1);  // replaced per node; enables https URLs
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(3, base, [](uint64_t id, TransportOptions& o) { o.tls = Member(id); }));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Cluster> c,
+      Cluster::Start(3, base, [](uint64_t id, TransportOptions& o) { o.tls = Member(id); }));
   Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   for (uint64_t from : cl.ids()) {
@@ -195,9 +197,10 @@ TEST_F(TlsTest, StreamsFromAnImpostorAreRefused) {
   // 2 dials, so node 1 never gets a working writer to 2.
   TransportOptions base;
   base.tls = Member(1);
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, base, [](uint64_t id, TransportOptions& o) {
-    o.tls = Member(id == 2 ? 3 : id);
-  }));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
+                       Cluster::Start(2, base, [](uint64_t id, TransportOptions& o) {
+                         o.tls = Member(id == 2 ? 3 : id);
+                       }));
   Cluster& cl = *c;
   ASSERT_TRUE(testing::WaitUntil([&] { return cl.t(1).Metrics().totals.streams_rejected >= 2; }));
   EXPECT_FALSE(cl.StreamUp(1, 2));

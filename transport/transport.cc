@@ -78,9 +78,9 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (opts.tls.enabled() && !opts.tls.cert_file.empty() && !server_creds.ok()) {
     return server_creds.status();
   }
-  return std::unique_ptr<Transport>(new Transport(
-      std::move(opts), raft, std::move(store), *std::move(client_creds),
-      server_creds.ok() ? *std::move(server_creds) : nullptr));
+  return std::unique_ptr<Transport>(
+      new Transport(std::move(opts), raft, std::move(store), *std::move(client_creds),
+                    server_creds.ok() ? *std::move(server_creds) : nullptr));
 }
 
 Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
@@ -154,10 +154,12 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   popts.recv_buffer_size = opts_->recv_buf_size;
   popts.max_pending_proposals = opts_->max_pending_proposals;
   popts.on_critical_error = opts_->on_critical_error;
-  auto peer = Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
+  auto peer =
+      Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
   if (!peer.ok()) return peer.status();
   std::shared_ptr<Peer> p(*std::move(peer));
-  probers_.emplace(id, std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
+  probers_.emplace(id,
+                   std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
   peers_.emplace(id, std::move(p));
   return absl::OkStatus();
 }
@@ -260,9 +262,9 @@ void Transport::Send(raftpb::Message m) {
     const raftpb::MessageType type = m.type();
     if (peer->Send(std::move(m)) == Peer::SendOutcome::kFull) {
       // etcd logs each drop; rate-limited here, counted in the metrics.
-      drop_log_->Log(*opts_, absl::StrCat("dropped internal Raft message (",
-                                        raftpb::MessageType_Name(type), ") to peer ",
-                                        absl::Hex(to), " since sending buffer is full"));
+      drop_log_->Log(*opts_,
+                     absl::StrCat("dropped internal Raft message (", raftpb::MessageType_Name(type),
+                                  ") to peer ", absl::Hex(to), " since sending buffer is full"));
     }
   } else {
     sent_to_remotes_.fetch_add(1, std::memory_order_relaxed);

@@ -100,9 +100,9 @@ class Transport {
   absl::Time ActiveSince(uint64_t id) const;
   int ActivePeers() const;
 
-  void Pause();   // every peer (not remotes)
+  void Pause();  // every peer (not remotes)
   void Resume();
-  void CutPeer(uint64_t id);   // pause the peer and remote with `id`
+  void CutPeer(uint64_t id);  // pause the peer and remote with `id`
   void MendPeer(uint64_t id);
 
   // Stops every peer and remote, the server from Serve, and the timer

@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "peer/peer.h"
 #include "gtest/gtest.h"
+#include "peer/peer.h"
 #include "testing/cluster.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
@@ -76,7 +76,8 @@ TEST(TransportTest, PeerManagementCalls) {
   cl.t(1).Send(Hb(1, 2));
   // Dropped, or (once 2's refused dial advertised its URL) sent through a
   // remote, as etcd's addRemoteFromRequest does; never through the peer.
-  EXPECT_EQ(cl.t(1).Metrics().totals.dropped_unknown + cl.t(1).Metrics().totals.sent_to_remotes, 1u);
+  EXPECT_EQ(cl.t(1).Metrics().totals.dropped_unknown + cl.t(1).Metrics().totals.sent_to_remotes,
+            1u);
   // 2's streams to 1 are refused now (1 no longer knows 2).
   ASSERT_TRUE(WaitUntil([&] { return !cl.StreamUp(2, 1); }));
 

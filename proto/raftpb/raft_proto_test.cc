@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "gtest/gtest.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
 #include "proto/raftpb/raft.pb.h"
 
 namespace {
@@ -110,8 +110,8 @@ TEST(RaftProtoTest, HeartbeatEncodesWithEtcdFieldNumbers) {
 TEST(RaftProtoTest, AppendAndVoteFieldsEncodeWithEtcdFieldNumbers) {
   raftpb::Message m;
   m.set_type(raftpb::MsgApp);
-  m.set_logterm(5);        // field 5 -> 28 05
-  m.set_index(300);        // field 6 -> 30 ac 02
+  m.set_logterm(5);                    // field 5 -> 28 05
+  m.set_index(300);                    // field 6 -> 30 ac 02
   raftpb::Entry* e = m.add_entries();  // field 7 -> 3a <len>
   e->set_type(raftpb::EntryNormal);    // entry field 1 -> 08 00
   e->set_term(5);                      // entry field 2 -> 10 05
@@ -122,24 +122,42 @@ TEST(RaftProtoTest, AppendAndVoteFieldsEncodeWithEtcdFieldNumbers) {
   m.set_context("c");                  // field 12 -> 62 01 63
   m.set_vote(2);                       // field 13 -> 68 02
   EXPECT_EQ(Hex(m.SerializeAsString()),
-            "0803" "2805" "30ac02" "3a0a" "0800" "1005" "18ad02" "220178"
-            "5001" "5809" "620163" "6802");
+            "0803"
+            "2805"
+            "30ac02"
+            "3a0a"
+            "0800"
+            "1005"
+            "18ad02"
+            "220178"
+            "5001"
+            "5809"
+            "620163"
+            "6802");
 }
 
 TEST(RaftProtoTest, ConfTypesEncodeWithEtcdFieldNumbers) {
   raftpb::ConfChange cc;
-  cc.set_id(1);       // field 1
+  cc.set_id(1);                               // field 1
   cc.set_type(raftpb::ConfChangeRemoveNode);  // field 2
-  cc.set_node_id(2);  // field 3
-  cc.set_context("z");  // field 4
-  EXPECT_EQ(Hex(cc.SerializeAsString()), "0801" "1001" "1802" "22017a");
+  cc.set_node_id(2);                          // field 3
+  cc.set_context("z");                        // field 4
+  EXPECT_EQ(Hex(cc.SerializeAsString()),
+            "0801"
+            "1001"
+            "1802"
+            "22017a");
 
   raftpb::ConfState cs;  // repeated uint64 stay unpacked, as in etcd
   cs.add_voters(1);
   cs.add_voters(2);
-  cs.add_learners_next(3);  // field 4
+  cs.add_learners_next(3);   // field 4
   cs.set_auto_leave(false);  // field 5, present with zero value
-  EXPECT_EQ(Hex(cs.SerializeAsString()), "0801" "0802" "2003" "2800");
+  EXPECT_EQ(Hex(cs.SerializeAsString()),
+            "0801"
+            "0802"
+            "2003"
+            "2800");
 
   raftpb::HardState hs;
   hs.set_term(1);
@@ -150,7 +168,9 @@ TEST(RaftProtoTest, ConfTypesEncodeWithEtcdFieldNumbers) {
   raftpb::ConfChangeV2 v2;
   v2.set_transition(raftpb::ConfChangeTransitionJointImplicit);
   v2.add_changes()->set_node_id(4);
-  EXPECT_EQ(Hex(v2.SerializeAsString()), "0801" "12021004");
+  EXPECT_EQ(Hex(v2.SerializeAsString()),
+            "0801"
+            "12021004");
 }
 
 // etcd 3.4's gogo marshaller writes every non-nullable field even when zero.

@@ -39,12 +39,12 @@ FuzzNode& GetFuzzNode() {
       std::abort();
     }
     (void)(*t)->AddPeer(2, {"http://127.0.0.1:1"});  // never dialled successfully
-    n->transport = t->release();  // lives until exit, serving
+    n->transport = t->release();                     // lives until exit, serving
     // Stopped at exit, so that every thread it started is joined (TSan
     // reports finished threads nobody joined).
     std::atexit([] { GetFuzzNode().transport->Stop(); });
-    n->stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+    n->stub = v1::RaftTransport::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
     return n;
   }();
   return *node;
@@ -54,10 +54,19 @@ void AddFuzzIdentity(grpc::ClientContext* ctx, uint8_t selector) {
   TransportOptions o;
   o.cluster_id = 0x1000;
   switch (selector % 4) {
-    case 0: o.local_id = 2; break;  // the peer
-    case 1: o.local_id = 9; break;  // unknown sender
-    case 2: o.local_id = 3; break;  // removed member
-    default: o.local_id = 2; o.cluster_id = 0xbad; break;
+    case 0:
+      o.local_id = 2;
+      break;  // the peer
+    case 1:
+      o.local_id = 9;
+      break;  // unknown sender
+    case 2:
+      o.local_id = 3;
+      break;  // removed member
+    default:
+      o.local_id = 2;
+      o.cluster_id = 0xbad;
+      break;
   }
   AddIdentityMetadata(ctx, o, 1);
 }

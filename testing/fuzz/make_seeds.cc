@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "proto/transport.pb.h"
 #include "testing/messages.h"
-#include "transport/snapshot/crc32c.h"
 #include "transport/internal/metadata.h"
+#include "transport/snapshot/crc32c.h"
 
 namespace {
 
@@ -92,11 +92,13 @@ int main(int argc, char** argv) {
   header.mutable_header()->set_data_size(10);
   chunk.set_chunk("0123456789");
   trailer.mutable_trailer()->set_crc32c(raftgrpc::Crc32cExtend(0, "0123456789", 10));
-  Write("snapshot_fuzz", "valid", std::string(1, '\0') + Framed(header) + Framed(chunk) + Framed(trailer));
+  Write("snapshot_fuzz", "valid",
+        std::string(1, '\0') + Framed(header) + Framed(chunk) + Framed(trailer));
   Write("snapshot_fuzz", "truncated", std::string(1, '\0') + Framed(header) + Framed(chunk));
   raftgrpc::v1::SnapshotFrame bad = trailer;
   bad.mutable_trailer()->set_crc32c(1);
-  Write("snapshot_fuzz", "bad_crc", std::string(1, '\0') + Framed(header) + Framed(chunk) + Framed(bad));
+  Write("snapshot_fuzz", "bad_crc",
+        std::string(1, '\0') + Framed(header) + Framed(chunk) + Framed(bad));
   Write("snapshot_fuzz", "chunk_first", std::string(1, '\0') + Framed(chunk) + Framed(trailer));
   Write("snapshot_fuzz", "removed_sender", std::string(1, '\2') + Framed(header));
   Write("snapshot_fuzz", "cancelled", std::string(1, '\x80') + Framed(header) + Framed(chunk));

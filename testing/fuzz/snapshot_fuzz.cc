@@ -77,8 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(raftgrpc::fuzz::CountSnapshotFiles() == files_before);
       break;
     default:
-      std::fprintf(stderr, "unexpected status %d: %s\n", s.error_code(),
-                   s.error_message().c_str());
+      std::fprintf(stderr, "unexpected status %d: %s\n", s.error_code(), s.error_message().c_str());
       FUZZ_CHECK(false);
   }
   return 0;

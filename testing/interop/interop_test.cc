@@ -18,8 +18,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "peer/peer.h"
 #include "gtest/gtest.h"
+#include "peer/peer.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
 #include "transport/pipeline/prober.h"
@@ -212,8 +212,8 @@ TEST(InteropTest, PythonNodeAndCppNodeExchangeEverything) {
   Child py;
   ASSERT_TRUE(py.Start({"/usr/bin/python3", Runfile("testing/interop/py_node.py"),
                         absl::StrCat("--cpp-port=", *port),
-                        absl::StrCat("--cluster-id=", absl::Hex(kClusterId)),
-                        "--workdir=" + work, "--stubs=" + stubs}));
+                        absl::StrCat("--cluster-id=", absl::Hex(kClusterId)), "--workdir=" + work,
+                        "--stubs=" + stubs}));
   const std::string port_line = py.ReadLine();
   ASSERT_TRUE(absl::StartsWith(port_line, "PORT ")) << "python: " << port_line;
   ASSERT_TRUE((*t)->AddPeer(2, {"http://127.0.0.1:" + port_line.substr(5)}).ok());
@@ -221,8 +221,8 @@ TEST(InteropTest, PythonNodeAndCppNodeExchangeEverything) {
 
   // Python dials our v3 stream; once attached, everything goes out.
   std::shared_ptr<Peer> peer = (*t)->GetPeer(2);
-  ASSERT_TRUE(WaitUntil([&] { return peer->writer(StreamType::kMessage)->Working(); },
-                        absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return peer->writer(StreamType::kMessage)->Working(); }, absl::Seconds(30)));
   for (const raftpb::Message& m : EveryMessage()) (*t)->Send(m);
 
   const std::string result = py.ReadLine();

@@ -23,7 +23,8 @@ void LogLine(const TransportOptions& opts, absl::string_view line);
 // suppressed in between.
 class LogRateLimiter {
  public:
-  explicit LogRateLimiter(absl::Duration period = absl::Seconds(1)) : period_ms_(absl::ToInt64Milliseconds(period)) {}
+  explicit LogRateLimiter(absl::Duration period = absl::Seconds(1))
+      : period_ms_(absl::ToInt64Milliseconds(period)) {}
   void Log(const TransportOptions& opts, absl::string_view line);
 
  private:

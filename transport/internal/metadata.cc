@@ -44,8 +44,7 @@ grpc::Status ValidateIdentity(const ClientMetadata& md, const TransportOptions& 
                               RequestIdentity* id) {
   const int remote_version = MajorMinor(Find(md, kMetaServerVersion));
   const int remote_min = MajorMinor(Find(md, kMetaMinClusterVersion));
-  if (remote_version < MajorMinor(kMinClusterVersion) ||
-      remote_min > MajorMinor(kServerVersion)) {
+  if (remote_version < MajorMinor(kMinClusterVersion) || remote_min > MajorMinor(kServerVersion)) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "incompatible version");
   }
   std::optional<uint64_t> cluster = ParseId(Find(md, kMetaClusterId));

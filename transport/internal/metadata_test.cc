@@ -11,8 +11,8 @@
 #include "testing/cluster.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
-#include "transport/stream/stream_reader.h"
 #include "transport/internal/wire.h"
+#include "transport/stream/stream_reader.h"
 
 namespace raftgrpc {
 namespace {

@@ -3,9 +3,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "peer/peer.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "peer/peer.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
 #include "testing/messages.h"

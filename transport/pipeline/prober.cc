@@ -75,8 +75,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
       if (ok) {
         absl::Duration rtt = now - c->started;
         stats_.srtt = stats_.rtt.count() == 0 ? rtt : stats_.srtt * 0.875 + rtt * 0.125;
-        stats_.clock_diff =
-            absl::FromUnixNanos(c->resp.now_unix_nanos()) - (now - stats_.srtt / 2);
+        stats_.clock_diff = absl::FromUnixNanos(c->resp.now_unix_nanos()) - (now - stats_.srtt / 2);
         stats_.rtt.Observe(absl::ToDoubleSeconds(rtt));
       } else {
         ++stats_.failures;

@@ -17,9 +17,9 @@
 #include "absl/time/time.h"
 #include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
+#include "transport/internal/scheduler.h"
 #include "transport/metrics.h"
 #include "transport/options.h"
-#include "transport/internal/scheduler.h"
 
 namespace raftgrpc {
 
@@ -28,7 +28,7 @@ struct ProbeStats {
   uint64_t failures = 0;
   bool healthy = false;
   absl::Duration srtt;
-  absl::Duration clock_diff;  // remote clock minus ours, RTT-corrected
+  absl::Duration clock_diff;       // remote clock minus ours, RTT-corrected
   Histogram rtt = RttHistogram();  // seconds, successful probes
 };
 

@@ -3,8 +3,8 @@
 namespace raftgrpc {
 namespace {
 
-PeerEnv MakeEnv(uint64_t local_id, uint64_t id, Raft* raft, PeerStatus* status,
-                UrlPicker* picker, PeerCounters* counters, CriticalErrorFn on_critical) {
+PeerEnv MakeEnv(uint64_t local_id, uint64_t id, Raft* raft, PeerStatus* status, UrlPicker* picker,
+                PeerCounters* counters, CriticalErrorFn on_critical) {
   PeerEnv env;
   env.local_id = local_id;
   env.peer_id = id;

@@ -43,11 +43,10 @@ struct UnaryCall {
     ctx.set_deadline(absl::ToChronoTime(started + timeout));
     stub_ = v1::RaftTransport::NewStub(channels->Get(url));
     handoff_.Publish();
-    rpc(stub_->async(), &ctx, &req, &resp,
-        [this, done = std::move(done)](grpc::Status s) mutable {
-          handoff_.Acquire();
-          done(this, s);
-        });
+    rpc(stub_->async(), &ctx, &req, &resp, [this, done = std::move(done)](grpc::Status s) mutable {
+      handoff_.Acquire();
+      done(this, s);
+    });
   }
 
  private:

@@ -78,9 +78,10 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   }
   const size_t size = req->message().ByteSizeLong();
   if (size > opts.max_message_bytes) {
-    return reject(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                               absl::StrCat("raft message of ", size, " bytes exceeds the limit of ",
-                                            opts.max_message_bytes)));
+    return reject(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("raft message of ", size, " bytes exceeds the limit of ",
+                                  opts.max_message_bytes)));
   }
   // etcd's Process rejects removed members with 403; we check up front so
   // the handler need not wait for Process.

@@ -38,8 +38,8 @@ class TransportService final : public v1::RaftTransport::CallbackService {
 
  private:
   template <class Frame>
-  grpc::ServerBidiReactor<v1::StreamControl, Frame>* AcceptStream(
-      grpc::CallbackServerContext* ctx, StreamType type);
+  grpc::ServerBidiReactor<v1::StreamControl, Frame>* AcceptStream(grpc::CallbackServerContext* ctx,
+                                                                  StreamType type);
   // Steps 1-7 of etcd's stream handler; OK with the sender's peer set.
   grpc::Status ValidateStream(grpc::CallbackServerContext* ctx, std::shared_ptr<Peer>* peer);
 

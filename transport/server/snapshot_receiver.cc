@@ -5,9 +5,9 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "transport/snapshot/crc32c.h"
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
+#include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
 namespace {
@@ -31,8 +31,7 @@ void SnapshotReceiver::NoteBuffered(int64_t delta) {
 SnapshotReceiver::SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx)
     : env_(env), ctx_(ctx) {}
 
-SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env,
-                                          grpc::CallbackServerContext* ctx) {
+SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackServerContext* ctx) {
   auto* r = new SnapshotReceiver(env, ctx);
   ServiceHost* host = env.host;
   RequestIdentity id;
@@ -73,9 +72,10 @@ void SnapshotReceiver::Fail(const grpc::Status& s) {
   if (sink) sink->Abort();
   env_.counters->snapshots_rejected.fetch_add(1, std::memory_order_relaxed);
   outcome_ok_ = false;  // metrics at OnDone, when the transfer's resources are gone
-  env_.failure_log->Log(env_.host->options(),
-          absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
-                       static_cast<int>(s.error_code()), ": ", s.error_message()));
+  env_.failure_log->Log(
+      env_.host->options(),
+      absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
+                   static_cast<int>(s.error_code()), ": ", s.error_message()));
   if (!defer) Finish(s);
 }
 
@@ -107,8 +107,9 @@ void SnapshotReceiver::HandleHeader() {
   }
   auto sink = store->Begin(m, h->data_size());
   if (!sink.ok()) {
-    return Fail(grpc::Status(grpc::StatusCode::INTERNAL,
-                             absl::StrCat("failed to save KV snapshot (", sink.status().ToString(), ")")));
+    return Fail(
+        grpc::Status(grpc::StatusCode::INTERNAL,
+                     absl::StrCat("failed to save KV snapshot (", sink.status().ToString(), ")")));
   }
   env_.counters->AddReceivedBytes(from_, size);
   have_header_ = true;
@@ -152,15 +153,15 @@ void SnapshotReceiver::OnReadDone(bool ok) {
       return HandleHeader();
     case v1::SnapshotFrame::kChunk: {
       if (!have_header_) {
-        return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "snapshot data before the header"));
+        return Fail(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot data before the header"));
       }
       std::string* chunk = frame_.mutable_chunk();
       received_ += chunk->size();
       if (received_ > declared_) {
-        return Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 absl::StrCat("snapshot data exceeds its declared size of ",
-                                              declared_, " bytes")));
+        return Fail(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("snapshot data exceeds its declared size of ", declared_, " bytes")));
       }
       bool read_more;
       {
@@ -179,13 +180,13 @@ void SnapshotReceiver::OnReadDone(bool ok) {
     }
     case v1::SnapshotFrame::kTrailer: {
       if (!have_header_) {
-        return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "snapshot trailer before the header"));
+        return Fail(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot trailer before the header"));
       }
       if (received_ != declared_) {
-        return Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
-                                 absl::StrCat("truncated snapshot: ", received_, " of ", declared_,
-                                              " bytes")));
+        return Fail(grpc::Status(
+            grpc::StatusCode::DATA_LOSS,
+            absl::StrCat("truncated snapshot: ", received_, " of ", declared_, " bytes")));
       }
       {
         std::lock_guard<std::mutex> l(mu_);
@@ -233,9 +234,8 @@ void SnapshotReceiver::DiskLoop() {
     bool resume_read = false;
     {
       std::unique_lock<std::mutex> l(mu_);
-      bool progressed = cv_.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] {
-        return finished_ || !chunks_.empty() || trailer_;
-      });
+      bool progressed = cv_.wait_for(l, absl::ToChronoNanoseconds(timeout),
+                                     [&] { return finished_ || !chunks_.empty() || trailer_; });
       if (finished_) {
         l.unlock();
         sink->Abort();

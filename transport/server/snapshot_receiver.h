@@ -54,7 +54,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx);
 
   void Fail(const grpc::Status& s);  // finishes once; aborts the sink
-  void FinishDeferred();              // disk thread: answers a deferred Fail
+  void FinishDeferred();             // disk thread: answers a deferred Fail
   void HandleHeader();
   void DiskLoop();
   void NoteBuffered(int64_t delta);

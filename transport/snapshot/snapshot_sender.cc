@@ -5,9 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
-#include "transport/snapshot/crc32c.h"
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
+#include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
 
@@ -50,7 +50,7 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
   if (!accepted) {
     // One snapshot at a time per peer (and none once stopped).
     LogLine(*opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
-                                ": another snapshot is in flight or the peer stopped"));
+                                 ": another snapshot is in flight or the peer stopped"));
     snap.Close(false);
     env_.raft->ReportSnapshot(env_.peer_id, SnapshotStatus::kFailure);
   }
@@ -192,15 +192,15 @@ void GrpcSnapshotSender::Finish(SnapshotMessage& snap, const grpc::Status& s,
   }
   if (s.ok()) {
     LogLine(*opts_, absl::StrCat("sent database snapshot to peer ", absl::Hex(to), " (index ",
-                                snap.message.snapshot().metadata().index(), ", ", size,
-                                " bytes, took ", absl::FormatDuration(took), ")"));
+                                 snap.message.snapshot().metadata().index(), ", ", size,
+                                 " bytes, took ", absl::FormatDuration(took), ")"));
     env_.status->Activate();
     env_.raft->ReportSnapshot(to, SnapshotStatus::kFinish);
   } else {
-    LogLine(*opts_, absl::StrCat("failed to send database snapshot to peer ", absl::Hex(to),
-                                " (index ", snap.message.snapshot().metadata().index(), ", ",
-                                size, " bytes): ", static_cast<int>(s.error_code()), ": ",
-                                s.error_message()));
+    LogLine(*opts_,
+            absl::StrCat("failed to send database snapshot to peer ", absl::Hex(to), " (index ",
+                         snap.message.snapshot().metadata().index(), ", ", size,
+                         " bytes): ", static_cast<int>(s.error_code()), ": ", s.error_message()));
     ChannelFailure f;
     f.source = {"sendMsgSnap", "post"};
     f.reason = absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message());

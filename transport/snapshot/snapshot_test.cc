@@ -1,4 +1,6 @@
 // Snapshots end to end: client-streaming RPC, real files, real servers.
+#include "transport/snapshot.h"
+
 #include <dirent.h>
 
 #include <condition_variable>
@@ -8,17 +10,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "peer/peer.h"
 #include "gtest/gtest.h"
+#include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
-#include "transport/snapshot/crc32c.h"
-#include "transport/snapshot.h"
-#include "transport/server/snapshot_receiver.h"
-#include "transport/snapshot/snapshot_sender.h"
 #include "transport/internal/wire.h"
+#include "transport/server/snapshot_receiver.h"
+#include "transport/snapshot/crc32c.h"
+#include "transport/snapshot/snapshot_sender.h"
 
 namespace raftgrpc {
 namespace {
@@ -260,8 +261,7 @@ TEST_F(SnapshotTest, SecondConcurrentSnapshotFailsFirstUnaffected) {
   EXPECT_TRUE(out1.ok);
   ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(2));
   EXPECT_EQ(c_->raft(1).snapshot_reports()[1].second, SnapshotStatus::kFinish);
-  EXPECT_EQ(Files(c_->node(2).snap_dir),
-            std::vector<std::string>{DiskSnapshotStore::FileName(8)});
+  EXPECT_EQ(Files(c_->node(2).snap_dir), std::vector<std::string>{DiskSnapshotStore::FileName(8)});
 }
 
 TEST_F(SnapshotTest, UnknownPeerClosesWithFailure) {
@@ -321,11 +321,14 @@ TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
     std::vector<v1::SnapshotFrame> frames;
     grpc::StatusCode want;
   } cases[] = {
-      {"corrupt checksum", {Header(data.size()), Chunk(data), Trailer(crc ^ 1)},
+      {"corrupt checksum",
+       {Header(data.size()), Chunk(data), Trailer(crc ^ 1)},
        grpc::StatusCode::DATA_LOSS},
-      {"truncated, no trailer", {Header(data.size()), Chunk(data.substr(0, 5))},
+      {"truncated, no trailer",
+       {Header(data.size()), Chunk(data.substr(0, 5))},
        grpc::StatusCode::DATA_LOSS},
-      {"short data then trailer", {Header(data.size()), Chunk(data.substr(0, 5)), Trailer(crc)},
+      {"short data then trailer",
+       {Header(data.size()), Chunk(data.substr(0, 5)), Trailer(crc)},
        grpc::StatusCode::DATA_LOSS},
       {"oversize data", {Header(4), Chunk(data)}, grpc::StatusCode::RESOURCE_EXHAUSTED},
       {"data before header", {Chunk(data)}, grpc::StatusCode::INVALID_ARGUMENT},

@@ -68,13 +68,13 @@ absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec
     case v1::MsgAppV2Record::kApp: {
       m = std::move(*rec.mutable_app());
       if (m.type() != raftpb::MsgApp) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "msgappv2 stream carries only MsgApp, got ", raftpb::MessageType_Name(m.type())));
+        return absl::InvalidArgumentError(absl::StrCat("msgappv2 stream carries only MsgApp, got ",
+                                                       raftpb::MessageType_Name(m.type())));
       }
       if (m.from() != remote_ || m.to() != local_) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "msgappv2 record from ", m.from(), " to ", m.to(), " on the stream from ", remote_,
-            " to ", local_));
+        return absl::InvalidArgumentError(absl::StrCat("msgappv2 record from ", m.from(), " to ",
+                                                       m.to(), " on the stream from ", remote_,
+                                                       " to ", local_));
       }
       term_ = m.term();
       index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();

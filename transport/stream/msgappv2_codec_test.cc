@@ -92,7 +92,8 @@ TEST(MsgAppV2CodecTest, RecycledFramesEncodeExactly) {
     for (int i = 0; i < 10; ++i) {
       // Alternate one and two entries so a reused AppEntries must shrink.
       std::vector<std::pair<uint64_t, std::string>> es;
-      for (int k = 0; k < 1 + (i % 2); ++k) es.push_back({index + 1 + k, "r" + std::to_string(round)});
+      for (int k = 0; k < 1 + (i % 2); ++k)
+        es.push_back({index + 1 + k, "r" + std::to_string(round)});
       raftpb::Message m = App(1, 1, index, index, es);
       index += es.size();
       sent.push_back(m);

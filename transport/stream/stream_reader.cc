@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/transport.grpc.pb.h"
+#include "transport/internal/handoff.h"
 #include "transport/internal/metadata.h"
 #include "transport/stream/frame_decoder.h"
-#include "transport/internal/handoff.h"
 #include "transport/stream/msgappv2_codec.h"
 
 namespace raftgrpc {
@@ -152,17 +152,28 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
  private:
   static const char* grpc_code_name(grpc::StatusCode c) {
     switch (c) {
-      case grpc::StatusCode::OK: return "OK";
-      case grpc::StatusCode::CANCELLED: return "CANCELLED";
-      case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-      case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-      case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-      default: return "ERROR";
+      case grpc::StatusCode::OK:
+        return "OK";
+      case grpc::StatusCode::CANCELLED:
+        return "CANCELLED";
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+        return "DEADLINE_EXCEEDED";
+      case grpc::StatusCode::NOT_FOUND:
+        return "NOT_FOUND";
+      case grpc::StatusCode::PERMISSION_DENIED:
+        return "PERMISSION_DENIED";
+      case grpc::StatusCode::RESOURCE_EXHAUSTED:
+        return "RESOURCE_EXHAUSTED";
+      case grpc::StatusCode::FAILED_PRECONDITION:
+        return "FAILED_PRECONDITION";
+      case grpc::StatusCode::INVALID_ARGUMENT:
+        return "INVALID_ARGUMENT";
+      case grpc::StatusCode::UNAVAILABLE:
+        return "UNAVAILABLE";
+      case grpc::StatusCode::UNAUTHENTICATED:
+        return "UNAUTHENTICATED";
+      default:
+        return "ERROR";
     }
   }
 
@@ -179,8 +190,8 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   void ScheduleIdleCheckLocked() {
     std::weak_ptr<Core> weak = weak_from_this();
-    idle_task_ = sched_->RunAfter(
-        std::max(absl::Milliseconds(10), opts_->conn_read_timeout / 5), [weak] {
+    idle_task_ =
+        sched_->RunAfter(std::max(absl::Milliseconds(10), opts_->conn_read_timeout / 5), [weak] {
           if (auto self = weak.lock()) self->CheckIdle();
         });
   }
@@ -225,7 +236,6 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   }
 
  private:
-
   void Unbusy() {
     std::lock_guard<std::mutex> l(mu_);
     if (--busy_ == 0) done_.notify_all();
@@ -255,7 +265,8 @@ using Core = GrpcStreamReader::Core;
 template <class Frame>
 class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, public CallBase {
  public:
-  Call(std::shared_ptr<Core> core, const PeerEnv& env) : core_(std::move(core)), dec_(env.local_id, env.peer_id) {}
+  Call(std::shared_ptr<Core> core, const PeerEnv& env)
+      : core_(std::move(core)), dec_(env.local_id, env.peer_id) {}
 
   grpc::ClientContext* context() { return &ctx_; }
 

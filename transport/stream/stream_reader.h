@@ -18,18 +18,18 @@
 #include "peer/channels.h"
 #include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
-#include "transport/options.h"
 #include "transport/internal/scheduler.h"
+#include "transport/options.h"
 
 namespace raftgrpc {
 
 struct StreamReaderStats {
-  uint64_t dials = 0;           // calls started
-  uint64_t connects = 0;        // calls the server accepted
+  uint64_t dials = 0;     // calls started
+  uint64_t connects = 0;  // calls the server accepted
   uint64_t frames = 0;
-  uint64_t messages = 0;        // decoded, before pause/heartbeat filtering
-  uint64_t bytes = 0;           // decoded message bytes
-  uint64_t decode_errors = 0;   // garbage or oversize: stream torn down
+  uint64_t messages = 0;       // decoded, before pause/heartbeat filtering
+  uint64_t bytes = 0;          // decoded message bytes
+  uint64_t decode_errors = 0;  // garbage or oversize: stream torn down
   uint64_t idle_timeouts = 0;
 };
 

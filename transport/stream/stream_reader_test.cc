@@ -151,9 +151,9 @@ TEST_F(StreamReaderTest, GarbageV2RecordTearsTheStreamDown) {
   Start(Misbehave::kGarbageV2, StreamType::kMsgAppV2);
   ASSERT_TRUE(WaitUntil([&] { return reader_->stats().decode_errors >= 2; }));
   // The deactivation is recorded when the torn-down call ends.
-  EXPECT_TRUE(WaitUntil(
-      [&] { return LastDeactivation().find("carries only MsgApp") != std::string::npos; }))
-      << LastDeactivation();
+  EXPECT_TRUE(WaitUntil([&] {
+    return LastDeactivation().find("carries only MsgApp") != std::string::npos;
+  })) << LastDeactivation();
   EXPECT_EQ(raft_.message_count(), 0u);  // nothing of it reached Raft
 }
 

@@ -4,11 +4,11 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "peer/peer.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "testing/cluster.h"
+#include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
+#include "testing/cluster.h"
 #include "testing/messages.h"
 #include "transport/internal/metadata.h"
 #include "transport/stream/stream_reader.h"
@@ -189,8 +189,8 @@ TEST(StreamTest, LinkHeartbeatsKeepAnIdleStreamAlive) {
 // stream; 2's reader redials and displaces the raw one in turn.
 TEST(StreamTest, NewerStreamReplacesAndClosesTheOlder) {
   auto c = StartCluster(2);
-  auto* reader2 = dynamic_cast<const GrpcStreamReader*>(
-      c->t(2).GetPeer(1)->reader(StreamType::kMessage));
+  auto* reader2 =
+      dynamic_cast<const GrpcStreamReader*>(c->t(2).GetPeer(1)->reader(StreamType::kMessage));
   ASSERT_NE(reader2, nullptr);
   const uint64_t connects = reader2->stats().connects;
 

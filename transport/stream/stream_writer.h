@@ -20,20 +20,20 @@
 #include "absl/time/time.h"
 #include "peer/channels.h"
 #include "peer/peer.h"
-#include "transport/stream/msgappv2_codec.h"
-#include "transport/options.h"
 #include "transport/internal/scheduler.h"
+#include "transport/options.h"
+#include "transport/stream/msgappv2_codec.h"
 
 namespace raftgrpc {
 
 // Counters of one writer. Monotonic.
 struct StreamWriterStats {
-  uint64_t frames = 0;          // frames written successfully
-  uint64_t messages = 0;        // Raft messages in them
-  uint64_t bytes = 0;           // serialized frame bytes
-  uint64_t link_heartbeats = 0; // heartbeats sent
-  uint64_t failures = 0;        // write errors and stalls
-  uint64_t attaches = 0;        // conns attached
+  uint64_t frames = 0;           // frames written successfully
+  uint64_t messages = 0;         // Raft messages in them
+  uint64_t bytes = 0;            // serialized frame bytes
+  uint64_t link_heartbeats = 0;  // heartbeats sent
+  uint64_t failures = 0;         // write errors and stalls
+  uint64_t attaches = 0;         // conns attached
 };
 
 // A peer's writer for one stream type. Thread-safe; TrySend never blocks.
