@@ -22,7 +22,7 @@ InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause
 InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
   bool wake = false, start = false;
   {
-    std::lock_guard<std::mutex> l(lane.mu);
+    MutexLock l(&lane.mu);
     if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
     if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity) {
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
@@ -44,7 +44,7 @@ InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
 }
 
 void InboundRouter::StartWorker(Lane& lane) {
-  std::lock_guard<std::mutex> g(lane.thread_mu);
+  MutexLock g(&lane.thread_mu);
   // Stop has joined (or is about to join) under thread_mu: start nothing.
   if (lane.stopped.load(std::memory_order_acquire)) return;
   // The previous worker, if any, has left its loop (it cleared running).
@@ -61,10 +61,12 @@ void InboundRouter::Drain(Lane& lane) {
   std::deque<raftpb::Message> batch;
   for (;;) {
     {
-      std::unique_lock<std::mutex> l(lane.mu);
+      UniqueLock l(&lane.mu);
       lane.worker_waiting = true;
       const bool work =
-          lane.cv.wait_for(l, idle_exit_, [&] { return lane.stopped.load() || !lane.q.empty(); });
+          lane.cv.wait_for(l, idle_exit_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+            return lane.stopped.load() || !lane.q.empty();
+          });
       lane.worker_waiting = false;
       if (lane.stopped.load()) return;
       if (!work) {
@@ -91,14 +93,14 @@ void InboundRouter::Drain(Lane& lane) {
 void InboundRouter::Stop() {
   for (Lane* lane : {&recv_, &prop_}) {
     {
-      std::lock_guard<std::mutex> l(lane->mu);
+      MutexLock l(&lane->mu);
       lane->stopped.store(true, std::memory_order_release);
       lane->q.clear();
     }
     lane->cv.notify_all();
   }
   for (Lane* lane : {&recv_, &prop_}) {
-    std::lock_guard<std::mutex> g(lane->thread_mu);
+    MutexLock g(&lane->thread_mu);
     if (lane->worker.joinable()) lane->worker.join();
   }
 }

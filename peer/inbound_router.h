@@ -16,9 +16,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <thread>
 
+#include "peer/mutex.h"
 #include "peer/raft.h"
 #include "proto/raftpb/raft.pb.h"
 
@@ -80,19 +80,19 @@ class InboundRouter {
   struct Lane {
     explicit Lane(size_t cap) : capacity(cap) {}
     const size_t capacity;
-    std::mutex mu;
+    Mutex mu;
     std::condition_variable cv;
-    std::deque<raftpb::Message> q;
+    std::deque<raftpb::Message> q ABSL_GUARDED_BY(mu);
     // Queued plus taken by the worker but not yet processed: the bound
     // applies to both, as for etcd's channel.
     std::atomic<size_t> pending{0};
     std::atomic<bool> stopped{false};
-    bool worker_waiting = false;
-    bool running = false;  // a worker exists and will drain the queue
+    bool worker_waiting ABSL_GUARDED_BY(mu) = false;
+    bool running ABSL_GUARDED_BY(mu) = false;  // a worker exists and will drain the queue
     // Serializes starting, replacing (joining an exited one) and joining the
     // worker; never held while Process runs.
-    std::mutex thread_mu;
-    std::thread worker;
+    Mutex thread_mu;
+    std::thread worker ABSL_GUARDED_BY(thread_mu);
   };
 
   Result Route(raftpb::Message&& m, bool honor_pause);

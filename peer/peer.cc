@@ -1,6 +1,5 @@
 #include "peer/peer.h"
 
-#include <mutex>
 #include <utility>
 
 namespace raftgrpc {
@@ -107,7 +106,7 @@ Peer::SendOutcome Peer::Send(raftpb::Message m) {
   const bool is_snap = m.type() == raftpb::MsgSnap;
   Channel picked;
   {
-    std::shared_lock<std::shared_mutex> l(stop_mu_);
+    ReaderLock l(&stop_mu_);
     if (stopped_) return SendOutcome::kStopped;
     if (paused()) {
       dropped_paused_.fetch_add(1, std::memory_order_relaxed);
@@ -128,7 +127,7 @@ Peer::SendOutcome Peer::Send(raftpb::Message m) {
 
 void Peer::SendSnapshot(SnapshotMessage snap) {
   {
-    std::shared_lock<std::shared_mutex> l(stop_mu_);
+    ReaderLock l(&stop_mu_);
     if (!stopped_) {
       snapshots_sent_.fetch_add(1, std::memory_order_relaxed);
       snapshot_sender_->Send(std::move(snap));
@@ -150,7 +149,7 @@ absl::Status Peer::AttachOutgoingConn(std::unique_ptr<OutgoingConn> conn) {
   if (conn == nullptr) return absl::InvalidArgumentError("null conn");
   absl::Status result;
   {
-    std::shared_lock<std::shared_mutex> l(stop_mu_);
+    ReaderLock l(&stop_mu_);
     StreamWriter* w = WriterFor(conn->type());
     if (w == nullptr) {
       result = absl::InvalidArgumentError("unsupported stream type");
@@ -174,7 +173,7 @@ void Peer::Resume() {
 
 void Peer::Stop() {
   {
-    std::unique_lock<std::shared_mutex> l(stop_mu_);
+    WriterLock l(&stop_mu_);
     if (stopped_) return;
     stopped_ = true;
   }

@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -25,6 +24,7 @@
 #include "absl/time/time.h"
 #include "peer/channels.h"
 #include "peer/inbound_router.h"
+#include "peer/mutex.h"
 #include "peer/peer_env.h"
 #include "peer/peer_status.h"
 #include "peer/raft.h"
@@ -159,8 +159,8 @@ class Peer {
   // Held shared by Send/SendSnapshot/AttachOutgoingConn while they touch a
   // channel and exclusively by Stop to flip stopped_, so no call is inside a
   // channel once Stop starts tearing channels down.
-  mutable std::shared_mutex stop_mu_;
-  bool stopped_ = false;
+  mutable SharedMutex stop_mu_;
+  bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
   std::atomic<bool> paused_{false};
 
   std::array<std::atomic<uint64_t>, kNumChannels> sent_{};

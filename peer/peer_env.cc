@@ -3,12 +3,12 @@
 namespace raftgrpc {
 
 void PeerCounters::SnapshotSendStarted() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++snapshot_inflight_;
 }
 
 void PeerCounters::SnapshotSendEnded(bool ok, double seconds) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (snapshot_inflight_ > 0) --snapshot_inflight_;
   if (ok) {
     ++snapshot_success_;
@@ -19,7 +19,7 @@ void PeerCounters::SnapshotSendEnded(bool ok, double seconds) {
 }
 
 void PeerCounters::SnapshotSendRefused() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++snapshot_failures_;
 }
 
@@ -28,7 +28,7 @@ void PeerCounters::AddTo(PeerMetrics* m) const {
   m->sent_failures += sent_failures_.load(std::memory_order_relaxed);
   m->received_bytes += received_bytes_.load(std::memory_order_relaxed);
   m->received_failures += received_failures_.load(std::memory_order_relaxed);
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   m->snapshot_send_success = snapshot_success_;
   m->snapshot_send_failures = snapshot_failures_;
   m->snapshot_send_inflight = snapshot_inflight_;

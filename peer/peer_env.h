@@ -11,11 +11,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 
 #include "absl/status/status.h"
 #include "peer/inbound_router.h"
+#include "peer/mutex.h"
 #include "peer/peer_status.h"
 #include "peer/raft.h"
 #include "peer/url_picker.h"
@@ -47,11 +47,11 @@ class PeerCounters {
   std::atomic<uint64_t> sent_failures_{0};
   std::atomic<uint64_t> received_bytes_{0};
   std::atomic<uint64_t> received_failures_{0};
-  mutable std::mutex mu_;  // the snapshot fields
-  uint64_t snapshot_success_ = 0;
-  uint64_t snapshot_failures_ = 0;
-  uint64_t snapshot_inflight_ = 0;
-  Histogram snapshot_seconds_ = SnapshotHistogram();
+  mutable Mutex mu_;  // the snapshot fields
+  uint64_t snapshot_success_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t snapshot_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t snapshot_inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  Histogram snapshot_seconds_ ABSL_GUARDED_BY(mu_) = SnapshotHistogram();
 };
 
 using CriticalErrorFn = std::function<void(const absl::Status&)>;

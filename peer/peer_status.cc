@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 
 namespace raftgrpc {
 
@@ -10,7 +11,7 @@ PeerStatus::PeerStatus(uint64_t peer_id, TransitionFn on_transition)
 
 void PeerStatus::Activate() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (active_) return;
     active_ = true;
     since_ = absl::Now();
@@ -20,7 +21,7 @@ void PeerStatus::Activate() {
 
 void PeerStatus::Deactivate(const FailureType& failure, absl::string_view why) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (!active_) return;
     active_ = false;
     since_ = absl::Time();
@@ -33,17 +34,17 @@ void PeerStatus::Deactivate(const FailureType& failure, absl::string_view why) {
 }
 
 bool PeerStatus::IsActive() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return active_;
 }
 
 absl::Time PeerStatus::ActiveSince() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return since_;
 }
 
 uint64_t PeerStatus::disconnects() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return disconnects_;
 }
 

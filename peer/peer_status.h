@@ -9,11 +9,11 @@
 
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "peer/mutex.h"
 
 namespace raftgrpc {
 
@@ -54,10 +54,10 @@ class PeerStatus {
  private:
   const uint64_t peer_id_;
   const TransitionFn on_transition_;
-  mutable std::mutex mu_;
-  bool active_ = false;
-  absl::Time since_;
-  uint64_t disconnects_ = 0;
+  mutable Mutex mu_;
+  bool active_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time since_ ABSL_GUARDED_BY(mu_);
+  uint64_t disconnects_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace raftgrpc

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "peer/mutex.h"
 
 namespace raftgrpc {
 namespace {
@@ -59,24 +60,24 @@ std::string GrpcTarget(const std::string& url) { return std::string(StripScheme(
 UrlPicker::UrlPicker(std::vector<std::string> urls) { Update(std::move(urls)); }
 
 std::string UrlPicker::Pick() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return urls_.empty() ? std::string() : urls_[picked_];
 }
 
 void UrlPicker::Unreachable(const std::string& url) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (!urls_.empty() && urls_[picked_] == url) picked_ = (picked_ + 1) % urls_.size();
 }
 
 void UrlPicker::Update(std::vector<std::string> urls) {
   std::sort(urls.begin(), urls.end());
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   urls_ = std::move(urls);
   picked_ = 0;
 }
 
 std::vector<std::string> UrlPicker::urls() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return urls_;
 }
 

@@ -7,11 +7,11 @@
 #define RAFT_GRPC_TRANSPORT_PEER_URL_PICKER_H_
 
 #include <cstddef>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "peer/mutex.h"
 
 namespace raftgrpc {
 
@@ -41,9 +41,9 @@ class UrlPicker {
   std::vector<std::string> urls() const;
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::string> urls_;
-  size_t picked_ = 0;
+  mutable Mutex mu_;
+  std::vector<std::string> urls_ ABSL_GUARDED_BY(mu_);
+  size_t picked_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace raftgrpc

@@ -1,5 +1,6 @@
 #include "transport/internal/channel_pool.h"
 
+#include "peer/mutex.h"
 #include "peer/url_picker.h"
 
 namespace raftgrpc {
@@ -38,14 +39,14 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool sn
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto& ch = channels_[{url, false}];
   if (!ch) ch = Make(url, false);
   return ch;
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& url) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto& ch = channels_[{url, true}];
   if (!ch) ch = Make(url, true);
   return ch;

@@ -9,10 +9,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "grpcpp/grpcpp.h"
+#include "peer/mutex.h"
 #include "transport/options.h"
 
 namespace raftgrpc {
@@ -34,8 +34,9 @@ class ChannelPool {
 
   const std::shared_ptr<const TransportOptions> opts_;
   const std::shared_ptr<grpc::ChannelCredentials> creds_;
-  std::mutex mu_;
-  std::map<std::pair<std::string, bool>, std::shared_ptr<grpc::Channel>> channels_;
+  Mutex mu_;
+  std::map<std::pair<std::string, bool>, std::shared_ptr<grpc::Channel>> channels_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace raftgrpc

@@ -1,6 +1,7 @@
 #include "transport/internal/scheduler.h"
 
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 
 namespace raftgrpc {
 
@@ -12,7 +13,7 @@ Scheduler::TaskId Scheduler::RunAfter(absl::Duration delay, std::function<void()
   absl::Time due = absl::Now() + delay;
   TaskId id;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (stopped_) return 0;
     id = next_id_++;
     tasks_.emplace(std::make_pair(due, id), std::move(fn));
@@ -23,7 +24,7 @@ Scheduler::TaskId Scheduler::RunAfter(absl::Duration delay, std::function<void()
 }
 
 void Scheduler::Cancel(TaskId id) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = due_.find(id);
   if (it == due_.end()) return;
   tasks_.erase(std::make_pair(it->second, id));
@@ -32,7 +33,7 @@ void Scheduler::Cancel(TaskId id) {
 
 void Scheduler::Stop() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (stopped_ && !thread_.joinable()) return;
     stopped_ = true;
     tasks_.clear();
@@ -43,7 +44,7 @@ void Scheduler::Stop() {
 }
 
 void Scheduler::Loop() {
-  std::unique_lock<std::mutex> l(mu_);
+  UniqueLock l(&mu_);
   while (!stopped_) {
     if (tasks_.empty()) {
       cv_.wait(l);

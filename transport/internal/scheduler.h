@@ -12,11 +12,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "absl/time/time.h"
+#include "peer/mutex.h"
 
 namespace raftgrpc {
 
@@ -40,13 +40,13 @@ class Scheduler {
  private:
   void Loop();
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
   // Ordered by (due time, id) so equal times run in submission order.
-  std::map<std::pair<absl::Time, TaskId>, std::function<void()>> tasks_;
-  std::map<TaskId, absl::Time> due_;
-  TaskId next_id_ = 1;
-  bool stopped_ = false;
+  std::map<std::pair<absl::Time, TaskId>, std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::map<TaskId, absl::Time> due_ ABSL_GUARDED_BY(mu_);
+  TaskId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

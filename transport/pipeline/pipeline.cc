@@ -2,11 +2,11 @@
 
 #include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/metadata.h"
 #include "transport/pipeline/unary_call.h"
@@ -30,7 +30,7 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     if (m.ByteSizeLong() > opts_->max_message_bytes) return false;
     PipelineCall* start = nullptr;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || queue_.size() >= opts_->pipeline_buf_size) return false;
       queue_.push_back(std::move(m));
       start = NextLocked();
@@ -40,17 +40,17 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
   }
 
   void Stop() {
-    std::unique_lock<std::mutex> l(mu_);
+    UniqueLock l(&mu_);
     if (stopped_) return;
     stopped_ = true;
     queue_.clear();  // queued messages are dropped silently, as etcd
     for (PipelineCall* c : inflight_) c->ctx.TryCancel();
-    done_.wait(l, [&] { return inflight_.empty(); });
+    done_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_.empty(); });
   }
 
  private:
   // Takes the next message if a worker slot is free.
-  PipelineCall* NextLocked() {
+  PipelineCall* NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (queue_.empty() || inflight_.size() >= opts_->conn_per_pipeline) return nullptr;
     auto* c = new PipelineCall;
     *c->req.mutable_message() = std::move(queue_.front());
@@ -75,7 +75,7 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     const uint64_t to = m.to();
     bool stopping;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       stopping = stopped_;
     }
     if (stopping && !s.ok()) {
@@ -100,7 +100,7 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     }
     PipelineCall* next = nullptr;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       inflight_.erase(c);
       if (!stopped_) next = NextLocked();
       if (inflight_.empty()) done_.notify_all();
@@ -114,11 +114,11 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
   ChannelPool* const channels_;
   const bool report_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable done_;
-  bool stopped_ = false;
-  std::deque<raftpb::Message> queue_;
-  std::set<PipelineCall*> inflight_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<raftpb::Message> queue_ ABSL_GUARDED_BY(mu_);
+  std::set<PipelineCall*> inflight_ ABSL_GUARDED_BY(mu_);
 };
 
 GrpcPipeline::GrpcPipeline(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,

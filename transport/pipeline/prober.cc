@@ -1,6 +1,7 @@
 #include "transport/pipeline/prober.h"
 
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/pipeline/unary_call.h"
 
@@ -19,26 +20,26 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
       : env_(env), opts_(std::move(opts)), sched_(sched), channels_(channels) {}
 
   void Schedule() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ScheduleLocked();
   }
 
   void Stop() {
-    std::unique_lock<std::mutex> l(mu_);
+    UniqueLock l(&mu_);
     if (stopped_) return;
     stopped_ = true;
     sched_->Cancel(task_);
     if (inflight_ != nullptr) inflight_->ctx.TryCancel();
-    done_.wait(l, [&] { return inflight_ == nullptr; });
+    done_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_ == nullptr; });
   }
 
   ProbeStats stats() const {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return stats_;
   }
 
  private:
-  void ScheduleLocked() {
+  void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::weak_ptr<Core> weak = weak_from_this();
     task_ = sched_->RunAfter(opts_->probe_interval, [weak] {
       if (auto self = weak.lock()) self->Probe();
@@ -48,7 +49,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
   void Probe() {
     auto* c = new ProbeCall;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || inflight_ != nullptr) {
         delete c;
         return;
@@ -68,7 +69,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
     const bool ok = s.ok() && c->resp.ok();
     bool stopping;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       stopping = stopped_;
       ++stats_.probes;
       stats_.healthy = ok;
@@ -88,7 +89,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
         env_.picker->Unreachable(c->url);
       }
     }
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     inflight_ = nullptr;
     delete c;
     if (stopped_) {
@@ -102,12 +103,12 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
   const std::shared_ptr<const TransportOptions> opts_;
   Scheduler* const sched_;
   ChannelPool* const channels_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable done_;
-  bool stopped_ = false;
-  ProbeCall* inflight_ = nullptr;
-  Scheduler::TaskId task_ = 0;
-  ProbeStats stats_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  ProbeCall* inflight_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Scheduler::TaskId task_ ABSL_GUARDED_BY(mu_) = 0;
+  ProbeStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 Prober::Prober(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,

@@ -3,22 +3,22 @@
 namespace raftgrpc {
 
 void InboundMetrics::AddBytes(uint64_t from, uint64_t n) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   from_[from].received_bytes += n;
 }
 
 void InboundMetrics::AddFailure(uint64_t from) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++from_[from].received_failures;
 }
 
 void InboundMetrics::SnapshotStarted(uint64_t from) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++from_[from].snapshot_inflight;
 }
 
 void InboundMetrics::SnapshotEnded(uint64_t from, bool ok, double seconds) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   From& f = from_[from];
   if (f.snapshot_inflight > 0) --f.snapshot_inflight;
   if (ok) {
@@ -31,7 +31,7 @@ void InboundMetrics::SnapshotEnded(uint64_t from, bool ok, double seconds) {
 }
 
 std::map<uint64_t, InboundMetrics::From> InboundMetrics::Get() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return from_;
 }
 

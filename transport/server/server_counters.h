@@ -10,8 +10,8 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
-#include <mutex>
 
+#include "peer/mutex.h"
 #include "transport/metrics.h"
 
 namespace raftgrpc {
@@ -35,8 +35,8 @@ class InboundMetrics {
   std::map<uint64_t, From> Get() const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<uint64_t, From> from_;
+  mutable Mutex mu_;
+  std::map<uint64_t, From> from_ ABSL_GUARDED_BY(mu_);
 };
 
 // Service totals (monotonic) and per-sender metrics.

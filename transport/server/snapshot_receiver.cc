@@ -5,6 +5,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
 #include "transport/snapshot/crc32c.h"
@@ -59,7 +60,7 @@ void SnapshotReceiver::Fail(const grpc::Status& s) {
   std::unique_ptr<SnapshotSink> sink;
   bool defer;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (finished_) return;
     finished_ = true;
     sink = std::move(sink_);
@@ -82,7 +83,7 @@ void SnapshotReceiver::Fail(const grpc::Status& s) {
 void SnapshotReceiver::FinishDeferred() {
   std::optional<grpc::Status> s;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     s.swap(deferred_);
   }
   if (s) Finish(*s);
@@ -115,7 +116,7 @@ void SnapshotReceiver::HandleHeader() {
   have_header_ = true;
   declared_ = h->data_size();
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     msg_ = std::move(*h->mutable_message());
     sink_ = *std::move(sink);
   }
@@ -129,7 +130,7 @@ void SnapshotReceiver::OnReadDone(bool ok) {
     // Client half ended. Without a trailer the transfer is truncated.
     bool truncated;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       eof_ = true;
       truncated = !trailer_;
       cv_.notify_all();
@@ -142,7 +143,7 @@ void SnapshotReceiver::OnReadDone(bool ok) {
     return;
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (finished_) return;  // reading stops; OnDone follows the Finish
   }
   switch (frame_.kind_case()) {
@@ -165,7 +166,7 @@ void SnapshotReceiver::OnReadDone(bool ok) {
       }
       bool read_more;
       {
-        std::lock_guard<std::mutex> l(mu_);
+        MutexLock l(&mu_);
         NoteBuffered(static_cast<int64_t>(chunk->size()));
         chunks_.emplace_back(std::move(*chunk));
         // Cleared before the disk thread may resume reading into it.
@@ -189,7 +190,7 @@ void SnapshotReceiver::OnReadDone(bool ok) {
             absl::StrCat("truncated snapshot: ", received_, " of ", declared_, " bytes")));
       }
       {
-        std::lock_guard<std::mutex> l(mu_);
+        MutexLock l(&mu_);
         trailer_ = true;
         want_crc_ = frame_.trailer().crc32c();
         cv_.notify_all();
@@ -206,7 +207,7 @@ void SnapshotReceiver::OnReadDone(bool ok) {
 void SnapshotReceiver::OnCancel() {
   handoff_.Acquire();
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     cancelled_ = true;
     cv_.notify_all();
   }
@@ -219,7 +220,7 @@ void SnapshotReceiver::DiskLoop() {
   // the transfer finished, and this thread aborts what it wrote.
   std::unique_ptr<SnapshotSink> sink;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     sink = std::move(sink_);
     disk_owns_sink_ = sink != nullptr;
     disk_tid_ = std::this_thread::get_id();
@@ -233,9 +234,11 @@ void SnapshotReceiver::DiskLoop() {
     std::string chunk;
     bool resume_read = false;
     {
-      std::unique_lock<std::mutex> l(mu_);
+      UniqueLock l(&mu_);
       bool progressed = cv_.wait_for(l, absl::ToChronoNanoseconds(timeout),
-                                     [&] { return finished_ || !chunks_.empty() || trailer_; });
+                                     [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                       return finished_ || !chunks_.empty() || trailer_;
+                                     });
       if (finished_) {
         l.unlock();
         sink->Abort();
@@ -261,7 +264,7 @@ void SnapshotReceiver::DiskLoop() {
     crc = Crc32cExtend(crc, chunk.data(), chunk.size());
     absl::Status s = sink->Write(chunk.data(), chunk.size());
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       NoteBuffered(-static_cast<int64_t>(chunk.size()));
     }
     if (!s.ok()) {
@@ -275,7 +278,7 @@ void SnapshotReceiver::DiskLoop() {
   raftpb::Message msg;
   bool crc_ok;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (finished_) {
       sink->Abort();
       return;
@@ -306,7 +309,7 @@ void SnapshotReceiver::DiskLoop() {
     return;
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (finished_) return;
     finished_ = true;
   }
@@ -326,7 +329,7 @@ void SnapshotReceiver::OnDone() {
   // The disk thread calls Finish as its last step (or has nothing left).
   if (disk_.joinable()) disk_.join();
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     NoteBuffered(-buffered_);
     if (sink_) sink_->Abort();
   }

@@ -21,13 +21,13 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
 #include "transport/server/service_host.h"
@@ -57,7 +57,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   void FinishDeferred();             // disk thread: answers a deferred Fail
   void HandleHeader();
   void DiskLoop();
-  void NoteBuffered(int64_t delta);
+  void NoteBuffered(int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ServerEnv env_;
   grpc::CallbackServerContext* const ctx_;
@@ -74,22 +74,23 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   uint64_t declared_ = 0;
   uint64_t received_ = 0;
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> chunks_;
-  bool trailer_ = false;
-  uint32_t want_crc_ = 0;
-  bool finished_ = false;
-  bool disk_owns_sink_ = false;
-  std::thread::id disk_tid_;
-  std::optional<grpc::Status> deferred_;  // a Fail to answer after the disk thread aborts
-  bool cancelled_ = false;
-  bool read_paused_ = false;
-  bool eof_ = false;  // the client half ended (maybe early)
-  raftpb::Message msg_;
-  std::unique_ptr<SnapshotSink> sink_;
+  std::deque<std::string> chunks_ ABSL_GUARDED_BY(mu_);
+  bool trailer_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t want_crc_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool disk_owns_sink_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id disk_tid_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> deferred_
+      ABSL_GUARDED_BY(mu_);  // a Fail to answer after the disk thread aborts
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool eof_ ABSL_GUARDED_BY(mu_) = false;  // the client half ended (maybe early)
+  raftpb::Message msg_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<SnapshotSink> sink_ ABSL_GUARDED_BY(mu_);
   std::thread disk_;
-  int64_t buffered_ = 0;
+  int64_t buffered_ ABSL_GUARDED_BY(mu_) = 0;
   Handoff handoff_;
 };
 

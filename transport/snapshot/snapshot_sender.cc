@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
@@ -22,7 +23,7 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
   std::vector<Worker> exited;
   bool accepted = false;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     // Reap threads that have returned: joining them cannot block.
     for (auto it = workers_.begin(); it != workers_.end();) {
       if (it->exited->load(std::memory_order_acquire)) {
@@ -59,7 +60,7 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
 void GrpcSnapshotSender::Stop() {
   std::vector<Worker> workers;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     stopped_ = true;
     if (ctx_ != nullptr) ctx_->TryCancel();
     workers.swap(workers_);
@@ -75,7 +76,7 @@ void GrpcSnapshotSender::Stop() {
 
 // Shared by a transfer and its watchdog task, which may outlive the transfer.
 struct GrpcSnapshotSender::Watch {
-  std::mutex mu;
+  Mutex mu;
   grpc::ClientContext* ctx = nullptr;  // null once the transfer ended
   absl::Time last_progress;
 };
@@ -84,7 +85,7 @@ void GrpcSnapshotSender::ScheduleWatch(std::shared_ptr<Watch> w) {
   const absl::Duration timeout = opts_->snapshot_progress_timeout;
   Scheduler* sched = sched_;
   sched->RunAfter(std::max(absl::Milliseconds(10), timeout / 4), [this, w, timeout] {
-    std::lock_guard<std::mutex> l(w->mu);
+    MutexLock l(&w->mu);
     if (w->ctx == nullptr) return;  // transfer over: `this` may be gone
     if (absl::Now() - w->last_progress > timeout) {
       w->ctx->TryCancel();
@@ -101,7 +102,7 @@ void GrpcSnapshotSender::Run(SnapshotMessage snap) {
   watch->ctx = &ctx;
   watch->last_progress = absl::Now();
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ctx_ = &ctx;
     if (stopped_) ctx.TryCancel();
   }
@@ -109,11 +110,11 @@ void GrpcSnapshotSender::Run(SnapshotMessage snap) {
   const absl::Time start = absl::Now();
   grpc::Status s = Transfer(snap, &ctx, watch.get());
   {
-    std::lock_guard<std::mutex> l(watch->mu);
+    MutexLock l(&watch->mu);
     watch->ctx = nullptr;
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ctx_ = nullptr;
   }
   Finish(snap, s, ctx, absl::Now() - start);
@@ -122,7 +123,7 @@ void GrpcSnapshotSender::Run(SnapshotMessage snap) {
 grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, grpc::ClientContext* ctx,
                                           Watch* watch) {
   auto progress = [watch] {
-    std::lock_guard<std::mutex> l(watch->mu);
+    MutexLock l(&watch->mu);
     watch->last_progress = absl::Now();
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
@@ -187,7 +188,7 @@ void GrpcSnapshotSender::Finish(SnapshotMessage& snap, const grpc::Status& s,
   env_.counters->SnapshotSendEnded(s.ok(), absl::ToDoubleSeconds(took));
   {
     // Free before reporting, so Raft may send the next snapshot at once.
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     busy_ = false;
   }
   if (s.ok()) {

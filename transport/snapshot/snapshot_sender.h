@@ -20,13 +20,13 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/channels.h"
+#include "peer/mutex.h"
 #include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/internal/scheduler.h"
@@ -56,10 +56,10 @@ class GrpcSnapshotSender : public SnapshotSender {
   ChannelPool* const channels_;
   Scheduler* const sched_;
 
-  mutable std::mutex mu_;
-  bool stopped_ = false;
-  bool busy_ = false;
-  grpc::ClientContext* ctx_ = nullptr;  // of the transfer in flight
+  mutable Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the transfer in flight
   // Transfer threads. A finished one is joined by a later Send once it has
   // fully exited (never from itself: Raft may call SendSnapshot from within
   // ReportSnapshot), and the rest by Stop.
@@ -67,7 +67,7 @@ class GrpcSnapshotSender : public SnapshotSender {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> exited;
   };
-  std::vector<Worker> workers_;
+  std::vector<Worker> workers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace raftgrpc

@@ -5,7 +5,7 @@ namespace raftgrpc {
 template <class Frame>
 void ServerStream<Frame>::Reject(const grpc::Status& s) {
   handoff_.Publish();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   FinishLocked(s);
 }
 
@@ -20,13 +20,13 @@ std::unique_ptr<typename ServerStream<Frame>::Handle> ServerStream<Frame>::Accep
 
 template <class Frame>
 void ServerStream<Frame>::SetSink(std::weak_ptr<FrameSink<Frame>> sink) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   sink_ = std::move(sink);
 }
 
 template <class Frame>
 bool ServerStream<Frame>::Write(std::unique_ptr<Frame> frame) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (finished_ || done_) return false;
   inflight_ = std::move(frame);
   this->StartWrite(inflight_.get());
@@ -42,13 +42,13 @@ void ServerStream<Frame>::FinishLocked(const grpc::Status& s) {
 
 template <class Frame>
 void ServerStream<Frame>::Close() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   FinishLocked(grpc::Status::OK);
 }
 
 template <class Frame>
 void ServerStream<Frame>::Cancel() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (done_) return;  // ctx_ is gone after OnDone
   ctx_->TryCancel();
   FinishLocked(grpc::Status::OK);
@@ -72,7 +72,7 @@ void ServerStream<Frame>::OnWriteDone(bool ok) {
   std::unique_ptr<Frame> frame;
   std::shared_ptr<FrameSink<Frame>> sink;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     frame = std::move(inflight_);
     sink = sink_.lock();
   }
@@ -84,7 +84,7 @@ void ServerStream<Frame>::OnDone() {
   handoff_.Acquire();
   std::shared_ptr<FrameSink<Frame>> sink;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     done_ = true;
     sink = sink_.lock();
   }

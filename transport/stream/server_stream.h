@@ -7,10 +7,10 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 
 #include "grpcpp/grpcpp.h"
 #include "peer/channels.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
 
@@ -76,17 +76,17 @@ class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Fra
   void OnDone() override;
 
  private:
-  void FinishLocked(const grpc::Status& s);
+  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unref();
 
   grpc::CallbackServerContext* const ctx_;
   const StreamType type_;
   std::atomic<int> refs_{1};  // gRPC's; +1 for the handle
-  std::mutex mu_;
-  bool finished_ = false;
-  bool done_ = false;
-  std::weak_ptr<FrameSink<Frame>> sink_;
-  std::unique_ptr<Frame> inflight_;
+  Mutex mu_;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::weak_ptr<FrameSink<Frame>> sink_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Frame> inflight_ ABSL_GUARDED_BY(mu_);
   v1::StreamControl control_;
   Handoff handoff_;
 };

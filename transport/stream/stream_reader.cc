@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
 #include "transport/internal/metadata.h"
@@ -40,14 +40,14 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   void Start() {
     Dial();
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ScheduleIdleCheckLocked();
   }
 
   void Stop() {
     CallBase* call;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_) return;
       stopped_ = true;
       sched_->Cancel(dial_task_);
@@ -59,19 +59,20 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       }
     }
     if (call != nullptr) CancelPinned(call);
-    std::unique_lock<std::mutex> l(mu_);
-    done_.wait(l, [&] { return current_ == nullptr && busy_ == 0; });
+    UniqueLock l(&mu_);
+    done_.wait(
+        l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return current_ == nullptr && busy_ == 0; });
   }
 
   StreamReaderStats stats() const {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return stats_;
   }
 
   // ---- called by calls
   void OnConnected(CallBase* call) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || call != current_) return;
       call->connected = true;
       call->last_read = absl::Now();
@@ -86,7 +87,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   template <class Frame, class Decode>
   bool OnFrame(CallBase* call, Frame* frame, Decode&& decode) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || call != current_) return false;
       call->last_read = absl::Now();
       ++busy_;
@@ -100,7 +101,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     });
     env_.counters->AddReceived(bytes);
     if (!err.ok()) env_.counters->AddReceiveFailure();
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ++stats_.frames;
     stats_.messages += msgs;
     stats_.bytes += bytes;
@@ -118,7 +119,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     f.deactivate = false;
     f.report = false;  // etcd's reader reports nothing to Raft
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (call != current_) return;
       current_ = nullptr;
       if (stopped_) {
@@ -179,7 +180,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   void Dial();
 
-  void ScheduleDialLocked() {
+  void ScheduleDialLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Duration wait =
         std::max(absl::ZeroDuration(), last_dial_ + opts_->dial_retry_interval - absl::Now());
     std::weak_ptr<Core> weak = weak_from_this();
@@ -188,7 +189,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     });
   }
 
-  void ScheduleIdleCheckLocked() {
+  void ScheduleIdleCheckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::weak_ptr<Core> weak = weak_from_this();
     idle_task_ =
         sched_->RunAfter(std::max(absl::Milliseconds(10), opts_->conn_read_timeout / 5), [weak] {
@@ -200,7 +201,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   void CheckIdle() {
     CallBase* call = nullptr;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_) return;
       ScheduleIdleCheckLocked();
       if (current_ == nullptr || !current_->cancel_reason.empty()) return;
@@ -221,7 +222,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     call->Cancel();
     bool last;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       last = --call->pins == 0 && call->done;
     }
     if (last) delete call;
@@ -230,14 +231,14 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
  public:
   // Called by a call's OnDone after OnCallDone: true if it may delete itself.
   bool Retire(CallBase* call) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     call->done = true;
     return call->pins == 0;
   }
 
  private:
   void Unbusy() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (--busy_ == 0) done_.notify_all();
   }
 
@@ -247,16 +248,16 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   Scheduler* const sched_;
   ChannelPool* const channels_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable done_;
-  bool stopped_ = false;
-  bool removed_ = false;
-  int busy_ = 0;
-  CallBase* current_ = nullptr;
-  absl::Time last_dial_ = absl::InfinitePast();
-  Scheduler::TaskId dial_task_ = 0;
-  Scheduler::TaskId idle_task_ = 0;
-  StreamReaderStats stats_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool removed_ ABSL_GUARDED_BY(mu_) = false;
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  CallBase* current_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Time last_dial_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  Scheduler::TaskId dial_task_ ABSL_GUARDED_BY(mu_) = 0;
+  Scheduler::TaskId idle_task_ ABSL_GUARDED_BY(mu_) = 0;
+  StreamReaderStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {
@@ -331,7 +332,7 @@ void GrpcStreamReader::Core::Dial() {
   CallBase* call;
   std::unique_ptr<v1::RaftTransport::Stub> stub;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (stopped_ || removed_ || current_ != nullptr) return;
     std::string url = env_.picker->Pick();
     stub = v1::RaftTransport::NewStub(channels_->Get(url));

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/stream/server_stream.h"
 
@@ -71,12 +72,12 @@ class GrpcStreamWriter::Core final : public CoreBase,
         sched_(sched) {}
 
   void Start() override {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ScheduleTickLocked();
   }
 
   bool Working() const override {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return conn_ != nullptr;
   }
 
@@ -86,7 +87,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::shared_ptr<Handle> conn;
     std::unique_ptr<Frame> frame;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || pending_msgs_ >= cap_) return false;
       EncodeLocked(std::move(m), size);
       if (!writing_) TakeNextLocked(&conn, &frame);
@@ -105,7 +106,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::shared_ptr<Handle> old;
     bool report;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_) return false;
       conn.release();
       h->stream()->SetSink(this->weak_from_this());
@@ -128,7 +129,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   void Stop() override {
     std::shared_ptr<Handle> old;
     {
-      std::unique_lock<std::mutex> l(mu_);
+      UniqueLock l(&mu_);
       if (stopped_) return;
       stopped_ = true;
       sched_->Cancel(tick_id_);
@@ -136,13 +137,13 @@ class GrpcStreamWriter::Core final : public CoreBase,
       DropPendingLocked();
       // Callbacks already running finish before Stop returns; later ones
       // see stopped_ and touch nothing of the peer.
-      idle_.wait(l, [&] { return busy_ == 0; });
+      idle_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return busy_ == 0; });
     }
     if (old) old->stream()->Cancel();
   }
 
   StreamWriterStats stats() const override {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return stats_;
   }
 
@@ -150,7 +151,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::shared_ptr<Handle> conn;
     std::unique_ptr<Frame> next;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;  // stale conn
       if (ok) {
         ++stats_.frames;
@@ -179,7 +180,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::shared_ptr<Handle> old;
     bool report;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
       old = std::move(conn_);
       report = DropPendingLocked() || writing_;
@@ -202,7 +203,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     size_t bytes = 0;
   };
 
-  void EncodeLocked(raftpb::Message&& m, size_t size) {
+  void EncodeLocked(raftpb::Message&& m, size_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (pending_.empty() ||
         (pending_.back().msgs > 0 && pending_.back().bytes + size > max_frame_bytes_)) {
       Pending p;
@@ -221,7 +222,8 @@ class GrpcStreamWriter::Core final : public CoreBase,
     ++pending_msgs_;
   }
 
-  void TakeNextLocked(std::shared_ptr<Handle>* conn, std::unique_ptr<Frame>* frame) {
+  void TakeNextLocked(std::shared_ptr<Handle>* conn, std::unique_ptr<Frame>* frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Pending& p = pending_.front();
     *frame = std::move(p.frame);
     inflight_msgs_ = p.msgs;
@@ -234,7 +236,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   }
 
   // Returns whether messages were dropped.
-  bool DropPendingLocked() {
+  bool DropPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     bool had = pending_msgs_ > 0;
     pending_.clear();
     pending_msgs_ = 0;
@@ -251,7 +253,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   void Fail(Stream* s, const char* action, const char* why) {
     std::shared_ptr<Handle> old;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
       old = std::move(conn_);
       DropPendingLocked();
@@ -268,11 +270,11 @@ class GrpcStreamWriter::Core final : public CoreBase,
   }
 
   void Unbusy() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (--busy_ == 0) idle_.notify_all();
   }
 
-  void ScheduleTickLocked() {
+  void ScheduleTickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::weak_ptr<Core> weak = this->weak_from_this();
     tick_id_ = sched_->RunAfter(heartbeat_interval_, [weak] {
       if (auto self = weak.lock()) self->Tick();
@@ -285,7 +287,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::unique_ptr<Frame> frame;
     Stream* stalled = nullptr;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopped_) return;
       ScheduleTickLocked();
       if (conn_ == nullptr) return;
@@ -311,33 +313,32 @@ class GrpcStreamWriter::Core final : public CoreBase,
   const absl::Duration write_timeout_;
   Scheduler* const sched_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable idle_;
-  bool stopped_ = false;
-  int busy_ = 0;
-  std::shared_ptr<Handle> conn_;
-  Encoder enc_;
-  std::deque<Pending> pending_;
-  size_t pending_msgs_ = 0;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<Handle> conn_ ABSL_GUARDED_BY(mu_);
+  Encoder enc_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
+  size_t pending_msgs_ ABSL_GUARDED_BY(mu_) = 0;
   // Cleared frames, reused with their records (and the v2 encoder's pooled
   // AppEntries), so that steady traffic allocates nothing per message. A
   // fast sender keeps several frames pending, hence more than two.
   static constexpr size_t kMaxSpareFrames = 4;
-  std::vector<std::unique_ptr<Frame>> spare_;
-  bool writing_ = false;
-  size_t inflight_msgs_ = 0;
-  size_t inflight_bytes_ = 0;
-  absl::Time write_started_;
-  absl::Time last_write_;
-  Scheduler::TaskId tick_id_ = 0;
-  StreamWriterStats stats_;
+  std::vector<std::unique_ptr<Frame>> spare_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  size_t inflight_msgs_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_write_ ABSL_GUARDED_BY(mu_);
+  Scheduler::TaskId tick_id_ ABSL_GUARDED_BY(mu_) = 0;
+  StreamWriterStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 // ------------------------------------------------------------ GrpcStreamWriter
 
 GrpcStreamWriter::GrpcStreamWriter(StreamType type, const PeerEnv& env,
-                                   const TransportOptions& opts, Scheduler* scheduler)
-    : type_(type) {
+                                   const TransportOptions& opts, Scheduler* scheduler) {
   if (type == StreamType::kMsgAppV2) {
     core_ = std::make_shared<Core<v1::MsgAppV2Frame>>(type, env, opts, scheduler);
   } else {

@@ -55,7 +55,6 @@ class GrpcStreamWriter : public StreamWriter {
   template <class Frame>
   class Core;
 
-  const StreamType type_;
   std::shared_ptr<CoreBase> core_;
 };
 
