@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/mutex.h"
 #include "peer/peer.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/internal/log.h"
@@ -44,6 +45,15 @@ class Transport::Factory : public ChannelFactory {
   const std::shared_ptr<const TransportOptions> opts_;
   Scheduler* const sched_;
   ChannelPool* const channels_;
+};
+
+struct Transport::State {
+  SharedMutex mu;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+  std::unique_ptr<grpc::Server> server ABSL_GUARDED_BY(mu);  // from Serve
+  std::map<uint64_t, std::shared_ptr<Peer>> peers ABSL_GUARDED_BY(mu);
+  std::map<uint64_t, std::shared_ptr<Remote>> remotes ABSL_GUARDED_BY(mu);
+  std::map<uint64_t, std::shared_ptr<Prober>> probers ABSL_GUARDED_BY(mu);  // one per peer
 };
 
 // What the service sees of the transport.
@@ -97,6 +107,7 @@ Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<Snapshot
                                                  opts_->max_pending_proposals)),
       host_(std::make_unique<Host>(this)),
       service_(std::make_unique<TransportService>(host_.get())),
+      state_(std::make_unique<State>()),
       drop_log_(std::make_unique<LogRateLimiter>()) {}
 
 Transport::~Transport() { Stop(); }
@@ -126,9 +137,9 @@ void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOpt
 
 absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
                                      std::shared_ptr<grpc::ServerCredentials> creds) {
-  std::unique_lock<std::shared_mutex> l(mu_);
-  if (stopped_) return absl::FailedPreconditionError("transport stopped");
-  if (server_) return absl::FailedPreconditionError("Serve already called");
+  WriterLock l(&state_->mu);
+  if (state_->stopped) return absl::FailedPreconditionError("transport stopped");
+  if (state_->server) return absl::FailedPreconditionError("Serve already called");
   if (creds == nullptr) creds = server_creds_;
   if (creds == nullptr) {
     return absl::InvalidArgumentError("TLS options have no server certificate (cert_file)");
@@ -138,18 +149,18 @@ absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
   b.AddListeningPort(listen_addr, std::move(creds), &port);
   ConfigureServer(&b, *opts_);
   b.RegisterService(service_.get());
-  server_ = b.BuildAndStart();
-  if (!server_ || port == 0) {
-    server_.reset();
+  state_->server = b.BuildAndStart();
+  if (!state_->server || port == 0) {
+    state_->server.reset();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen_addr));
   }
   return port;
 }
 
 absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& urls) {
-  std::unique_lock<std::shared_mutex> l(mu_);
-  if (stopped_) return absl::FailedPreconditionError("transport stopped");
-  if (peers_.count(id)) return absl::OkStatus();
+  WriterLock l(&state_->mu);
+  if (state_->stopped) return absl::FailedPreconditionError("transport stopped");
+  if (state_->peers.count(id)) return absl::OkStatus();
   PeerOptions popts;
   popts.recv_buffer_size = opts_->recv_buf_size;
   popts.max_pending_proposals = opts_->max_pending_proposals;
@@ -158,9 +169,9 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
       Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
   if (!peer.ok()) return peer.status();
   std::shared_ptr<Peer> p(*std::move(peer));
-  probers_.emplace(id,
-                   std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
-  peers_.emplace(id, std::move(p));
+  state_->probers.emplace(
+      id, std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
+  state_->peers.emplace(id, std::move(p));
   return absl::OkStatus();
 }
 
@@ -181,15 +192,15 @@ absl::Status Transport::RemovePeer(uint64_t id) {
   std::shared_ptr<Peer> peer;
   std::shared_ptr<Prober> prober;
   {
-    std::unique_lock<std::shared_mutex> l(mu_);
-    auto it = peers_.find(id);
-    if (it == peers_.end()) {
+    WriterLock l(&state_->mu);
+    auto it = state_->peers.find(id);
+    if (it == state_->peers.end()) {
       return absl::NotFoundError(absl::StrCat("peer ", absl::Hex(id), " not found"));
     }
     peer = std::move(it->second);
-    peers_.erase(it);
-    prober = std::move(probers_[id]);
-    probers_.erase(id);
+    state_->peers.erase(it);
+    prober = std::move(state_->probers[id]);
+    state_->probers.erase(id);
   }
   // Outside the lock: these wait for calls and workers. The prober uses the
   // peer's status and picker, so it stops first.
@@ -202,9 +213,9 @@ void Transport::RemoveAllPeers() {
   std::map<uint64_t, std::shared_ptr<Peer>> peers;
   std::map<uint64_t, std::shared_ptr<Prober>> probers;
   {
-    std::unique_lock<std::shared_mutex> l(mu_);
-    peers.swap(peers_);
-    probers.swap(probers_);
+    WriterLock l(&state_->mu);
+    peers.swap(state_->peers);
+    probers.swap(state_->probers);
   }
   for (auto& [id, p] : probers) p->Stop();
   for (auto& [id, p] : peers) p->Stop();
@@ -219,10 +230,10 @@ absl::Status Transport::UpdatePeer(uint64_t id, const std::vector<std::string>& 
 void Transport::AddRemote(uint64_t id, const std::vector<std::string>& urls) {
   auto valid = ValidatePeerUrls(urls);
   if (!valid.ok() || id == 0 || id == opts_->local_id || raft_->IsIdRemoved(id)) return;
-  std::unique_lock<std::shared_mutex> l(mu_);
-  if (stopped_ || peers_.count(id) || remotes_.count(id)) return;
-  remotes_.emplace(id, std::make_shared<Remote>(opts_->local_id, id, *std::move(valid), raft_,
-                                                opts_, channels_.get()));
+  WriterLock l(&state_->mu);
+  if (state_->stopped || state_->peers.count(id) || state_->remotes.count(id)) return;
+  state_->remotes.emplace(id, std::make_shared<Remote>(opts_->local_id, id, *std::move(valid),
+                                                       raft_, opts_, channels_.get()));
 }
 
 void Transport::Send(raftpb::Message m) {
@@ -231,17 +242,17 @@ void Transport::Send(raftpb::Message m) {
   std::shared_ptr<Peer> peer;
   std::shared_ptr<Remote> remote;
   {
-    std::shared_lock<std::shared_mutex> l(mu_);
-    if (stopped_) {
+    ReaderLock l(&state_->mu);
+    if (state_->stopped) {
       dropped_stopped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    auto it = peers_.find(to);
-    if (it != peers_.end()) {
+    auto it = state_->peers.find(to);
+    if (it != state_->peers.end()) {
       peer = it->second;
     } else {
-      auto rit = remotes_.find(to);
-      if (rit != remotes_.end()) remote = rit->second;
+      auto rit = state_->remotes.find(to);
+      if (rit != state_->remotes.end()) remote = rit->second;
     }
   }
   if (peer == nullptr && remote == nullptr) {
@@ -286,15 +297,15 @@ void Transport::SendSnapshot(SnapshotMessage snap) {
 }
 
 std::shared_ptr<Peer> Transport::GetPeer(uint64_t id) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = peers_.find(id);
-  return it == peers_.end() ? nullptr : it->second;
+  ReaderLock l(&state_->mu);
+  auto it = state_->peers.find(id);
+  return it == state_->peers.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<Prober> Transport::GetProber(uint64_t id) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = probers_.find(id);
-  return it == probers_.end() ? nullptr : it->second;
+  ReaderLock l(&state_->mu);
+  auto it = state_->probers.find(id);
+  return it == state_->probers.end() ? nullptr : it->second;
 }
 
 absl::Time Transport::ActiveSince(uint64_t id) const {
@@ -303,52 +314,54 @@ absl::Time Transport::ActiveSince(uint64_t id) const {
 }
 
 int Transport::ActivePeers() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&state_->mu);
   int n = 0;
-  for (const auto& [id, p] : peers_) n += p->status().IsActive();
+  for (const auto& [id, p] : state_->peers) n += p->status().IsActive();
   return n;
 }
 
 void Transport::Pause() {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  for (auto& [id, p] : peers_) p->Pause();
+  ReaderLock l(&state_->mu);
+  for (auto& [id, p] : state_->peers) p->Pause();
 }
 
 void Transport::Resume() {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  for (auto& [id, p] : peers_) p->Resume();
+  ReaderLock l(&state_->mu);
+  for (auto& [id, p] : state_->peers) p->Resume();
 }
 
 void Transport::CutPeer(uint64_t id) {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  if (auto it = peers_.find(id); it != peers_.end()) it->second->Pause();
-  if (auto it = remotes_.find(id); it != remotes_.end()) it->second->Pause();
+  ReaderLock l(&state_->mu);
+  if (auto it = state_->peers.find(id); it != state_->peers.end()) it->second->Pause();
+  if (auto it = state_->remotes.find(id); it != state_->remotes.end()) it->second->Pause();
 }
 
 void Transport::MendPeer(uint64_t id) {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  if (auto it = peers_.find(id); it != peers_.end()) it->second->Resume();
-  if (auto it = remotes_.find(id); it != remotes_.end()) it->second->Resume();
+  ReaderLock l(&state_->mu);
+  if (auto it = state_->peers.find(id); it != state_->peers.end()) it->second->Resume();
+  if (auto it = state_->remotes.find(id); it != state_->remotes.end()) it->second->Resume();
 }
 
 void Transport::Stop() {
   std::map<uint64_t, std::shared_ptr<Peer>> peers;
   std::map<uint64_t, std::shared_ptr<Remote>> remotes;
   std::map<uint64_t, std::shared_ptr<Prober>> probers;
+  grpc::Server* server;  // stays owned by state_ until ~Transport
   {
-    std::unique_lock<std::shared_mutex> l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    peers.swap(peers_);
-    remotes.swap(remotes_);
-    probers.swap(probers_);
+    WriterLock l(&state_->mu);
+    if (state_->stopped) return;
+    state_->stopped = true;
+    peers.swap(state_->peers);
+    remotes.swap(state_->remotes);
+    probers.swap(state_->probers);
+    server = state_->server.get();
   }
   for (auto& [id, p] : probers) p->Stop();
   // Peers first: their writers finish the server-side stream calls, which
   // server shutdown would otherwise wait for.
   for (auto& [id, p] : peers) p->Stop();
   for (auto& [id, r] : remotes) r->Stop();
-  if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  if (server) server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   strangers_->Stop();
   scheduler_->Stop();
 }
@@ -359,9 +372,9 @@ TransportMetrics Transport::Metrics() const {
   std::map<uint64_t, std::shared_ptr<Peer>> peers;
   std::map<uint64_t, std::shared_ptr<Prober>> probers;
   {
-    std::shared_lock<std::shared_mutex> l(mu_);
-    peers = peers_;
-    probers = probers_;
+    ReaderLock l(&state_->mu);
+    peers = state_->peers;
+    probers = state_->probers;
   }
   std::map<uint64_t, PeerMetrics> by_id;
   for (const auto& [id, p] : peers) {

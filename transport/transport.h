@@ -22,9 +22,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -146,13 +144,11 @@ class Transport {
   std::unique_ptr<InboundRouter> strangers_;
   std::unique_ptr<Host> host_;
   std::unique_ptr<TransportService> service_;
-  std::unique_ptr<grpc::Server> server_;
-
-  mutable std::shared_mutex mu_;
-  bool stopped_ = false;
-  std::map<uint64_t, std::shared_ptr<Peer>> peers_;
-  std::map<uint64_t, std::shared_ptr<Remote>> remotes_;
-  std::map<uint64_t, std::shared_ptr<Prober>> probers_;  // one per peer
+  // Peers, remotes, probers, the server and the stopped flag, behind one
+  // lock (transport.cc); a pointer so that this header names no internal
+  // type.
+  struct State;
+  const std::unique_ptr<State> state_;
 
   std::atomic<uint64_t> sent_to_peers_{0};
   std::atomic<uint64_t> sent_to_remotes_{0};
