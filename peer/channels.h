@@ -45,6 +45,20 @@ class MessageChannel {
   virtual void Stop() = 0;
 };
 
+// The concrete conns of the two stream types: declared here, defined by the
+// stream implementation (transport/stream/server_stream.h). A writer learns
+// which one it was given by visiting it (OutgoingConn::Accept), not by a
+// cast, and nothing here depends on how they are built.
+class MessageStreamConn;
+class MsgAppV2StreamConn;
+
+class OutgoingConnVisitor {
+ public:
+  virtual ~OutgoingConnVisitor() = default;
+  virtual void Visit(MessageStreamConn& conn) = 0;
+  virtual void Visit(MsgAppV2StreamConn& conn) = 0;
+};
+
 // An accepted inbound stream that a peer's stream writer will write on (etcd's
 // outgoingConn). Owned by whoever holds the unique_ptr.
 class OutgoingConn {
@@ -53,6 +67,9 @@ class OutgoingConn {
   virtual StreamType type() const = 0;
   // Ends the stream. Idempotent; non-blocking.
   virtual void Close() = 0;
+  // Calls the Visit overload of this conn's concrete type; conns of other
+  // kinds (tests' fakes) visit nothing. Non-blocking.
+  virtual void Accept(OutgoingConnVisitor& visitor) { (void)visitor; }
 };
 
 // A stream writer: a MessageChannel that works while a conn is attached.

@@ -10,12 +10,12 @@ void ServerStream<Frame>::Reject(const grpc::Status& s) {
 }
 
 template <class Frame>
-std::unique_ptr<typename ServerStream<Frame>::Handle> ServerStream<Frame>::Accept() {
+std::unique_ptr<typename ServerStream<Frame>::Conn> ServerStream<Frame>::Accept() {
   refs_.fetch_add(1, std::memory_order_relaxed);
   handoff_.Publish();
   this->StartSendInitialMetadata();
   this->StartRead(&control_);
-  return std::make_unique<Handle>(this);
+  return std::make_unique<Conn>(this);
 }
 
 template <class Frame>

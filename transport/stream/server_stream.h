@@ -28,35 +28,59 @@ class FrameSink {
   virtual void OnStreamDone(ServerStream<Frame>* s) = 0;
 };
 
+// The OutgoingConn given to Peer::AttachOutgoingConn: a reference to one
+// accepted call, which ends the call when dropped.
+template <class Frame>
+class StreamConn : public OutgoingConn {
+ public:
+  explicit StreamConn(ServerStream<Frame>* s) : s_(s) {}
+  ~StreamConn() override;
+  StreamType type() const override;
+  void Close() override;
+  ServerStream<Frame>* stream() const { return s_; }
+
+ private:
+  ServerStream<Frame>* const s_;
+};
+
+// The two concrete conns (peer/channels.h declares them for its visitor).
+class MessageStreamConn final : public StreamConn<v1::MessageFrame> {
+ public:
+  using StreamConn::StreamConn;
+  void Accept(OutgoingConnVisitor& v) override { v.Visit(*this); }
+};
+class MsgAppV2StreamConn final : public StreamConn<v1::MsgAppV2Frame> {
+ public:
+  using StreamConn::StreamConn;
+  void Accept(OutgoingConnVisitor& v) override { v.Visit(*this); }
+};
+
+template <class Frame>
+struct ConnFor;
+template <>
+struct ConnFor<v1::MessageFrame> {
+  using type = MessageStreamConn;
+};
+template <>
+struct ConnFor<v1::MsgAppV2Frame> {
+  using type = MsgAppV2StreamConn;
+};
+
 // Server reactor for one accepted stream call. Owned jointly by gRPC (until
-// OnDone) and by the OutgoingConn handle that the peer's writer holds; it
-// deletes itself when both have let go. Thread-safe.
+// OnDone) and by the StreamConn that the peer's writer holds; it deletes
+// itself when both have let go. Thread-safe.
 template <class Frame>
 class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Frame> {
  public:
-  // The OutgoingConn given to Peer::AttachOutgoingConn.
-  class Handle : public OutgoingConn {
-   public:
-    explicit Handle(ServerStream* s) : s_(s) {}
-    ~Handle() override {
-      s_->Close();
-      s_->Unref();
-    }
-    StreamType type() const override { return s_->type(); }
-    void Close() override { s_->Close(); }
-    ServerStream* stream() const { return s_; }
-
-   private:
-    ServerStream* const s_;
-  };
+  using Conn = typename ConnFor<Frame>::type;
 
   ServerStream(grpc::CallbackServerContext* ctx, StreamType type) : ctx_(ctx), type_(type) {}
 
   // Ends a call that failed validation.
   void Reject(const grpc::Status& s);
   // Sends initial metadata (the dialler's "connected") and starts watching
-  // the client half; returns the handle to attach.
-  std::unique_ptr<Handle> Accept();
+  // the client half; returns the conn to attach.
+  std::unique_ptr<Conn> Accept();
 
   StreamType type() const { return type_; }
   void SetSink(std::weak_ptr<FrameSink<Frame>> sink);
@@ -76,6 +100,7 @@ class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Fra
   void OnDone() override;
 
  private:
+  friend class StreamConn<Frame>;
   void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unref();
 
@@ -93,6 +118,20 @@ class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Fra
 
 using MessageServerStream = ServerStream<v1::MessageFrame>;
 using MsgAppV2ServerStream = ServerStream<v1::MsgAppV2Frame>;
+
+template <class Frame>
+StreamConn<Frame>::~StreamConn() {
+  s_->Close();
+  s_->Unref();
+}
+template <class Frame>
+StreamType StreamConn<Frame>::type() const {
+  return s_->type();
+}
+template <class Frame>
+void StreamConn<Frame>::Close() {
+  s_->Close();
+}
 
 }  // namespace raftgrpc
 

@@ -32,6 +32,20 @@ struct EncoderFor<v1::MsgAppV2Frame> {
   using type = MsgAppV2Encoder;
 };
 
+// Finds a conn of type C: visiting leaves `found` null for any other kind.
+template <class C>
+class ConnMatch final : public OutgoingConnVisitor {
+ public:
+  void Visit(MessageStreamConn& c) override { Take(&c); }
+  void Visit(MsgAppV2StreamConn& c) override { Take(&c); }
+  C* found = nullptr;
+
+ private:
+  void Take(C* c) { found = c; }
+  template <class Other>
+  void Take(Other*) {}
+};
+
 raftpb::Message LinkHeartbeat() {
   raftpb::Message m;
   m.set_type(raftpb::MsgHeartbeat);
@@ -59,7 +73,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
                                      public std::enable_shared_from_this<Core<Frame>> {
  public:
   using Stream = ServerStream<Frame>;
-  using Handle = typename Stream::Handle;
+  using Conn = typename Stream::Conn;
 
   Core(StreamType type, const PeerEnv& env, const TransportOptions& opts, Scheduler* sched)
       : type_(type),
@@ -84,7 +98,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   bool TrySend(raftpb::Message&& m) override {
     const size_t size = m.ByteSizeLong();
     if (size > max_message_bytes_) return false;
-    std::shared_ptr<Handle> conn;
+    std::shared_ptr<Conn> conn;
     std::unique_ptr<Frame> frame;
     {
       MutexLock l(&mu_);
@@ -97,13 +111,16 @@ class GrpcStreamWriter::Core final : public CoreBase,
   }
 
   bool Attach(std::unique_ptr<OutgoingConn>& conn) override {
-    auto* h = dynamic_cast<Handle*>(conn.get());
+    // The conn's concrete type, by visiting it (no cast).
+    ConnMatch<Conn> match;
+    conn->Accept(match);
+    Conn* h = match.found;
     if (h == nullptr) {  // a conn of the other stream type: not ours to keep
       conn->Close();
       conn.reset();
       return true;
     }
-    std::shared_ptr<Handle> old;
+    std::shared_ptr<Conn> old;
     bool report;
     {
       MutexLock l(&mu_);
@@ -127,7 +144,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   }
 
   void Stop() override {
-    std::shared_ptr<Handle> old;
+    std::shared_ptr<Conn> old;
     {
       UniqueLock l(&mu_);
       if (stopped_) return;
@@ -148,7 +165,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   }
 
   void OnWriteDone(Stream* s, bool ok, std::unique_ptr<Frame> frame) override {
-    std::shared_ptr<Handle> conn;
+    std::shared_ptr<Conn> conn;
     std::unique_ptr<Frame> next;
     {
       MutexLock l(&mu_);
@@ -177,7 +194,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   }
 
   void OnStreamDone(Stream* s) override {
-    std::shared_ptr<Handle> old;
+    std::shared_ptr<Conn> old;
     bool report;
     {
       MutexLock l(&mu_);
@@ -222,7 +239,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     ++pending_msgs_;
   }
 
-  void TakeNextLocked(std::shared_ptr<Handle>* conn, std::unique_ptr<Frame>* frame)
+  void TakeNextLocked(std::shared_ptr<Conn>* conn, std::unique_ptr<Frame>* frame)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Pending& p = pending_.front();
     *frame = std::move(p.frame);
@@ -244,14 +261,14 @@ class GrpcStreamWriter::Core final : public CoreBase,
     return had;
   }
 
-  void StartWrite(const std::shared_ptr<Handle>& conn, std::unique_ptr<Frame> frame) {
+  void StartWrite(const std::shared_ptr<Conn>& conn, std::unique_ptr<Frame> frame) {
     if (!conn->stream()->Write(std::move(frame))) Fail(conn->stream(), "write", "stream closed");
   }
 
   // A write on `s` failed or stalled: etcd deactivates the peer, drops the
   // conn, and reports the peer unreachable; Pick then falls back.
   void Fail(Stream* s, const char* action, const char* why) {
-    std::shared_ptr<Handle> old;
+    std::shared_ptr<Conn> old;
     {
       MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
@@ -283,7 +300,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
 
   // Link heartbeat on an idle stream; failure of a stalled write.
   void Tick() {
-    std::shared_ptr<Handle> conn;
+    std::shared_ptr<Conn> conn;
     std::unique_ptr<Frame> frame;
     Stream* stalled = nullptr;
     {
@@ -317,7 +334,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   std::condition_variable idle_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
-  std::shared_ptr<Handle> conn_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<Conn> conn_ ABSL_GUARDED_BY(mu_);
   Encoder enc_ ABSL_GUARDED_BY(mu_);
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_msgs_ ABSL_GUARDED_BY(mu_) = 0;
