@@ -1,9 +1,11 @@
 #include "transport/snapshot_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,11 @@
 
 namespace raftgrpc {
 namespace {
+
+// Temporary files are "raftgrpc-recv-XXXXXX.tmp": distinctive, so that
+// start-up cleanup never touches a file of the user's.
+constexpr char kTempPrefix[] = "raftgrpc-recv-";
+constexpr char kTempSuffix[] = ".tmp";
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
@@ -95,6 +102,33 @@ class DiskSink : public SnapshotSink {
 
 }  // namespace
 
+bool DiskSnapshotStore::IsTempName(const std::string& name) {
+  // kTempPrefix, six characters from mkostemps' set, kTempSuffix.
+  const size_t prefix = sizeof(kTempPrefix) - 1, suffix = sizeof(kTempSuffix) - 1;
+  if (name.size() != prefix + 6 + suffix) return false;
+  if (name.compare(0, prefix, kTempPrefix) != 0) return false;
+  if (name.compare(prefix + 6, suffix, kTempSuffix) != 0) return false;
+  for (size_t i = prefix; i < prefix + 6; ++i) {
+    if (!std::isalnum(static_cast<unsigned char>(name[i]))) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> DiskSnapshotStore::RemoveLeftovers() const {
+  std::vector<std::string> removed;
+  if (dir_.empty()) return removed;
+  DIR* d = ::opendir(dir_.c_str());
+  if (d == nullptr) return removed;  // no directory yet: nothing left over
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (IsTempName(name) && ::unlink(absl::StrCat(dir_, "/", name).c_str()) == 0) {
+      removed.push_back(name);
+    }
+  }
+  ::closedir(d);
+  return removed;
+}
+
 std::string DiskSnapshotStore::FileName(uint64_t index) {
   return absl::StrFormat("%016x.snap.db", index);
 }
@@ -104,8 +138,8 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raf
   if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
   absl::Status made = MakeDirs(dir_);
   if (!made.ok()) return made;
-  std::string tmp = absl::StrCat(dir_, "/tmpXXXXXX");
-  int fd = ::mkostemp(&tmp[0], O_CLOEXEC);
+  std::string tmp = absl::StrCat(dir_, "/", kTempPrefix, "XXXXXX", kTempSuffix);
+  int fd = ::mkostemps(&tmp[0], sizeof(kTempSuffix) - 1, O_CLOEXEC);
   if (fd < 0) return Errno("create temp file in", dir_);
   std::string final_path = absl::StrCat(dir_, "/", FileName(msg.snapshot().metadata().index()));
   return std::unique_ptr<SnapshotSink>(

@@ -1,7 +1,10 @@
 // Where received snapshots go. The default store writes each snapshot to a
-// temporary file in a directory, fsyncs it, and renames it to etcd's name
-// `<index as %016x>.snap.db` only once size and checksum are verified;
-// anything that fails leaves no file behind.
+// temporary file in a directory (`raftgrpc-recv-XXXXXX.tmp`), fsyncs it, and
+// renames it to etcd's name `<index as %016x>.snap.db` only once size and
+// checksum are verified; anything that fails leaves no file behind. A
+// process killed in the middle of a receive does leave its temporary file:
+// RemoveLeftovers, which Transport::Create runs for the default store,
+// deletes those (and only those) at start-up.
 //
 // Thread-safety: a store may be used by several receivers at once; each
 // SnapshotSink is used by one thread.
@@ -12,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +52,12 @@ class DiskSnapshotStore : public SnapshotStore {
                                                       uint64_t size) override;
   // etcd's file name for a snapshot at `index`.
   static std::string FileName(uint64_t index);
+  // Whether `name` is one of this store's temporary files.
+  static bool IsTempName(const std::string& name);
+  // Deletes the temporary files of interrupted receives from dir(); never
+  // another file. Returns the names removed. Call before receiving (it
+  // would delete a receive in progress). Blocks on the directory scan.
+  std::vector<std::string> RemoveLeftovers() const;
   const std::string& dir() const { return dir_; }
 
  private:

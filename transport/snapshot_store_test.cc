@@ -1,7 +1,11 @@
 #include "transport/snapshot_store.h"
 
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -56,6 +60,40 @@ TEST(DiskSnapshotStoreTest, CommitRenamesToEtcdNameAndAbortLeavesNothing) {
   // Dropping an uncommitted sink aborts it too.
   { auto dropped = store.Begin(Snap(0x3c), 1); }
   EXPECT_EQ(List(dir).size(), 1u);
+}
+
+// kill -9 in the middle of a receive leaves the temporary file; the next
+// start removes it, and nothing else.
+TEST(DiskSnapshotStoreTest, LeftoversOfAKilledReceiveAreRemovedAndNothingElse) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/killed";
+  DiskSnapshotStore store(dir);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto sink = store.Begin(Snap(7), 1 << 20);
+    if (sink.ok() && (*sink)->Write(std::string(1 << 20, 's').data(), 1 << 20).ok()) {
+      kill(getpid(), SIGKILL);  // no destructor, no Abort: as a crash
+    }
+    _exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child did not get to write";
+  std::vector<std::string> left = List(dir);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_TRUE(DiskSnapshotStore::IsTempName(left[0])) << left[0];
+
+  // The user's files, and names that only look alike, stay.
+  const std::vector<std::string> keep = {"0000000000000007.snap.db", "tmpAbC123", "notes.txt",
+                                         "raftgrpc-recv-abc.tmp", "raftgrpc-recv-abc123.tmp.bak"};
+  for (const std::string& name : keep) std::ofstream(dir + "/" + name) << "x";
+
+  EXPECT_EQ(DiskSnapshotStore(dir).RemoveLeftovers(), left);
+  std::vector<std::string> after = List(dir);
+  std::sort(after.begin(), after.end());
+  std::vector<std::string> want = keep;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(after, want);
 }
 
 TEST(DiskSnapshotStoreTest, NoDirectoryIsAClearError) {

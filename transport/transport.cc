@@ -79,7 +79,13 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (!s.ok()) return s;
   if (raft == nullptr) return absl::InvalidArgumentError("Transport needs a Raft");
   if (store == nullptr && !opts.snapshot_dir.empty()) {
-    store = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir);
+    auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir);
+    // A receive interrupted by a crash left its temporary file behind.
+    for (const std::string& name : disk->RemoveLeftovers()) {
+      LogLine(opts, absl::StrCat("removed ", opts.snapshot_dir, "/", name,
+                                 ", left over from an interrupted snapshot receive"));
+    }
+    store = std::move(disk);
   }
   // Read the TLS files now, so that a bad file fails Create, not each dial.
   auto client_creds = MakeChannelCredentials(opts.tls);

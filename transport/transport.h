@@ -52,7 +52,9 @@ class Transport {
  public:
   // Validates `opts` (INVALID_ARGUMENT otherwise) and starts the transport's
   // timer thread. `raft` must outlive the Transport. `store` receives
-  // snapshots; by default a DiskSnapshotStore in opts.snapshot_dir.
+  // snapshots; by default a DiskSnapshotStore in opts.snapshot_dir, whose
+  // leftover temporary files (of receives a crash interrupted) are removed
+  // and logged here.
   static absl::StatusOr<std::unique_ptr<Transport>> Create(
       TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store = nullptr);
   ~Transport();  // Stop()

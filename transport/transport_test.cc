@@ -2,6 +2,8 @@
 #include "transport/transport.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +35,30 @@ TEST(TransportTest, CreateValidatesOptions) {
   o.cluster_id = 1;
   EXPECT_EQ(Transport::Create(o, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Transport::Create(o, &raft).ok());
+}
+
+// A crash in the middle of a receive left a temporary file; Create removes
+// it, says so, and leaves the directory's other files alone.
+TEST(TransportTest, CreateRemovesLeftoverTempFilesOfTheDefaultStore) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/leftovers";
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  std::ofstream(dir + "/raftgrpc-recv-Ab12Cd.tmp") << "partial";
+  std::ofstream(dir + "/0000000000000005.snap.db") << "kept";
+  FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 1;
+  o.snapshot_dir = dir;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& line) { lines.push_back(line); };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  EXPECT_FALSE(std::ifstream(dir + "/raftgrpc-recv-Ab12Cd.tmp").good());
+  EXPECT_TRUE(std::ifstream(dir + "/0000000000000005.snap.db").good());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(
+      lines[0].find("raftgrpc-recv-Ab12Cd.tmp, left over from an interrupted snapshot receive"),
+      std::string::npos)
+      << lines[0];
 }
 
 TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
