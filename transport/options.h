@@ -51,6 +51,11 @@ struct TransportOptions {
   // chunks or, at the end, waiting for the receiver's answer). Progress-based,
   // so large snapshots on slow links are not cut off.
   absl::Duration snapshot_progress_timeout = absl::Seconds(30);
+  // Receiver: snapshot transfers received at once, from all senders
+  // together (each sender has at most one). Each holds a disk thread and a
+  // temporary file; the excess is refused at its header with
+  // RESOURCE_EXHAUSTED.
+  size_t max_snapshot_receives = 4;
   // Receiver: directory for the default on-disk snapshot store.
   std::string snapshot_dir;
 

@@ -68,6 +68,7 @@ class Transport::Host : public ServiceHost {
   }
   InboundRouter* stranger_inbound() override { return t_->strangers_.get(); }
   SnapshotStore* snapshot_store() override { return t_->store_.get(); }
+  Scheduler* scheduler() override { return t_->scheduler_.get(); }
 
  private:
   Transport* const t_;

@@ -15,12 +15,15 @@
 #include "transport/internal/log.h"
 #include "transport/server/server_counters.h"
 #include "transport/server/service_host.h"
+#include "transport/server/snapshot_receiver.h"
 
 namespace raftgrpc {
 
 class TransportService final : public v1::RaftTransport::CallbackService {
  public:
-  explicit TransportService(ServiceHost* host) : env_{host, &counters_, &failure_log_} {}
+  explicit TransportService(ServiceHost* host)
+      : admission_(host->options().max_snapshot_receives),
+        env_{host, &counters_, &failure_log_, &admission_} {}
 
   grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* MessageStream(
       grpc::CallbackServerContext* ctx) override;
@@ -45,6 +48,7 @@ class TransportService final : public v1::RaftTransport::CallbackService {
 
   ServerCounters counters_;
   LogRateLimiter failure_log_;
+  SnapshotAdmission admission_;
   const ServerEnv env_;
 };
 

@@ -22,6 +22,9 @@
 
 namespace raftgrpc {
 
+class Scheduler;
+class SnapshotAdmission;
+
 class ServiceHost {
  public:
   virtual ~ServiceHost() = default;
@@ -35,6 +38,8 @@ class ServiceHost {
   virtual InboundRouter* stranger_inbound() = 0;
   // nullptr: no store configured (snapshots are refused).
   virtual SnapshotStore* snapshot_store() = 0;
+  // The transport's timer thread (server-side timeouts).
+  virtual Scheduler* scheduler() = 0;
 };
 
 // The server side's shared state. Owned by the TransportService.
@@ -43,6 +48,8 @@ struct ServerEnv {
   ServerCounters* counters = nullptr;
   // For failure lines a remote can trigger at will.
   LogRateLimiter* failure_log = nullptr;
+  // Which snapshot receives may proceed.
+  SnapshotAdmission* snapshot_admission = nullptr;
 };
 
 }  // namespace raftgrpc

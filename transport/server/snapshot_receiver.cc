@@ -1,6 +1,7 @@
 #include "transport/server/snapshot_receiver.h"
 
 #include <algorithm>
+#include <system_error>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,7 @@
 #include "peer/mutex.h"
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
+#include "transport/internal/scheduler.h"
 #include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
@@ -29,8 +31,27 @@ void SnapshotReceiver::NoteBuffered(int64_t delta) {
   }
 }
 
+absl::Status SnapshotAdmission::Admit(uint64_t from) {
+  MutexLock l(&mu_);
+  if (senders_.count(from)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("a snapshot from peer ", absl::Hex(from), " is already being received"));
+  }
+  if (senders_.size() >= limit_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        senders_.size(), " snapshots are being received, the limit (max_snapshot_receives)"));
+  }
+  senders_.insert(from);
+  return absl::OkStatus();
+}
+
+void SnapshotAdmission::Release(uint64_t from) {
+  MutexLock l(&mu_);
+  senders_.erase(from);
+}
+
 SnapshotReceiver::SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx)
-    : env_(env), ctx_(ctx) {}
+    : env_(env), ctx_(ctx), header_watch_(std::make_shared<HeaderWatch>()) {}
 
 SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackServerContext* ctx) {
   auto* r = new SnapshotReceiver(env, ctx);
@@ -52,16 +73,42 @@ SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackSe
     r->Fail(s);
     return r;
   }
+  {
+    // A client that never sends its header holds this call, and nothing
+    // else would end it: the header gets the progress timeout too.
+    std::shared_ptr<HeaderWatch> watch = r->header_watch_;
+    MutexLock l(&watch->mu);
+    watch->receiver = r;
+    r->header_task_ =
+        host->scheduler()->RunAfter(host->options().snapshot_progress_timeout, [watch] {
+          MutexLock l(&watch->mu);
+          if (watch->receiver != nullptr) watch->receiver->OnHeaderTimeout();
+        });
+  }
   r->StartRead(&r->frame_);
   return r;
 }
 
-void SnapshotReceiver::Fail(const grpc::Status& s) {
+// Before the answer, not at OnDone: the sender may start its next transfer
+// as soon as it has the answer, and the work of this one is over by then.
+void SnapshotReceiver::ReleaseAdmission() {
+  if (admitted_.exchange(false)) env_.snapshot_admission->Release(from_);
+}
+
+void SnapshotReceiver::OnHeaderTimeout() {
+  Fail(grpc::Status(
+           grpc::StatusCode::DEADLINE_EXCEEDED,
+           absl::StrCat("no snapshot header for ",
+                        absl::FormatDuration(env_.host->options().snapshot_progress_timeout))),
+       /*before_header=*/true);
+}
+
+void SnapshotReceiver::Fail(const grpc::Status& s, bool before_header) {
   std::unique_ptr<SnapshotSink> sink;
   bool defer;
   {
     MutexLock l(&mu_);
-    if (finished_) return;
+    if (finished_ || (before_header && header_seen_)) return;
     finished_ = true;
     sink = std::move(sink_);
     // While the disk thread owns the sink, it aborts and then answers, so
@@ -77,7 +124,10 @@ void SnapshotReceiver::Fail(const grpc::Status& s) {
       env_.host->options(),
       absl::StrCat("failed to receive database snapshot from peer ", absl::Hex(from_), ": ",
                    static_cast<int>(s.error_code()), ": ", s.error_message()));
-  if (!defer) Finish(s);
+  if (!defer) {
+    ReleaseAdmission();
+    Finish(s);
+  }
 }
 
 void SnapshotReceiver::FinishDeferred() {
@@ -86,7 +136,10 @@ void SnapshotReceiver::FinishDeferred() {
     MutexLock l(&mu_);
     s.swap(deferred_);
   }
-  if (s) Finish(*s);
+  if (s) {
+    ReleaseAdmission();
+    Finish(*s);
+  }
 }
 
 void SnapshotReceiver::HandleHeader() {
@@ -102,10 +155,22 @@ void SnapshotReceiver::HandleHeader() {
                              absl::StrCat("raft message of ", size, " bytes exceeds the limit of ",
                                           opts.max_message_bytes)));
   }
+  {
+    MutexLock l(&mu_);
+    if (finished_) return;  // the header timeout won the race
+    header_seen_ = true;    // from here on the disk thread's timeout applies
+  }
   SnapshotStore* store = env_.host->snapshot_store();
   if (store == nullptr) {
     return Fail(grpc::Status(grpc::StatusCode::INTERNAL, "no snapshot store configured"));
   }
+  // Bounded threads and files: one receive per sender, a few in all.
+  absl::Status admitted = env_.snapshot_admission->Admit(from_);
+  if (!admitted.ok()) {
+    return Fail(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(admitted.message())));
+  }
+  admitted_.store(true);
   auto sink = store->Begin(m, h->data_size());
   if (!sink.ok()) {
     return Fail(
@@ -120,7 +185,13 @@ void SnapshotReceiver::HandleHeader() {
     msg_ = std::move(*h->mutable_message());
     sink_ = *std::move(sink);
   }
-  disk_ = std::thread([this] { DiskLoop(); });
+  try {
+    disk_ = std::thread([this] { DiskLoop(); });
+  } catch (const std::system_error& e) {
+    // Out of threads (e.g. RLIMIT_NPROC): this call fails, the node serves on.
+    return Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             absl::StrCat("cannot start a snapshot disk thread: ", e.what())));
+  }
   StartRead(&frame_);
 }
 
@@ -321,13 +392,20 @@ void SnapshotReceiver::DiskLoop() {
           absl::StrCat("received and saved database snapshot from peer ", absl::Hex(from_),
                        " (index ", msg.snapshot().metadata().index(), ", ", declared_,
                        " bytes, took ", absl::FormatDuration(took), ")"));
+  ReleaseAdmission();
   Finish(grpc::Status::OK);
 }
 
 void SnapshotReceiver::OnDone() {
   handoff_.Acquire();
+  {
+    MutexLock l(&header_watch_->mu);
+    header_watch_->receiver = nullptr;  // the timeout task must not touch us now
+  }
+  if (header_task_ != 0) env_.host->scheduler()->Cancel(header_task_);
   // The disk thread calls Finish as its last step (or has nothing left).
   if (disk_.joinable()) disk_.join();
+  ReleaseAdmission();
   {
     MutexLock l(&mu_);
     NoteBuffered(-buffered_);

@@ -11,8 +11,12 @@
 // MsgSnap -> INVALID_ARGUMENT; message over the limit or data beyond the
 // declared size -> RESOURCE_EXHAUSTED; removed sender -> PERMISSION_DENIED;
 // stream ended before the trailer, size short, or checksum mismatch ->
-// DATA_LOSS; no frame for snapshot_progress_timeout -> DEADLINE_EXCEEDED;
-// store or Raft failure -> INTERNAL. A failed transfer leaves no file.
+// DATA_LOSS; no frame for snapshot_progress_timeout -> DEADLINE_EXCEEDED
+// (no header within it: the same, so a silent client holds nothing for
+// long); a second receive from the same sender, more than
+// max_snapshot_receives at once, or no thread to be had ->
+// RESOURCE_EXHAUSTED; store or Raft failure -> INTERNAL. A failed transfer
+// leaves no file.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
 
@@ -22,9 +26,11 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/mutex.h"
@@ -34,6 +40,22 @@
 #include "transport/snapshot_store.h"
 
 namespace raftgrpc {
+
+// Which snapshot receives may proceed: one per sender, and at most `limit`
+// in all. Thread-safe; never blocks beyond a short lock.
+class SnapshotAdmission {
+ public:
+  explicit SnapshotAdmission(size_t limit) : limit_(limit) {}
+  // OK, or RESOURCE_EXHAUSTED saying which limit was hit. On OK the caller
+  // must Release(from) exactly once.
+  absl::Status Admit(uint64_t from);
+  void Release(uint64_t from);
+
+ private:
+  const size_t limit_;
+  Mutex mu_;
+  std::set<uint64_t> senders_ ABSL_GUARDED_BY(mu_);
+};
 
 class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame> {
  public:
@@ -53,9 +75,13 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
  private:
   SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx);
 
-  void Fail(const grpc::Status& s);  // finishes once; aborts the sink
-  void FinishDeferred();             // disk thread: answers a deferred Fail
+  // Finishes once; aborts the sink. `before_header`: only if the header has
+  // not arrived (the header timeout, racing with the header).
+  void Fail(const grpc::Status& s, bool before_header = false);
+  void FinishDeferred();  // disk thread: answers a deferred Fail
   void HandleHeader();
+  void OnHeaderTimeout();
+  void ReleaseAdmission();  // idempotent
   void DiskLoop();
   void NoteBuffered(int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -64,7 +90,16 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   v1::SnapshotFrame frame_;
   uint64_t from_ = 0;
   absl::Time start_;
-  bool counted_ = false;  // SnapshotStarted was recorded for from_
+  bool counted_ = false;               // SnapshotStarted was recorded for from_
+  std::atomic<bool> admitted_{false};  // holds a SnapshotAdmission slot for from_
+  // Shared with the header timeout task, which may outlive the receiver:
+  // OnDone clears `receiver` under `mu`.
+  struct HeaderWatch {
+    Mutex mu;
+    SnapshotReceiver* receiver ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  std::shared_ptr<HeaderWatch> header_watch_;
+  uint64_t header_task_ = 0;
   // Set once, by whoever finishes the call (before Finish); read in OnDone.
   bool outcome_ok_ = false;
   double outcome_seconds_ = 0;
@@ -80,6 +115,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   bool trailer_ ABSL_GUARDED_BY(mu_) = false;
   uint32_t want_crc_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool header_seen_ ABSL_GUARDED_BY(mu_) = false;
   bool disk_owns_sink_ ABSL_GUARDED_BY(mu_) = false;
   std::thread::id disk_tid_ ABSL_GUARDED_BY(mu_);
   std::optional<grpc::Status> deferred_

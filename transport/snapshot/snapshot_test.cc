@@ -277,23 +277,39 @@ TEST_F(SnapshotTest, UnknownPeerClosesWithFailure) {
 // code and leaves no file.
 class RawSnapshotTest : public SnapshotTest {
  protected:
-  grpc::Status Send(const std::vector<v1::SnapshotFrame>& frames, bool writes_done = true) {
-    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c_->node(2).port),
-                                  grpc::InsecureChannelCredentials());
-    auto stub = v1::RaftTransport::NewStub(ch);
+  // A Snapshot call to node 2 from member `from`, left open.
+  struct Call {
     grpc::ClientContext ctx;
-    ctx.AddMetadata(kMetaFrom, "1");
-    ctx.AddMetadata(kMetaTo, "2");
-    ctx.AddMetadata(kMetaClusterId, "1000");
-    ctx.AddMetadata(kMetaServerVersion, kServerVersion);
     v1::SnapshotResponse resp;
-    auto w = stub->Snapshot(&ctx, &resp);
-    for (const auto& f : frames) {
-      if (!w->Write(f)) break;
+    std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w;
+  };
+  std::unique_ptr<Call> Open(uint64_t from = 1) {
+    if (stub_ == nullptr) {
+      stub_ = v1::RaftTransport::NewStub(grpc::CreateChannel(
+          absl::StrCat("127.0.0.1:", c_->node(2).port), grpc::InsecureChannelCredentials()));
     }
-    if (writes_done) w->WritesDone();
-    return w->Finish();
+    auto call = std::make_unique<Call>();
+    call->ctx.AddMetadata(kMetaFrom, FormatId(from));
+    call->ctx.AddMetadata(kMetaTo, "2");
+    call->ctx.AddMetadata(kMetaClusterId, "1000");
+    call->ctx.AddMetadata(kMetaServerVersion, kServerVersion);
+    call->w = stub_->Snapshot(&call->ctx, &call->resp);
+    return call;
   }
+  grpc::Status Send(const std::vector<v1::SnapshotFrame>& frames, bool writes_done = true) {
+    std::unique_ptr<Call> call = Open();
+    for (const auto& f : frames) {
+      if (!call->w->Write(f)) break;
+    }
+    if (writes_done) call->w->WritesDone();
+    return call->w->Finish();
+  }
+  uint64_t SnapshotsInFlight(uint64_t node) {
+    uint64_t n = 0;
+    for (const PeerMetrics& p : c_->t(node).Metrics().peers) n += p.snapshot_receive_inflight;
+    return n;
+  }
+  std::unique_ptr<v1::RaftTransport::Stub> stub_;
   static v1::SnapshotFrame Header(uint64_t size, raftpb::MessageType t = raftpb::MsgSnap) {
     v1::SnapshotFrame f;
     *f.mutable_header()->mutable_message() = SnapMsg(11);
@@ -344,6 +360,74 @@ TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
   // And a well-formed one is accepted.
   EXPECT_TRUE(Send({Header(data.size()), Chunk(data), Trailer(crc)}).ok());
   EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 1u);
+}
+
+// Bounded receives: one per sender and max_snapshot_receives in all; the
+// excess is refused at its header, and a freed slot is usable again.
+class AdmissionTest : public RawSnapshotTest {
+ protected:
+  TransportOptions Options() override {
+    TransportOptions o = RawSnapshotTest::Options();
+    o.max_snapshot_receives = 2;
+    return o;
+  }
+};
+
+TEST_F(AdmissionTest, OnePerSenderAndALimitInAll) {
+  uint64_t in_flight_at_start = SnapshotsInFlight(2);
+  // Two stalled receives (header sent, then nothing) hold both slots.
+  std::unique_ptr<Call> a = Open(1);
+  std::unique_ptr<Call> b = Open(3);
+  ASSERT_TRUE(a->w->Write(Header(100)));
+  ASSERT_TRUE(b->w->Write(Header(100)));
+  ASSERT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 2; }));
+
+  // Same sender again: refused at the header.
+  std::unique_ptr<Call> again = Open(1);
+  again->w->Write(Header(100));
+  grpc::Status s = again->w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("already being received"), std::string::npos);
+  // Another sender beyond the limit: refused too.
+  std::unique_ptr<Call> third = Open(4);
+  third->w->Write(Header(100));
+  s = third->w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("max_snapshot_receives"), std::string::npos);
+  EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 2u);  // no file for the refused ones
+
+  // Ending one frees its slot (and its file).
+  a->ctx.TryCancel();
+  a->w->Finish();
+  ASSERT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 1; }));
+  const std::string data = "after";
+  const uint32_t crc = Crc32cExtend(0, data.data(), data.size());
+  ASSERT_TRUE(WaitUntil([&] {
+    return Send({Header(data.size()), Chunk(data), Trailer(crc)}).ok();
+  }));
+  b->ctx.TryCancel();
+  b->w->Finish();
+  EXPECT_TRUE(WaitUntil([&] { return SnapshotsInFlight(2) == in_flight_at_start; }));
+}
+
+class HeaderTimeoutTest : public RawSnapshotTest {
+ protected:
+  TransportOptions Options() override {
+    TransportOptions o = RawSnapshotTest::Options();
+    o.snapshot_progress_timeout = absl::Milliseconds(300);
+    return o;
+  }
+};
+
+// A client that opens the call and never sends its header is answered
+// DEADLINE_EXCEEDED by the server itself, not held until it gives up.
+TEST_F(HeaderTimeoutTest, SilentCallerIsTimedOutByTheServer) {
+  std::unique_ptr<Call> silent = Open(1);
+  const absl::Time start = absl::Now();
+  grpc::Status s = silent->w->Finish();  // never writes: only the server can end it
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_NE(s.error_message().find("no snapshot header"), std::string::npos);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
 }
 
 }  // namespace
