@@ -30,10 +30,16 @@ class CallBase {
   // that thread's feet; whoever drops the last interest deletes it.
   int pins = 0;
   bool done = false;
+  uint64_t seq = 0;  // set once, before the call starts
 };
 
 class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
  public:
+  // How long a call may stay open after a failed read before it counts as
+  // an unparseable frame: a server's end of stream brings its status at
+  // once, so this only needs to cover scheduling delays.
+  static constexpr absl::Duration kReadFailureGrace = absl::Milliseconds(500);
+
   Core(StreamType type, const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,
        Scheduler* sched, ChannelPool* channels)
       : type_(type), env_(env), opts_(std::move(opts)), sched_(sched), channels_(channels) {}
@@ -81,6 +87,34 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     }
     env_.status->Activate();
     Unbusy();
+  }
+
+  // A failed read: if the call is still open a moment later, a frame did
+  // not parse (gRPC leaves such a call open); end it then, counted and
+  // logged, so the reader redials now rather than at the idle timeout. A
+  // stream the server ended has its OnDone by then.
+  void OnReadFailed(CallBase* call) {
+    MutexLock l(&mu_);
+    if (stopped_ || call != current_) return;
+    const uint64_t seq = call->seq;
+    std::weak_ptr<Core> weak = weak_from_this();
+    sched_->RunAfter(kReadFailureGrace, [weak, seq] {
+      if (auto self = weak.lock()) self->CancelIfStillOpen(seq);
+    });
+  }
+
+  void CancelIfStillOpen(uint64_t seq) {
+    CallBase* call;
+    {
+      MutexLock l(&mu_);
+      call = current_;
+      if (stopped_ || call == nullptr || call->seq != seq || !call->cancel_reason.empty()) return;
+      call->cancel_reason = "a frame did not parse (the read failed, the stream stayed open)";
+      ++stats_.decode_errors;
+      ++call->pins;
+    }
+    env_.counters->AddReceiveFailure();
+    CancelPinned(call);
   }
 
   // Delivers a frame; false tears the stream down (reason recorded).
@@ -254,6 +288,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   bool removed_ ABSL_GUARDED_BY(mu_) = false;
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   CallBase* current_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t dials_ ABSL_GUARDED_BY(mu_) = 0;  // numbers the calls (CallBase::seq)
   absl::Time last_dial_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Scheduler::TaskId dial_task_ ABSL_GUARDED_BY(mu_) = 0;
   Scheduler::TaskId idle_task_ ABSL_GUARDED_BY(mu_) = 0;
@@ -293,7 +328,13 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
 
   void OnReadDone(bool ok) override {
     handoff_.Acquire();
-    if (!ok) return;  // OnDone follows with the status
+    if (!ok) {
+      // Either the server ended the stream (OnDone follows at once with its
+      // status) or a frame did not parse, which gRPC reports as a failed
+      // read but leaves the call open. The core tells them apart.
+      core_->OnReadFailed(this);
+      return;
+    }
     bool keep;
     if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
       keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
@@ -350,6 +391,7 @@ void GrpcStreamReader::Core::Dial() {
     call->url = url;
     call->started = absl::Now();
     last_dial_ = call->started;
+    call->seq = ++dials_;
     current_ = call;
     ++stats_.dials;
   }

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "gtest/gtest.h"
 #include "peer/peer_env.h"
 #include "proto/transport.grpc.pb.h"
@@ -164,6 +165,82 @@ TEST_F(StreamReaderTest, OversizeMessageIsRejected) {
     return LastDeactivation().find("exceeds the limit of 1024") != std::string::npos;
   })) << LastDeactivation();
   EXPECT_EQ(raft_.message_count(), 0u);
+}
+
+// Serves every method generically: each stream gets initial metadata, then
+// bytes that do not parse as a frame, then stays open in silence.
+class UnparseableFrameServer final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    accepted.fetch_add(1);
+    return new Reactor;
+  }
+  std::atomic<int> accepted{0};
+
+ private:
+  class Reactor : public grpc::ServerGenericBidiReactor {
+   public:
+    Reactor() {
+      StartSendInitialMetadata();
+      grpc::Slice garbage(std::string("\xff\xff\xff\xff\xff\xff"));
+      out_ = grpc::ByteBuffer(&garbage, 1);
+      StartWrite(&out_);
+      StartRead(&in_);
+    }
+    void OnReadDone(bool) override { Finish(grpc::Status::OK); }
+    void OnDone() override { delete this; }
+
+   private:
+    grpc::ByteBuffer out_, in_;
+  };
+};
+
+// One frame that does not even parse fails the stream at once: counted,
+// the reason logged, the peer deactivated, and the reader dials again. Only
+// the idle timeout (30 s here) would notice otherwise.
+TEST(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
+  UnparseableFrameServer impl;
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterCallbackGenericService(&impl);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  ASSERT_GT(port, 0);
+  FakeRaft raft;
+  std::mutex mu;
+  std::vector<std::string> inactive;
+  PeerStatus status(2, [&](bool active, const std::string& why) {
+    std::lock_guard<std::mutex> l(mu);
+    if (!active) inactive.push_back(why);
+  });
+  InboundRouter inbound(&raft, 16, 16);
+  Scheduler sched;
+  TransportOptions opts;
+  opts.local_id = 1;
+  opts.cluster_id = 1;
+  opts.conn_read_timeout = absl::Seconds(30);
+  UrlPicker picker({absl::StrCat("http://127.0.0.1:", port)});
+  PeerCounters counters;
+  PeerEnv env{1, 2, &raft, &status, &picker, &inbound, &counters};
+  auto shared_opts = std::make_shared<const TransportOptions>(opts);
+  ChannelPool pool(shared_opts, grpc::InsecureChannelCredentials());
+  GrpcStreamReader reader(StreamType::kMessage, env, shared_opts, &sched, &pool);
+  EXPECT_TRUE(WaitUntil([&] { return impl.accepted.load() >= 2; }, absl::Seconds(10)))
+      << "the reader did not dial again after an unparseable frame";
+  EXPECT_GE(reader.stats().decode_errors, 1u);
+  EXPECT_EQ(reader.stats().idle_timeouts, 0u);
+  PeerMetrics m;
+  counters.AddTo(&m);
+  EXPECT_GE(m.received_failures, 1u);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ASSERT_FALSE(inactive.empty());
+    EXPECT_NE(inactive[0].find("frame"), std::string::npos) << inactive[0];
+  }
+  reader.Stop();
+  sched.Stop();
+  server->Shutdown(std::chrono::system_clock::now());
+  inbound.Stop();
 }
 
 // Redials are rate-limited: with nothing listening, ~10 dials per second.
