@@ -27,6 +27,9 @@ absl::Status TransportOptions::Validate() const {
   if (max_message_bytes < 1024) return bad("max_message_bytes", "must be >= 1 KiB");
   if (max_message_bytes > (1u << 30)) return bad("max_message_bytes", "must be <= 1 GiB");
   if (max_frame_bytes == 0) return bad("max_frame_bytes", "must be > 0");
+  if (stream_buf_bytes < max_message_bytes) {
+    return bad("stream_buf_bytes", "must be >= max_message_bytes");
+  }
   if (max_snapshot_receives == 0) return bad("max_snapshot_receives", "must be > 0");
   if (snapshot_chunk_bytes == 0 || snapshot_chunk_bytes > max_message_bytes) {
     return bad("snapshot_chunk_bytes", "must be in (0, max_message_bytes]");

@@ -32,7 +32,11 @@ struct TransportOptions {
   // At most one stream dial per reader per interval (etcd: 100 ms).
   absl::Duration dial_retry_interval = absl::Milliseconds(100);
 
-  size_t stream_buf_size = 4096;        // messages queued per stream writer
+  size_t stream_buf_size = 4096;  // messages queued per stream writer
+  // Bytes queued per stream writer (message bytes, the frame being written
+  // included): a peer that stops reading holds at most this much of ours.
+  // Over it, Send drops and reports as for a full queue. >= max_message_bytes.
+  size_t stream_buf_bytes = 16 * 1024 * 1024;
   size_t pipeline_buf_size = 64;        // messages queued per pipeline
   size_t conn_per_pipeline = 4;         // concurrent pipeline RPCs per peer
   size_t recv_buf_size = 4096;          // inbound queue per peer

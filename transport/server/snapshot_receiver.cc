@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <system_error>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -31,27 +32,30 @@ void SnapshotReceiver::NoteBuffered(int64_t delta) {
   }
 }
 
-absl::Status SnapshotAdmission::Admit(uint64_t from) {
+absl::Status SnapshotAdmission::Admit(uint64_t from, std::shared_ptr<ReceiverRef> self,
+                                      std::shared_ptr<ReceiverRef>* replaced) {
   MutexLock l(&mu_);
-  if (senders_.count(from)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("a snapshot from peer ", absl::Hex(from), " is already being received"));
+  auto it = senders_.find(from);
+  if (it != senders_.end()) {
+    *replaced = std::exchange(it->second, std::move(self));
+    return absl::OkStatus();
   }
   if (senders_.size() >= limit_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         senders_.size(), " snapshots are being received, the limit (max_snapshot_receives)"));
   }
-  senders_.insert(from);
+  senders_.emplace(from, std::move(self));
   return absl::OkStatus();
 }
 
-void SnapshotAdmission::Release(uint64_t from) {
+void SnapshotAdmission::Release(uint64_t from, const std::shared_ptr<ReceiverRef>& self) {
   MutexLock l(&mu_);
-  senders_.erase(from);
+  auto it = senders_.find(from);
+  if (it != senders_.end() && it->second == self) senders_.erase(it);
 }
 
 SnapshotReceiver::SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx)
-    : env_(env), ctx_(ctx), header_watch_(std::make_shared<HeaderWatch>()) {}
+    : env_(env), ctx_(ctx), ref_(std::make_shared<ReceiverRef>()) {}
 
 SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackServerContext* ctx) {
   auto* r = new SnapshotReceiver(env, ctx);
@@ -76,7 +80,7 @@ SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackSe
   {
     // A client that never sends its header holds this call, and nothing
     // else would end it: the header gets the progress timeout too.
-    std::shared_ptr<HeaderWatch> watch = r->header_watch_;
+    std::shared_ptr<ReceiverRef> watch = r->ref_;
     MutexLock l(&watch->mu);
     watch->receiver = r;
     r->header_task_ =
@@ -92,7 +96,12 @@ SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackSe
 // Before the answer, not at OnDone: the sender may start its next transfer
 // as soon as it has the answer, and the work of this one is over by then.
 void SnapshotReceiver::ReleaseAdmission() {
-  if (admitted_.exchange(false)) env_.snapshot_admission->Release(from_);
+  if (admitted_.exchange(false)) env_.snapshot_admission->Release(from_, ref_);
+}
+
+void SnapshotReceiver::Preempt() {
+  Fail(grpc::Status(grpc::StatusCode::ABORTED,
+                    "replaced by a newer snapshot transfer from the same peer"));
 }
 
 void SnapshotReceiver::OnHeaderTimeout() {
@@ -165,7 +174,12 @@ void SnapshotReceiver::HandleHeader() {
     return Fail(grpc::Status(grpc::StatusCode::INTERNAL, "no snapshot store configured"));
   }
   // Bounded threads and files: one receive per sender, a few in all.
-  absl::Status admitted = env_.snapshot_admission->Admit(from_);
+  std::shared_ptr<ReceiverRef> replaced;
+  absl::Status admitted = env_.snapshot_admission->Admit(from_, ref_, &replaced);
+  if (replaced != nullptr) {
+    MutexLock l(&replaced->mu);
+    if (replaced->receiver != nullptr) replaced->receiver->Preempt();
+  }
   if (!admitted.ok()) {
     return Fail(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(admitted.message())));
@@ -399,8 +413,8 @@ void SnapshotReceiver::DiskLoop() {
 void SnapshotReceiver::OnDone() {
   handoff_.Acquire();
   {
-    MutexLock l(&header_watch_->mu);
-    header_watch_->receiver = nullptr;  // the timeout task must not touch us now
+    MutexLock l(&ref_->mu);
+    ref_->receiver = nullptr;  // timer tasks and newer transfers must not touch us now
   }
   if (header_task_ != 0) env_.host->scheduler()->Cancel(header_task_);
   // The disk thread calls Finish as its last step (or has nothing left).

@@ -13,10 +13,10 @@
 // stream ended before the trailer, size short, or checksum mismatch ->
 // DATA_LOSS; no frame for snapshot_progress_timeout -> DEADLINE_EXCEEDED
 // (no header within it: the same, so a silent client holds nothing for
-// long); a second receive from the same sender, more than
-// max_snapshot_receives at once, or no thread to be had ->
-// RESOURCE_EXHAUSTED; store or Raft failure -> INTERNAL. A failed transfer
-// leaves no file.
+// long); more than max_snapshot_receives senders at once, or no thread to
+// be had -> RESOURCE_EXHAUSTED; replaced by a newer transfer from the same
+// sender (one per sender) -> ABORTED; store or Raft failure -> INTERNAL. A
+// failed transfer leaves no file.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
 
@@ -24,9 +24,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 
@@ -41,20 +41,36 @@
 
 namespace raftgrpc {
 
+class SnapshotReceiver;
+
+// A receiver as others may reach it while it lives: OnDone clears
+// `receiver` under `mu`, so a holder of the shared_ptr (a timer task, a
+// newer transfer preempting this one) never touches a deleted receiver.
+struct ReceiverRef {
+  Mutex mu;
+  SnapshotReceiver* receiver ABSL_GUARDED_BY(mu) = nullptr;
+};
+
 // Which snapshot receives may proceed: one per sender, and at most `limit`
-// in all. Thread-safe; never blocks beyond a short lock.
+// in all. A sender sends one snapshot at a time, so its new transfer means
+// the old one is dead (e.g. its connection was reset and this end has not
+// noticed yet): the new one replaces it rather than being refused.
+// Thread-safe; never blocks beyond a short lock.
 class SnapshotAdmission {
  public:
   explicit SnapshotAdmission(size_t limit) : limit_(limit) {}
-  // OK, or RESOURCE_EXHAUSTED saying which limit was hit. On OK the caller
-  // must Release(from) exactly once.
-  absl::Status Admit(uint64_t from);
-  void Release(uint64_t from);
+  // OK (then `*replaced` is the sender's older receive, to be ended by the
+  // caller, or null), or RESOURCE_EXHAUSTED when `limit` receives from
+  // other senders are in flight. On OK the caller must Release once.
+  absl::Status Admit(uint64_t from, std::shared_ptr<ReceiverRef> self,
+                     std::shared_ptr<ReceiverRef>* replaced);
+  // Frees `from`'s slot if `self` still holds it.
+  void Release(uint64_t from, const std::shared_ptr<ReceiverRef>& self);
 
  private:
   const size_t limit_;
   Mutex mu_;
-  std::set<uint64_t> senders_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::shared_ptr<ReceiverRef>> senders_ ABSL_GUARDED_BY(mu_);
 };
 
 class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame> {
@@ -81,6 +97,8 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   void FinishDeferred();  // disk thread: answers a deferred Fail
   void HandleHeader();
   void OnHeaderTimeout();
+  // A newer transfer from the same sender took this one's place.
+  void Preempt();
   void ReleaseAdmission();  // idempotent
   void DiskLoop();
   void NoteBuffered(int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -90,15 +108,9 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   v1::SnapshotFrame frame_;
   uint64_t from_ = 0;
   absl::Time start_;
-  bool counted_ = false;               // SnapshotStarted was recorded for from_
-  std::atomic<bool> admitted_{false};  // holds a SnapshotAdmission slot for from_
-  // Shared with the header timeout task, which may outlive the receiver:
-  // OnDone clears `receiver` under `mu`.
-  struct HeaderWatch {
-    Mutex mu;
-    SnapshotReceiver* receiver ABSL_GUARDED_BY(mu) = nullptr;
-  };
-  std::shared_ptr<HeaderWatch> header_watch_;
+  bool counted_ = false;                    // SnapshotStarted was recorded for from_
+  std::atomic<bool> admitted_{false};       // holds a SnapshotAdmission slot for from_
+  const std::shared_ptr<ReceiverRef> ref_;  // for timer tasks and preemption
   uint64_t header_task_ = 0;
   // Set once, by whoever finishes the call (before Finish); read in OnDone.
   bool outcome_ok_ = false;

@@ -362,8 +362,10 @@ TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
   EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 1u);
 }
 
-// Bounded receives: one per sender and max_snapshot_receives in all; the
-// excess is refused at its header, and a freed slot is usable again.
+// Bounded receives: one per sender and max_snapshot_receives in all. A
+// sender's newer transfer replaces its older one (which a reset link may
+// have left behind); other senders beyond the limit are refused at their
+// header; a freed slot is usable again.
 class AdmissionTest : public RawSnapshotTest {
  protected:
   TransportOptions Options() override {
@@ -382,31 +384,35 @@ TEST_F(AdmissionTest, OnePerSenderAndALimitInAll) {
   ASSERT_TRUE(b->w->Write(Header(100)));
   ASSERT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 2; }));
 
-  // Same sender again: refused at the header.
-  std::unique_ptr<Call> again = Open(1);
-  again->w->Write(Header(100));
-  grpc::Status s = again->w->Finish();
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
-  EXPECT_NE(s.error_message().find("already being received"), std::string::npos);
-  // Another sender beyond the limit: refused too.
+  // Another sender beyond the limit: refused at its header, no file.
   std::unique_ptr<Call> third = Open(4);
   third->w->Write(Header(100));
-  s = third->w->Finish();
+  grpc::Status s = third->w->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_NE(s.error_message().find("max_snapshot_receives"), std::string::npos);
-  EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 2u);  // no file for the refused ones
+  EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 2u);
 
-  // Ending one frees its slot (and its file).
-  a->ctx.TryCancel();
-  a->w->Finish();
-  ASSERT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 1; }));
+  // Sender 1 again: its new transfer takes the place of the stalled one,
+  // which ends ABORTED and leaves no file; the new one completes.
   const std::string data = "after";
   const uint32_t crc = Crc32cExtend(0, data.data(), data.size());
-  ASSERT_TRUE(WaitUntil([&] {
-    return Send({Header(data.size()), Chunk(data), Trailer(crc)}).ok();
-  }));
+  EXPECT_TRUE(Send({Header(data.size()), Chunk(data), Trailer(crc)}).ok());
+  s = a->w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
+  // b's temp file and the committed snapshot.
+  EXPECT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 2; }));
+
+  // Ending b frees its slot: sender 4 gets in now.
   b->ctx.TryCancel();
   b->w->Finish();
+  EXPECT_TRUE(WaitUntil([&] {
+    std::unique_ptr<Call> again = Open(4);
+    again->w->Write(Header(data.size()));
+    again->w->Write(Chunk(data));
+    again->w->Write(Trailer(crc));
+    again->w->WritesDone();
+    return again->w->Finish().ok();
+  }));
   EXPECT_TRUE(WaitUntil([&] { return SnapshotsInFlight(2) == in_flight_at_start; }));
 }
 

@@ -9,7 +9,9 @@
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/fake_raft.h"
 #include "testing/messages.h"
+#include "testing/status_macros.h"
 #include "transport/internal/metadata.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/stream/stream_writer.h"
@@ -218,6 +220,49 @@ TEST(StreamTest, NewerStreamReplacesAndClosesTheOlder) {
   c->t(1).Send(Msg(raftpb::MsgHeartbeat, 1, 2, 7));
   ASSERT_TRUE(c->raft(2).WaitForMessages(1));
   EXPECT_EQ(c->raft(2).messages()[0].commit(), 7u);
+}
+
+// A reader that never reads (a hostile or wedged peer) holds at most
+// stream_buf_bytes of ours: beyond it Send drops, counts and reports
+// unreachable, instead of queueing up to stream_buf_size messages (2 GiB
+// of 512 KiB messages before this limit).
+TEST(StreamWriterBudgetTest, AReaderThatNeverReadsHoldsAtMostTheByteBudget) {
+  testing::FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 0x1000;
+  o.stream_buf_bytes = 4 << 20;
+  o.conn_write_timeout = absl::Seconds(60);  // the stall itself is not what is tested
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  ASSERT_OK_AND_ASSIGN(int port, t->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
+  ASSERT_TRUE(t->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
+
+  // "Member 2" dials our message stream and then never reads from it.
+  auto stub = v1::RaftTransport::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  TransportOptions as2 = o;
+  as2.local_id = 2;
+  AddIdentityMetadata(&ctx, as2, 1);
+  auto stream = stub->MessageStream(&ctx);
+  std::shared_ptr<Peer> peer = t->GetPeer(2);
+  ASSERT_TRUE(WaitUntil([&] { return peer->writer(StreamType::kMessage)->Working(); }));
+
+  constexpr int kN = 100;
+  constexpr size_t kSize = 512 << 10;
+  for (int i = 1; i <= kN; ++i) {
+    raftpb::Message m = testing::App(1, 2, 1, i, std::string(kSize, 'w'));
+    t->Send(std::move(m));
+  }
+  const PeerStats st = peer->stats();
+  const uint64_t queued = st.sent[static_cast<int>(Channel::kStreamMsg)];
+  // The budget, plus what gRPC took off our hands into its flow-control
+  // window before the reader's window ran dry.
+  EXPECT_LE(queued * kSize, o.stream_buf_bytes + (4u << 20)) << queued << " messages queued";
+  EXPECT_EQ(queued + st.dropped[static_cast<int>(Channel::kStreamMsg)], uint64_t{kN});
+  EXPECT_FALSE(raft.unreachable().empty());
+  ctx.TryCancel();
+  stream->Finish();
 }
 
 }  // namespace

@@ -79,6 +79,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
       : type_(type),
         env_(env),
         cap_(opts.stream_buf_size),
+        cap_bytes_(opts.stream_buf_bytes),
         max_frame_bytes_(opts.max_frame_bytes),
         max_message_bytes_(opts.max_message_bytes),
         heartbeat_interval_(opts.conn_read_timeout / 3),
@@ -102,7 +103,12 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::unique_ptr<Frame> frame;
     {
       MutexLock l(&mu_);
-      if (stopped_ || conn_ == nullptr || pending_msgs_ >= cap_) return false;
+      // Bounded in messages (etcd's streamBufSize) and in bytes: a reader
+      // that stops reading must not make us buffer without limit.
+      if (stopped_ || conn_ == nullptr || pending_msgs_ >= cap_ ||
+          pending_bytes_ + (writing_ ? inflight_bytes_ : 0) + size > cap_bytes_) {
+        return false;
+      }
       EncodeLocked(std::move(m), size);
       if (!writing_) TakeNextLocked(&conn, &frame);
     }
@@ -237,6 +243,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     ++p.msgs;
     p.bytes += size;
     ++pending_msgs_;
+    pending_bytes_ += size;
   }
 
   void TakeNextLocked(std::shared_ptr<Conn>* conn, std::unique_ptr<Frame>* frame)
@@ -246,6 +253,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     inflight_msgs_ = p.msgs;
     inflight_bytes_ = p.bytes;
     pending_msgs_ -= p.msgs;
+    pending_bytes_ -= p.bytes;
     pending_.pop_front();
     *conn = conn_;
     writing_ = true;
@@ -257,6 +265,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     bool had = pending_msgs_ > 0;
     pending_.clear();
     pending_msgs_ = 0;
+    pending_bytes_ = 0;
     writing_ = false;
     return had;
   }
@@ -324,6 +333,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   const StreamType type_;
   const PeerEnv env_;
   const size_t cap_;
+  const size_t cap_bytes_;
   const size_t max_frame_bytes_;
   const size_t max_message_bytes_;
   const absl::Duration heartbeat_interval_;
@@ -338,6 +348,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   Encoder enc_ ABSL_GUARDED_BY(mu_);
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_msgs_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // message bytes of pending_
   // Cleared frames, reused with their records (and the v2 encoder's pooled
   // AppEntries), so that steady traffic allocates nothing per message. A
   // fast sender keeps several frames pending, hence more than two.
