@@ -90,6 +90,8 @@ struct TransportCounters {
   uint64_t dropped_unknown = 0;   // no peer or remote with that ID
   uint64_t dropped_oversize = 0;  // larger than max_message_bytes
   uint64_t dropped_stopped = 0;   // Send after Stop
+  uint64_t remotes = 0;           // remotes now (a gauge)
+  uint64_t remotes_evicted = 0;   // removed at the limit or when unused
   // The server side.
   uint64_t streams_accepted = 0;
   uint64_t streams_rejected = 0;

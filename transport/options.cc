@@ -31,6 +31,10 @@ absl::Status TransportOptions::Validate() const {
     return bad("stream_buf_bytes", "must be >= max_message_bytes");
   }
   if (max_snapshot_receives == 0) return bad("max_snapshot_receives", "must be > 0");
+  if (max_remotes == 0) return bad("max_remotes", "must be > 0");
+  if (remote_idle_timeout < absl::Milliseconds(10)) {
+    return bad("remote_idle_timeout", "must be >= 10ms");
+  }
   if (snapshot_chunk_bytes == 0 || snapshot_chunk_bytes > max_message_bytes) {
     return bad("snapshot_chunk_bytes", "must be in (0, max_message_bytes]");
   }

@@ -60,6 +60,13 @@ struct TransportOptions {
   // temporary file; the excess is refused at its header with
   // RESOURCE_EXHAUSTED.
   size_t max_snapshot_receives = 4;
+
+  // Remotes (etcd's: pipelines to members that are not peers yet, learned
+  // from the x-peerurls of their requests) are bounded in number; at the
+  // limit the least recently used one gives way. One unused (not sent to)
+  // for remote_idle_timeout is removed. Strangers cannot grow the table.
+  size_t max_remotes = 64;
+  absl::Duration remote_idle_timeout = absl::Minutes(5);
   // Receiver: directory for the default on-disk snapshot store.
   std::string snapshot_dir;
 

@@ -54,6 +54,34 @@ struct Transport::State {
   std::map<uint64_t, std::shared_ptr<Peer>> peers ABSL_GUARDED_BY(mu);
   std::map<uint64_t, std::shared_ptr<Remote>> remotes ABSL_GUARDED_BY(mu);
   std::map<uint64_t, std::shared_ptr<Prober>> probers ABSL_GUARDED_BY(mu);  // one per peer
+  uint64_t remotes_evicted ABSL_GUARDED_BY(mu) = 0;
+
+  // Takes out the remotes unused for `idle` and, with `make_room`, the
+  // least recently used one while `max` or more remain. The caller stops
+  // them, outside the lock (Stop waits for their calls).
+  std::vector<std::shared_ptr<Remote>> EvictRemotes(absl::Duration idle, size_t max, bool make_room)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::vector<std::shared_ptr<Remote>> out;
+    const absl::Time now = absl::Now();
+    for (auto it = remotes.begin(); it != remotes.end();) {
+      if (now - it->second->last_used() >= idle) {
+        out.push_back(std::move(it->second));
+        it = remotes.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (make_room && !remotes.empty() && remotes.size() >= max) {
+      auto lru = remotes.begin();
+      for (auto it = remotes.begin(); it != remotes.end(); ++it) {
+        if (it->second->last_used() < lru->second->last_used()) lru = it;
+      }
+      out.push_back(std::move(lru->second));
+      remotes.erase(lru);
+    }
+    remotes_evicted += out.size();
+    return out;
+  }
 };
 
 // What the service sees of the transport.
@@ -95,9 +123,11 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (opts.tls.enabled() && !opts.tls.cert_file.empty() && !server_creds.ok()) {
     return server_creds.status();
   }
-  return std::unique_ptr<Transport>(
+  std::unique_ptr<Transport> t(
       new Transport(std::move(opts), raft, std::move(store), *std::move(client_creds),
                     server_creds.ok() ? *std::move(server_creds) : nullptr));
+  t->SweepRemotes();  // and every remote_idle_timeout / 4 from now on
+  return t;
 }
 
 Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
@@ -237,10 +267,30 @@ absl::Status Transport::UpdatePeer(uint64_t id, const std::vector<std::string>& 
 void Transport::AddRemote(uint64_t id, const std::vector<std::string>& urls) {
   auto valid = ValidatePeerUrls(urls);
   if (!valid.ok() || id == 0 || id == opts_->local_id || raft_->IsIdRemoved(id)) return;
-  WriterLock l(&state_->mu);
-  if (state_->stopped || state_->peers.count(id) || state_->remotes.count(id)) return;
-  state_->remotes.emplace(id, std::make_shared<Remote>(opts_->local_id, id, *std::move(valid),
-                                                       raft_, opts_, channels_.get()));
+  std::vector<std::shared_ptr<Remote>> evicted;
+  {
+    WriterLock l(&state_->mu);
+    if (state_->stopped || state_->peers.count(id) || state_->remotes.count(id)) return;
+    // Senders we do not know can advertise URLs at will: bounded, LRU.
+    evicted = state_->EvictRemotes(opts_->remote_idle_timeout, opts_->max_remotes,
+                                   /*make_room=*/true);
+    state_->remotes.emplace(id, std::make_shared<Remote>(opts_->local_id, id, *std::move(valid),
+                                                         raft_, opts_, channels_.get()));
+  }
+  for (auto& r : evicted) r->Stop();
+}
+
+void Transport::SweepRemotes() {
+  std::vector<std::shared_ptr<Remote>> evicted;
+  {
+    WriterLock l(&state_->mu);
+    if (state_->stopped) return;
+    evicted = state_->EvictRemotes(opts_->remote_idle_timeout, opts_->max_remotes,
+                                   /*make_room=*/false);
+  }
+  for (auto& r : evicted) r->Stop();
+  scheduler_->RunAfter(std::max(absl::Milliseconds(10), opts_->remote_idle_timeout / 4),
+                       [this] { SweepRemotes(); });
 }
 
 void Transport::Send(raftpb::Message m) {
@@ -420,6 +470,11 @@ TransportMetrics Transport::Metrics() const {
   t.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
   t.dropped_stopped = dropped_stopped_.load(std::memory_order_relaxed);
   service_->counters().ReadTotals(&t);
+  {
+    ReaderLock l(&state_->mu);
+    t.remotes = state_->remotes.size();
+    t.remotes_evicted = state_->remotes_evicted;
+  }
   if (t.dropped_unknown) out.dropped["unknown_peer"] = t.dropped_unknown;
   if (t.dropped_oversize) out.dropped["oversize"] = t.dropped_oversize;
   if (t.dropped_stopped) out.dropped["stopped"] = t.dropped_stopped;

@@ -86,7 +86,10 @@ class Transport {
   // New URLs are used from the next dial; unknown ID: no-op (OK).
   absl::Status UpdatePeer(uint64_t id, const std::vector<std::string>& urls);
   // A sender-only helper (pipeline, no reports) used while `id` is not yet a
-  // peer. Ignored if a peer or remote with `id` exists or after Stop.
+  // peer. Ignored if a peer or remote with `id` exists or after Stop. At
+  // most max_remotes exist (the least recently sent to gives way), and one
+  // not sent to for remote_idle_timeout is removed. May wait for an evicted
+  // remote's calls to be cancelled.
   void AddRemote(uint64_t id, const std::vector<std::string>& urls);
 
   // Sends each message to its `to`: a peer, else a remote, else dropped and
@@ -134,6 +137,8 @@ class Transport {
             std::shared_ptr<grpc::ServerCredentials> server_creds);
 
   std::function<void(bool, const std::string&)> TransitionLogger(uint64_t peer_id);
+  // Removes unused remotes, then runs again on the timer thread.
+  void SweepRemotes();
 
   // Shared, immutable: every channel of every peer reads this one copy.
   const std::shared_ptr<const TransportOptions> opts_;

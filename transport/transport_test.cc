@@ -10,9 +10,11 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "peer/peer.h"
+#include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
+#include "transport/internal/metadata.h"
 
 namespace raftgrpc {
 namespace {
@@ -233,6 +235,43 @@ TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
   }));
   stop.store(true);
   sender.join();
+}
+
+// Strangers that advertise URLs (a flood of made-up IDs) cannot grow the
+// remote table: at most max_remotes, the one Raft actually sends to stays,
+// and the unused ones expire.
+TEST(TransportTest, RemotesLearnedFromStrangersAreBoundedAndExpire) {
+  FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 0x1000;
+  o.max_remotes = 4;
+  o.remote_idle_timeout = absl::Milliseconds(500);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  ASSERT_OK_AND_ASSIGN(int port, t->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
+  t->AddRemote(7, {"http://127.0.0.1:1"});  // a joining member Raft sends to
+  auto stub = v1::RaftTransport::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  for (uint64_t id = 100; id < 150; ++id) {
+    grpc::ClientContext ctx;
+    TransportOptions stranger = o;
+    stranger.local_id = id;
+    stranger.advertise_urls = {absl::StrCat("http://10.255.0.1:", id)};
+    AddIdentityMetadata(&ctx, stranger, 1);
+    v1::PipelineRequest req;
+    *req.mutable_message() = testing::Heartbeat(id, 1);
+    v1::PipelineResponse resp;
+    ASSERT_TRUE(stub->Pipeline(&ctx, req, &resp).ok());
+    t->Send(testing::Heartbeat(1, 7));
+    EXPECT_LE(t->Metrics().totals.remotes, 4u);
+  }
+  EXPECT_GE(t->Metrics().totals.remotes_evicted, 46u);
+  // Member 7 kept its remote: a message to it is not "unknown".
+  t->Send(testing::Heartbeat(1, 7));
+  EXPECT_EQ(t->Metrics().totals.dropped_unknown, 0u);
+  EXPECT_EQ(t->Metrics().totals.sent_to_remotes, 51u);
+  // Unused, all of them expire.
+  EXPECT_TRUE(WaitUntil([&] { return t->Metrics().totals.remotes == 0; }));
 }
 
 }  // namespace

@@ -23,11 +23,13 @@ Remote::Remote(uint64_t local_id, uint64_t id, std::vector<std::string> urls, Ra
     : status_(id),
       picker_(std::move(urls)),
       env_(MakeEnv(local_id, id, raft, &status_, &picker_, &counters_, opts->on_critical_error)),
-      pipeline_(env_, opts, channels, /*report=*/false) {}
+      pipeline_(env_, opts, channels, /*report=*/false),
+      last_used_ns_(absl::GetCurrentTimeNanos()) {}
 
 Remote::~Remote() { Stop(); }
 
 bool Remote::Send(raftpb::Message m) {
+  last_used_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
   if (paused_.load(std::memory_order_relaxed) || !pipeline_.TrySend(std::move(m))) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return false;

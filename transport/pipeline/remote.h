@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/pipeline/pipeline.h"
@@ -22,8 +24,10 @@ class Remote {
          std::shared_ptr<const TransportOptions> opts, ChannelPool* channels);
   ~Remote();  // Stop()
 
-  // false when paused or the queue is full (counted).
+  // false when paused or the queue is full (counted). Marks the remote used.
   bool Send(raftpb::Message m);
+  // When it was created or last sent to (for expiry of unused remotes).
+  absl::Time last_used() const { return absl::FromUnixNanos(last_used_ns_.load()); }
   void Pause() { paused_.store(true); }
   void Resume() { paused_.store(false); }
   void Stop() { pipeline_.Stop(); }
@@ -37,6 +41,7 @@ class Remote {
   GrpcPipeline pipeline_;
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<int64_t> last_used_ns_;
 };
 
 }  // namespace raftgrpc
