@@ -4,9 +4,21 @@
 
 namespace raftgrpc {
 
+size_t InboundCost(const raftpb::Message& m) {
+  // Per entry: the Entry object, its slot in the repeated field, and the
+  // allocator's overhead for each.
+  constexpr size_t kPerEntry = sizeof(raftpb::Entry) + sizeof(void*) + 32;
+  return sizeof(raftpb::Message) + m.ByteSizeLong() +
+         static_cast<size_t>(m.entries_size()) * kPerEntry;
+}
+
 InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity,
-                             std::chrono::milliseconds idle_exit)
-    : raft_(raft), idle_exit_(idle_exit), recv_(recv_capacity), prop_(prop_capacity) {}
+                             std::chrono::milliseconds idle_exit, ByteBudget* budget)
+    : raft_(raft),
+      idle_exit_(idle_exit),
+      budget_(budget),
+      recv_(recv_capacity),
+      prop_(prop_capacity) {}
 
 InboundRouter::~InboundRouter() { Stop(); }
 
@@ -21,14 +33,16 @@ InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause
 
 InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
   bool wake = false, start = false;
+  const size_t cost = budget_ != nullptr ? InboundCost(m) : 0;
   {
     MutexLock l(&lane.mu);
     if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
-    if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity) {
+    if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity ||
+        (budget_ != nullptr && !budget_->TryCharge(cost))) {
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
       return Result::kFull;
     }
-    lane.q.push_back(std::move(m));
+    lane.q.push_back({std::move(m), cost});
     lane.pending.fetch_add(1, std::memory_order_relaxed);
     if (!lane.running) {
       lane.running = true;
@@ -58,7 +72,12 @@ void InboundRouter::StartWorker(Lane& lane) {
 }
 
 void InboundRouter::Drain(Lane& lane) {
-  std::deque<raftpb::Message> batch;
+  std::deque<Lane::Queued> batch;
+  // Whatever is left in `batch` when the worker returns (Stop) is released.
+  auto release_rest = [&] {
+    if (budget_ == nullptr) return;
+    for (const Lane::Queued& q : batch) budget_->Release(q.cost);
+  };
   for (;;) {
     {
       UniqueLock l(&lane.mu);
@@ -68,7 +87,7 @@ void InboundRouter::Drain(Lane& lane) {
             return lane.stopped.load() || !lane.q.empty();
           });
       lane.worker_waiting = false;
-      if (lane.stopped.load()) return;
+      if (lane.stopped.load()) return;  // Stop released the queue
       if (!work) {
         // Idle: exit; the next Push starts a new worker.
         lane.running = false;
@@ -77,16 +96,21 @@ void InboundRouter::Drain(Lane& lane) {
       // Take everything queued: one lock per burst, not per message.
       batch.swap(lane.q);
     }
-    for (const raftpb::Message& m : batch) {
+    while (!batch.empty()) {
       // Stop drops what is still queued, as etcd's workers exit on stopc.
-      if (lane.stopped.load(std::memory_order_acquire)) return;
+      if (lane.stopped.load(std::memory_order_acquire)) {
+        release_rest();
+        return;
+      }
+      const Lane::Queued& q = batch.front();
       // Counted before the call so a Process that observes the message also
       // observes the count.
       delivered_.fetch_add(1, std::memory_order_relaxed);
-      if (!raft_->Process(m).ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+      if (!raft_->Process(q.m).ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
       lane.pending.fetch_sub(1, std::memory_order_relaxed);
+      if (budget_ != nullptr) budget_->Release(q.cost);
+      batch.pop_front();
     }
-    batch.clear();
   }
 }
 
@@ -95,6 +119,9 @@ void InboundRouter::Stop() {
     {
       MutexLock l(&lane->mu);
       lane->stopped.store(true, std::memory_order_release);
+      if (budget_ != nullptr) {
+        for (const Lane::Queued& q : lane->q) budget_->Release(q.cost);
+      }
       lane->q.clear();
     }
     lane->cv.notify_all();

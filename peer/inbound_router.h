@@ -18,6 +18,7 @@
 #include <deque>
 #include <thread>
 
+#include "peer/byte_budget.h"
 #include "peer/mutex.h"
 #include "peer/raft.h"
 #include "proto/raftpb/raft.pb.h"
@@ -30,14 +31,24 @@ inline bool IsLinkHeartbeat(const raftpb::Message& m) {
   return m.type() == raftpb::MsgHeartbeat && m.from() == 0 && m.to() == 0;
 }
 
+// What a decoded message costs in memory: its encoded size plus the
+// objects that decoding allocates (a message full of empty entries costs
+// far more than its wire bytes).
+size_t InboundCost(const raftpb::Message& m);
+
 class InboundRouter {
  public:
   enum class Result { kQueued, kPaused, kLinkHeartbeat, kFull, kStopped };
 
   // Queue sizes as etcd's recvBufSize and maxPendingProposals (4096 each)
-  // by default. Workers start on demand.
+  // by default. Workers start on demand. With a `budget` (not owned; it
+  // must outlive the router), both queues together also hold at most its
+  // bytes: each message is charged what it costs in memory (InboundCost)
+  // until Process has returned, and one that does not fit is dropped as
+  // for a full queue.
   InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity,
-                std::chrono::milliseconds idle_exit = std::chrono::seconds(1));
+                std::chrono::milliseconds idle_exit = std::chrono::seconds(1),
+                ByteBudget* budget = nullptr);
   ~InboundRouter();  // Stop()
 
   InboundRouter(const InboundRouter&) = delete;
@@ -82,7 +93,11 @@ class InboundRouter {
     const size_t capacity;
     Mutex mu;
     std::condition_variable cv;
-    std::deque<raftpb::Message> q ABSL_GUARDED_BY(mu);
+    struct Queued {
+      raftpb::Message m;
+      size_t cost = 0;  // charged to the budget
+    };
+    std::deque<Queued> q ABSL_GUARDED_BY(mu);
     // Queued plus taken by the worker but not yet processed: the bound
     // applies to both, as for etcd's channel.
     std::atomic<size_t> pending{0};
@@ -102,6 +117,7 @@ class InboundRouter {
 
   Raft* const raft_;
   const std::chrono::milliseconds idle_exit_;
+  ByteBudget* const budget_;
   Lane recv_;
   Lane prop_;
   std::atomic<bool> paused_{false};

@@ -57,6 +57,60 @@ TEST(InboundRouterTest, FullQueueDropsAndCountsExactly) {
   r.Stop();
 }
 
+// Bounded in bytes as a decoded message costs: with Process stuck, 1 MiB
+// messages fill a 4 MiB budget after three (the fourth would exceed it),
+// the rest are dropped and counted; processing gives every byte back.
+TEST(InboundRouterTest, ByteBudgetBoundsQueuedMemory) {
+  testing::FakeRaft raft;
+  raft.BlockType(raftpb::MsgApp);
+  ByteBudget budget(4 << 20);
+  InboundRouter r(&raft, 4096, 4096, std::chrono::seconds(1), &budget);
+  auto big = [](uint64_t i) { return testing::App(2, 1, 1, i, std::string(1 << 20, 'b')); };
+  int queued = 0, full = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto res = r.Deliver(big(i));
+    queued += res == InboundRouter::Result::kQueued;
+    full += res == InboundRouter::Result::kFull;
+  }
+  EXPECT_EQ(queued, 3);
+  EXPECT_EQ(full, 17);
+  EXPECT_EQ(r.dropped_full(), 17u);
+  EXPECT_LE(budget.peak(), budget.limit());
+  raft.Unblock();
+  ASSERT_TRUE(raft.WaitForMessages(3));
+  r.Stop();  // joins the worker: every Process has returned
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+// A message of many empty entries is small on the wire and large once
+// decoded: it is charged the latter. 200k empty entries (~0.6 MB encoded)
+// do not fit an 8 MiB budget; a parent budget bounds several routers.
+TEST(InboundRouterTest, EntriesAreChargedAndParentBudgetIsShared) {
+  testing::FakeRaft raft;
+  raftpb::Message many = testing::App(2, 1, 1, 0, "", /*entries=*/0);
+  for (int i = 0; i < 200000; ++i) many.add_entries();  // two bytes each on the wire
+  EXPECT_LT(many.ByteSizeLong(), 1u << 20);
+  EXPECT_GT(InboundCost(many), 8u << 20);
+  ByteBudget total(8 << 20);
+  ByteBudget a_budget(6 << 20, &total), b_budget(6 << 20, &total);
+  InboundRouter a(&raft, 4096, 4096, std::chrono::seconds(1), &a_budget);
+  InboundRouter b(&raft, 4096, 4096, std::chrono::seconds(1), &b_budget);
+  EXPECT_EQ(a.Deliver(raftpb::Message(many)), InboundRouter::Result::kFull);
+  EXPECT_EQ(total.used(), 0u);
+
+  raft.BlockType(raftpb::MsgApp);
+  auto mib = [](uint64_t i) { return testing::App(2, 1, 1, i, std::string(1 << 20, 'p')); };
+  int queued = 0;
+  for (uint64_t i = 0; i < 10; ++i) queued += a.Deliver(mib(i)) == InboundRouter::Result::kQueued;
+  for (uint64_t i = 0; i < 10; ++i) queued += b.Deliver(mib(i)) == InboundRouter::Result::kQueued;
+  EXPECT_LE(total.peak(), total.limit());
+  EXPECT_EQ(static_cast<size_t>(queued), total.peak() / InboundCost(mib(0)));
+  raft.Unblock();
+  a.Stop();
+  b.Stop();
+  EXPECT_EQ(total.used(), 0u);  // Stop gives back what it dropped
+}
+
 TEST(InboundRouterTest, PauseDropsAndResumeRestores) {
   testing::FakeRaft raft;
   InboundRouter r(&raft, 16, 16);

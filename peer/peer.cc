@@ -30,7 +30,9 @@ Peer::Peer(uint64_t local_id, uint64_t peer_id, std::vector<std::string> urls, R
            const PeerOptions& options, PeerStatus::TransitionFn on_transition)
     : status_(peer_id, std::move(on_transition)),
       picker_(std::move(urls)),
-      inbound_(raft, options.recv_buffer_size, options.max_pending_proposals) {
+      inbound_budget_(options.max_inbound_bytes, options.inbound_budget_parent),
+      inbound_(raft, options.recv_buffer_size, options.max_pending_proposals,
+               std::chrono::seconds(1), &inbound_budget_) {
   env_.local_id = local_id;
   env_.peer_id = peer_id;
   env_.raft = raft;

@@ -43,6 +43,10 @@ struct PeerOptions {
   size_t recv_buffer_size = 4096;       // etcd's recvBufSize
   size_t max_pending_proposals = 4096;  // etcd's maxPendingProposals
   CriticalErrorFn on_critical_error;    // PeerEnv::on_critical
+  // Bytes both inbound queues may hold (InboundCost), charged also to
+  // `inbound_budget_parent` when set (it must outlive the Peer).
+  size_t max_inbound_bytes = SIZE_MAX;
+  ByteBudget* inbound_budget_parent = nullptr;
 };
 
 // Builds a peer's channels; implemented by transport/ (gRPC) and by tests.
@@ -126,6 +130,7 @@ class Peer {
   PeerStatus& status() { return status_; }
   UrlPicker& picker() { return picker_; }
   InboundRouter& inbound() { return inbound_; }
+  const ByteBudget& inbound_budget() const { return inbound_budget_; }
   const PeerEnv& env() const { return env_; }
   // What the channels counted (etcd's per-peer metrics).
   const PeerCounters& counters() const { return counters_; }
@@ -146,6 +151,7 @@ class Peer {
 
   PeerStatus status_;
   UrlPicker picker_;
+  ByteBudget inbound_budget_;
   InboundRouter inbound_;
   PeerCounters counters_;
   PeerEnv env_;

@@ -223,6 +223,54 @@ TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   EXPECT_TRUE(found);
 }
 
+// A member floods 1.5 MiB MsgApps while Process is slow: the receiver
+// holds at most its inbound byte budget (drops and counts the rest), and
+// the process does not grow with the flood (before the budget: ~3 GB in 6 s
+// in an outside test; here the flood is 450 MiB).
+TEST(ReliabilityTest, LargeMessageFloodWithSlowProcessStaysWithinTheByteBudget) {
+  TransportOptions o = FastOptions();
+  o.max_inbound_bytes_per_peer = 32 << 20;
+  o.max_inbound_bytes = 64 << 20;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.raft(2).set_keep_messages(false);
+  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
+  const int64_t rss_before = ProcStatus("VmRSS");
+  constexpr uint64_t kN = 300;
+  const std::string payload(1536 << 10, 'f');
+  auto peer = cl.t(1).GetPeer(2);
+  uint64_t queued = 0;
+  for (uint64_t i = 1; i <= kN; ++i) {
+    // Paced only by the sender's own queues: as fast as they take it.
+    raftpb::Message m = testing::App(1, 2, 1, i - 1, payload);
+    Peer::SendOutcome out;
+    while ((out = peer->Send(m)) == Peer::SendOutcome::kFull) std::this_thread::yield();
+    queued += out == Peer::SendOutcome::kQueued;
+  }
+  auto inbound = cl.t(2).GetPeer(1);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued; },
+      absl::Seconds(60)));
+  EXPECT_GT(inbound->stats().inbound_dropped_full, 0u);
+  EXPECT_LE(inbound->inbound_budget().peak(), size_t{32} << 20);
+  ::testing::Test::RecordProperty("budget_peak_bytes",
+                                  std::to_string(inbound->inbound_budget().peak()));
+  if (kCheckRss) {
+    const int64_t grown_kb = ProcStatus("VmRSS") - rss_before;
+    ::testing::Test::RecordProperty("rss_grown_kb", std::to_string(grown_kb));
+    // Budget (32 MiB) + the sender's stream buffers (16 MiB per writer) +
+    // gRPC's buffers, with a generous margin; the flood itself is 450 MiB.
+    EXPECT_LT(grown_kb, 200 * 1024) << "kB grown";
+  }
+  // The drops are receive failures in etcd's metric too.
+  uint64_t failures = 0;
+  for (const PeerMetrics& p : cl.t(2).Metrics().peers) {
+    if (p.id == 1) failures = p.received_failures;
+  }
+  EXPECT_GE(failures, inbound->stats().inbound_dropped_full);
+}
+
 TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2, FastOptions()));
   Cluster& cl = *c;

@@ -27,6 +27,12 @@ absl::Status TransportOptions::Validate() const {
   if (max_message_bytes < 1024) return bad("max_message_bytes", "must be >= 1 KiB");
   if (max_message_bytes > (1u << 30)) return bad("max_message_bytes", "must be <= 1 GiB");
   if (max_frame_bytes == 0) return bad("max_frame_bytes", "must be > 0");
+  if (max_inbound_bytes_per_peer < 2 * max_message_bytes) {
+    return bad("max_inbound_bytes_per_peer", "must be >= 2 * max_message_bytes");
+  }
+  if (max_inbound_bytes < max_inbound_bytes_per_peer) {
+    return bad("max_inbound_bytes", "must be >= max_inbound_bytes_per_peer");
+  }
   if (stream_buf_bytes < max_message_bytes) {
     return bad("stream_buf_bytes", "must be >= max_message_bytes");
   }

@@ -41,6 +41,13 @@ struct TransportOptions {
   size_t conn_per_pipeline = 4;         // concurrent pipeline RPCs per peer
   size_t recv_buf_size = 4096;          // inbound queue per peer
   size_t max_pending_proposals = 4096;  // inbound MsgProp queue per peer
+  // Memory the inbound queues may hold, counted as decoded messages cost
+  // (entries included), per peer and for the whole transport (peers and
+  // senders that are not peers together). A message that does not fit is
+  // dropped as for a full queue: a stream drops and counts it, the
+  // pipeline answers RESOURCE_EXHAUSTED. Each >= 2 * max_message_bytes.
+  size_t max_inbound_bytes_per_peer = 64 * 1024 * 1024;
+  size_t max_inbound_bytes = 256 * 1024 * 1024;
   absl::Duration pipeline_timeout = absl::Seconds(5);
 
   // Largest single Raft message accepted or sent: etcd's default

@@ -140,8 +140,12 @@ Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<Snapshot
       scheduler_(std::make_unique<Scheduler>()),
       channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds))),
       factory_(std::make_unique<Factory>(opts_, scheduler_.get(), channels_.get())),
+      inbound_budget_(std::make_unique<ByteBudget>(opts_->max_inbound_bytes)),
+      strangers_budget_(
+          std::make_unique<ByteBudget>(opts_->max_inbound_bytes_per_peer, inbound_budget_.get())),
       strangers_(std::make_unique<InboundRouter>(raft, opts_->recv_buf_size,
-                                                 opts_->max_pending_proposals)),
+                                                 opts_->max_pending_proposals,
+                                                 std::chrono::seconds(1), strangers_budget_.get())),
       host_(std::make_unique<Host>(this)),
       service_(std::make_unique<TransportService>(host_.get())),
       state_(std::make_unique<State>()),
@@ -202,6 +206,8 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   popts.recv_buffer_size = opts_->recv_buf_size;
   popts.max_pending_proposals = opts_->max_pending_proposals;
   popts.on_critical_error = opts_->on_critical_error;
+  popts.max_inbound_bytes = opts_->max_inbound_bytes_per_peer;
+  popts.inbound_budget_parent = inbound_budget_.get();
   auto peer =
       Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
   if (!peer.ok()) return peer.status();

@@ -39,6 +39,7 @@
 namespace raftgrpc {
 
 // Internal classes, reachable only through GetPeer/GetProber (for tests).
+class ByteBudget;
 class ChannelPool;
 class InboundRouter;
 class LogRateLimiter;
@@ -148,6 +149,9 @@ class Transport {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ChannelPool> channels_;
   std::unique_ptr<Factory> factory_;
+  // Inbound bytes of all peers and strangers, and the strangers' share.
+  std::unique_ptr<ByteBudget> inbound_budget_;
+  std::unique_ptr<ByteBudget> strangers_budget_;
   std::unique_ptr<InboundRouter> strangers_;
   std::unique_ptr<Host> host_;
   std::unique_ptr<TransportService> service_;

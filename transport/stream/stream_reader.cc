@@ -130,7 +130,11 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message&& m) {
       ++msgs;
       bytes += m.GetCachedSize();  // computed by the decoder's size check
-      env_.inbound->Deliver(std::move(m));
+      // A full queue (or budget) drops it; etcd counts that as a receive
+      // failure.
+      if (env_.inbound->Deliver(std::move(m)) == InboundRouter::Result::kFull) {
+        env_.counters->AddReceiveFailure();
+      }
       return absl::OkStatus();
     });
     env_.counters->AddReceived(bytes);
