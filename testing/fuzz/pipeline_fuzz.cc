@@ -28,10 +28,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 3:  // wrong cluster
       FUZZ_CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
       break;
-    default:
+    default: {
+      // The body must name the caller (2 or 9) as sender and the node (1)
+      // as receiver, or it is PERMISSION_DENIED.
+      const uint64_t caller = data[0] % 4 == 0 ? 2 : 9;
+      const bool impostor =
+          req.has_message() && (req.message().from() != caller || req.message().to() != 1);
       FUZZ_CHECK(s.ok() || s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-                 s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+                 s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                 (impostor && s.error_code() == grpc::StatusCode::PERMISSION_DENIED));
+      if (impostor && s.ok()) FUZZ_CHECK(false);
       if (!req.has_message()) FUZZ_CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    }
   }
   return 0;
 }

@@ -67,6 +67,20 @@ grpc::Status ValidateIdentity(const ClientMetadata& md, const TransportOptions& 
   return grpc::Status::OK;
 }
 
+grpc::Status CheckMessageIdentity(const raftpb::Message& m, uint64_t from, uint64_t local) {
+  if (m.from() != from) {
+    return grpc::Status(
+        grpc::StatusCode::PERMISSION_DENIED,
+        absl::StrCat("message from ", absl::Hex(m.from()), " in a request from ", absl::Hex(from)));
+  }
+  if (local != 0 && m.to() != local) {
+    return grpc::Status(
+        grpc::StatusCode::PERMISSION_DENIED,
+        absl::StrCat("message to ", absl::Hex(m.to()), " sent to member ", absl::Hex(local)));
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status RemovedMemberStatus(grpc::ServerContextBase* ctx) {
   ctx->AddTrailingMetadata(kMetaRaftError, kRaftErrorRemovedMember);
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,

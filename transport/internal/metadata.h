@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "grpcpp/grpcpp.h"
+#include "proto/raftpb/raft.pb.h"
 #include "transport/options.h"
 
 namespace raftgrpc {
@@ -42,6 +43,12 @@ grpc::Status ValidateIdentity(const ClientMetadata& md, const TransportOptions& 
 // ValidateIdentity, then the member identity check (see transport/tls.h).
 grpc::Status ValidateRequest(const grpc::ServerContextBase* ctx, const TransportOptions& opts,
                              RequestIdentity* id);
+
+// The body must agree with who the call is from: m.from() == `from` (the
+// sender the request was authenticated as: its header, checked against
+// its certificate with mTLS) and, unless `local` is 0, m.to() == `local`.
+// Otherwise PERMISSION_DENIED naming both.
+grpc::Status CheckMessageIdentity(const raftpb::Message& m, uint64_t from, uint64_t local);
 
 // Marks a status as etcd's "removed member" (PERMISSION_DENIED plus trailing
 // metadata raft-error: removed-member).

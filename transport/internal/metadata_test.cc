@@ -71,6 +71,27 @@ class MetadataTest : public ::testing::Test {
 
 raftpb::Message Heartbeat() { return testing::Heartbeat(2, 1); }
 
+// A member speaks only for itself: a pipeline message whose body names
+// another sender (even the receiver itself) or another receiver is refused,
+// however valid the header; none of them reaches Raft.
+TEST_F(MetadataTest, PipelineBodyMustAgreeWithTheCaller) {
+  Meta m;  // from 2 (a peer) to 1
+  grpc::Status s = Pipeline(m, testing::Heartbeat(3, 1));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.error_message(), "message from 3 in a request from 2");
+  s = Pipeline(m, testing::Heartbeat(1, 1));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  s = Pipeline(m, testing::Heartbeat(2, 7));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.error_message(), "message to 7 sent to member 1");
+  EXPECT_TRUE(Pipeline(m, Heartbeat()).ok());
+  ASSERT_TRUE(c_->raft(1).WaitForMessages(1));
+  for (const raftpb::Message& got : c_->raft(1).messages()) {
+    EXPECT_EQ(got.from(), 2u);
+    EXPECT_EQ(got.to(), 1u);
+  }
+}
+
 TEST_F(MetadataTest, ClusterIdMismatchIsFailedPrecondition) {
   Meta m;
   m.cluster = "dead";

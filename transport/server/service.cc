@@ -76,6 +76,13 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   if (!req->has_message()) {
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing raft message"));
   }
+  // A member speaks only for itself: the body must agree with the header.
+  s = CheckMessageIdentity(req->message(), id.from, opts.local_id);
+  if (!s.ok()) {
+    failure_log_.Log(opts, absl::StrCat("rejected a pipeline message from peer ",
+                                        absl::Hex(id.from), ": ", s.error_message()));
+    return reject(s);
+  }
   const size_t size = req->message().ByteSizeLong();
   if (size > opts.max_message_bytes) {
     return reject(

@@ -158,6 +158,9 @@ void SnapshotReceiver::HandleHeader() {
   if (m.type() != raftpb::MsgSnap) {
     return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wrong raft message type"));
   }
+  // A member speaks only for itself: the MsgSnap must agree with the header.
+  grpc::Status identity = CheckMessageIdentity(m, from_, opts.local_id);
+  if (!identity.ok()) return Fail(identity);
   size_t size = m.ByteSizeLong();
   if (size > opts.max_message_bytes) {
     return Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,

@@ -310,11 +310,17 @@ class RawSnapshotTest : public SnapshotTest {
     return n;
   }
   std::unique_ptr<v1::RaftTransport::Stub> stub_;
-  static v1::SnapshotFrame Header(uint64_t size, raftpb::MessageType t = raftpb::MsgSnap) {
+  static v1::SnapshotFrame Header(uint64_t size, raftpb::MessageType t = raftpb::MsgSnap,
+                                  uint64_t from = 1) {
     v1::SnapshotFrame f;
     *f.mutable_header()->mutable_message() = SnapMsg(11);
     f.mutable_header()->mutable_message()->set_type(t);
+    f.mutable_header()->mutable_message()->set_from(from);
     f.mutable_header()->set_data_size(size);
+    return f;
+  }
+  static v1::SnapshotFrame ToOther(v1::SnapshotFrame f) {
+    f.mutable_header()->mutable_message()->set_to(5);
     return f;
   }
   static v1::SnapshotFrame Chunk(const std::string& d) {
@@ -350,6 +356,12 @@ TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
       {"data before header", {Chunk(data)}, grpc::StatusCode::INVALID_ARGUMENT},
       {"not a MsgSnap", {Header(1, raftpb::MsgApp)}, grpc::StatusCode::INVALID_ARGUMENT},
       {"empty frame", {Header(1), v1::SnapshotFrame()}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"MsgSnap from another member than the caller",
+       {Header(data.size(), raftpb::MsgSnap, 3), Chunk(data), Trailer(crc)},
+       grpc::StatusCode::PERMISSION_DENIED},
+      {"MsgSnap to another member",
+       {ToOther(Header(data.size())), Chunk(data), Trailer(crc)},
+       grpc::StatusCode::PERMISSION_DENIED},
   };
   for (const Case& c : cases) {
     grpc::Status s = Send(c.frames);
@@ -381,12 +393,12 @@ TEST_F(AdmissionTest, OnePerSenderAndALimitInAll) {
   std::unique_ptr<Call> a = Open(1);
   std::unique_ptr<Call> b = Open(3);
   ASSERT_TRUE(a->w->Write(Header(100)));
-  ASSERT_TRUE(b->w->Write(Header(100)));
+  ASSERT_TRUE(b->w->Write(Header(100, raftpb::MsgSnap, 3)));
   ASSERT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 2; }));
 
   // Another sender beyond the limit: refused at its header, no file.
   std::unique_ptr<Call> third = Open(4);
-  third->w->Write(Header(100));
+  third->w->Write(Header(100, raftpb::MsgSnap, 4));
   grpc::Status s = third->w->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_NE(s.error_message().find("max_snapshot_receives"), std::string::npos);
@@ -407,7 +419,7 @@ TEST_F(AdmissionTest, OnePerSenderAndALimitInAll) {
   b->w->Finish();
   EXPECT_TRUE(WaitUntil([&] {
     std::unique_ptr<Call> again = Open(4);
-    again->w->Write(Header(data.size()));
+    again->w->Write(Header(data.size(), raftpb::MsgSnap, 4));
     again->w->Write(Chunk(data));
     again->w->Write(Trailer(crc));
     again->w->WritesDone();

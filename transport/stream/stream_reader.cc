@@ -130,6 +130,13 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message&& m) {
       ++msgs;
       bytes += m.GetCachedSize();  // computed by the decoder's size check
+      // The peer we dialled speaks only for itself (link heartbeats carry
+      // no sender): anything else tears the stream down.
+      if (m.from() != env_.peer_id && !IsLinkHeartbeat(m)) {
+        return absl::PermissionDeniedError(absl::StrCat("message from ", absl::Hex(m.from()),
+                                                        " on the stream of peer ",
+                                                        absl::Hex(env_.peer_id)));
+      }
       // A full queue (or budget) drops it; etcd counts that as a receive
       // failure.
       if (env_.inbound->Deliver(std::move(m)) == InboundRouter::Result::kFull) {

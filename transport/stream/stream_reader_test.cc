@@ -11,6 +11,7 @@
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
+#include "testing/messages.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/internal/scheduler.h"
 
@@ -20,7 +21,7 @@ namespace {
 using testing::FakeRaft;
 using testing::WaitUntil;
 
-enum class Misbehave { kSilent, kGarbageV2, kOversize };
+enum class Misbehave { kSilent, kGarbageV2, kOversize, kForeignSender };
 
 // Accepts every stream, then misbehaves.
 class BadServer final : public v1::RaftTransport::CallbackService {
@@ -39,6 +40,11 @@ class BadServer final : public v1::RaftTransport::CallbackService {
           this->StartWrite(&frame_);
         }
       } else {
+        if (how == Misbehave::kForeignSender) {
+          // The reader dialled peer 2; this claims to come from member 3.
+          *frame_.add_messages() = testing::Heartbeat(3, 1);
+          this->StartWrite(&frame_);
+        }
         if (how == Misbehave::kOversize) {
           raftpb::Message* m = frame_.add_messages();
           m->set_type(raftpb::MsgApp);
@@ -156,6 +162,17 @@ TEST_F(StreamReaderTest, GarbageV2RecordTearsTheStreamDown) {
     return LastDeactivation().find("carries only MsgApp") != std::string::npos;
   })) << LastDeactivation();
   EXPECT_EQ(raft_.message_count(), 0u);  // nothing of it reached Raft
+}
+
+// The peer we dialled speaks only for itself: a message on its stream that
+// names another sender tears the stream down and never reaches Raft.
+TEST_F(StreamReaderTest, MessageFromAnotherMemberTearsTheStreamDown) {
+  Start(Misbehave::kForeignSender, StreamType::kMessage);
+  ASSERT_TRUE(WaitUntil([&] { return reader_->stats().decode_errors >= 1; }));
+  EXPECT_TRUE(WaitUntil([&] {
+    return LastDeactivation().find("message from 3 on the stream of peer 2") != std::string::npos;
+  })) << LastDeactivation();
+  EXPECT_EQ(raft_.message_count(), 0u);
 }
 
 TEST_F(StreamReaderTest, OversizeMessageIsRejected) {
