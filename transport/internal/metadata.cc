@@ -1,6 +1,10 @@
 #include "transport/internal/metadata.h"
 
+#include <optional>
+#include <vector>
+
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -15,16 +19,27 @@ absl::string_view Find(const ClientMetadata& md, absl::string_view key) {
   return absl::string_view(it->second.data(), it->second.size());
 }
 
-// major * 1000 + minor of "X.Y[.Z...]"; missing or unparsable -> 2.0 (etcd's
-// default for a peer that sends no version).
-int MajorMinor(absl::string_view v) {
-  std::vector<absl::string_view> parts = absl::StrSplit(v, absl::MaxSplits('.', 2));
-  int major = 0, minor = 0;
-  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &major) ||
-      !absl::SimpleAtoi(parts[1], &minor)) {
-    return 2000;
+// A version component: 1 to 3 decimal digits (so major * 1000 + minor
+// cannot overflow and no component runs into another).
+std::optional<int> VersionPart(absl::string_view p) {
+  if (p.empty() || p.size() > 3) return std::nullopt;
+  int v = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
   }
-  return major * 1000 + minor;
+  return v;
+}
+
+// major * 1000 + minor of "X.Y[.Z...]"; missing -> 2.0 (etcd's default for
+// a peer that sends no version); malformed or out of range -> nullopt.
+std::optional<int> MajorMinor(absl::string_view v) {
+  if (v.empty()) return 2000;
+  std::vector<absl::string_view> parts = absl::StrSplit(v, absl::MaxSplits('.', 2));
+  if (parts.size() < 2) return std::nullopt;
+  std::optional<int> major = VersionPart(parts[0]), minor = VersionPart(parts[1]);
+  if (!major || !minor) return std::nullopt;
+  return *major * 1000 + *minor;
 }
 
 }  // namespace
@@ -42,9 +57,16 @@ void AddIdentityMetadata(grpc::ClientContext* ctx, const TransportOptions& opts,
 
 grpc::Status ValidateIdentity(const ClientMetadata& md, const TransportOptions& opts,
                               RequestIdentity* id) {
-  const int remote_version = MajorMinor(Find(md, kMetaServerVersion));
-  const int remote_min = MajorMinor(Find(md, kMetaMinClusterVersion));
-  if (remote_version < MajorMinor(kMinClusterVersion) || remote_min > MajorMinor(kServerVersion)) {
+  const std::optional<int> remote_version = MajorMinor(Find(md, kMetaServerVersion));
+  const std::optional<int> remote_min = MajorMinor(Find(md, kMetaMinClusterVersion));
+  if (!remote_version || !remote_min) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("malformed ", !remote_version ? kMetaServerVersion : kMetaMinClusterVersion,
+                     " (want major.minor[.patch], at most 3 digits each)"));
+  }
+  if (*remote_version < *MajorMinor(kMinClusterVersion) ||
+      *remote_min > *MajorMinor(kServerVersion)) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "incompatible version");
   }
   std::optional<uint64_t> cluster = ParseId(Find(md, kMetaClusterId));

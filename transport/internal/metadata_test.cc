@@ -25,6 +25,7 @@ struct Meta {
   std::string to = "1";
   std::string cluster = "1000";
   std::string version = kServerVersion;
+  std::string min_version;  // x-min-cluster-version, when set
   std::string peer_urls;
 };
 
@@ -33,6 +34,7 @@ void Apply(grpc::ClientContext* ctx, const Meta& m) {
   if (!m.to.empty()) ctx->AddMetadata(kMetaTo, m.to);
   ctx->AddMetadata(kMetaClusterId, m.cluster);
   ctx->AddMetadata(kMetaServerVersion, m.version);
+  if (!m.min_version.empty()) ctx->AddMetadata(kMetaMinClusterVersion, m.min_version);
   if (!m.peer_urls.empty()) ctx->AddMetadata(kMetaPeerUrls, m.peer_urls);
 }
 
@@ -111,6 +113,23 @@ TEST_F(MetadataTest, IncompatibleVersionIsFailedPrecondition) {
   grpc::Status s = Stream(m, &ctx);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(s.error_message(), "incompatible version");
+}
+
+// Versions parse strictly: a value that would overflow (2147484.0 made
+// major * 1000 + minor overflow an int, and was accepted), or that is not
+// major.minor digits, is refused; a missing one still means 2.0, as etcd.
+TEST_F(MetadataTest, MalformedVersionsAreInvalidArgument) {
+  for (const char* bad : {"2147484.0", "3.5000", "3.x", "-3.0", " 3.5", "3", "3..5", "+3.5"}) {
+    Meta m;
+    m.min_version = bad;
+    EXPECT_EQ(Pipeline(m, Heartbeat()).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    Meta v;
+    v.version = bad;
+    EXPECT_EQ(Pipeline(v, Heartbeat()).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+  }
+  Meta ok;
+  ok.min_version = "3.0.0-rc.1";
+  EXPECT_TRUE(Pipeline(ok, Heartbeat()).ok());
 }
 
 TEST_F(MetadataTest, MalformedSenderIsInvalidArgument) {
