@@ -1,6 +1,11 @@
 // The pipeline end to end: unary RPCs when no stream works.
 #include "transport/pipeline/pipeline.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -115,6 +120,36 @@ TEST(PipelineTest, StopCancelsCallsInFlight) {
   ASSERT_TRUE(t1->RemovePeer(2).ok());  // joins the pipeline
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   EXPECT_EQ(t1->RemovePeer(2).code(), absl::StatusCode::kNotFound);
+}
+
+// A MsgSnap still in flight when RemovePeer cancels the pipeline is a
+// failed snapshot to Raft (etcd reports it), not silence: Raft's snapshot
+// state for that follower waits for an outcome.
+TEST(PipelineTest, MsgSnapCancelledByRemovePeerIsReportedAsFailure) {
+  // A "peer" that accepts TCP connections and never says a word: the call
+  // stays in flight until its deadline.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  FakeRaft r1;
+  int p1;
+  auto t1 = Make(1, &r1, &p1);
+  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port))}).ok());
+  t1->Send(Msg(raftpb::MsgSnap, 7));
+  ASSERT_EQ(t1->GetPeer(2)->stats().sent[static_cast<int>(Channel::kPipeline)], 1u);
+  ASSERT_TRUE(t1->RemovePeer(2).ok());  // cancels the call in flight
+  const auto reports = r1.snapshot_reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].first, 2u);
+  EXPECT_EQ(reports[0].second, SnapshotStatus::kFailure);
+  EXPECT_FALSE(r1.unreachable().empty());
+  ::close(fd);
 }
 
 }  // namespace
