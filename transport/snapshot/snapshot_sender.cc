@@ -53,6 +53,8 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
     LogLine(*opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
                                  ": another snapshot is in flight or the peer stopped"));
     snap.Close(false);
+    // Both reports, as etcd gives for any failed snapshot send.
+    env_.raft->ReportUnreachable(env_.peer_id);
     env_.raft->ReportSnapshot(env_.peer_id, SnapshotStatus::kFailure);
   }
 }

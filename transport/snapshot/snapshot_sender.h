@@ -1,5 +1,6 @@
 // Client side of the Snapshot RPC (etcd's snapshotSender): at most one
-// snapshot in flight per peer; a second is refused and reported as failure.
+// snapshot in flight per peer; a second is refused and reported as failure
+// (ReportUnreachable and ReportSnapshot(kFailure), as etcd).
 //
 // The transfer runs on its own thread with the synchronous client-streaming
 // API, so gRPC flow control paces reading from the data source; one chunk

@@ -256,6 +256,7 @@ TEST_F(SnapshotTest, SecondConcurrentSnapshotFailsFirstUnaffected) {
   EXPECT_FALSE(out2.ok);
   ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(1));
   EXPECT_EQ(c_->raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  EXPECT_FALSE(c_->raft(1).unreachable().empty());  // etcd reports both
   first->Release();
   ASSERT_TRUE(out1.Wait());
   EXPECT_TRUE(out1.ok);
