@@ -3,7 +3,7 @@
 //
 // Status codes a server with TLS answers:
 //   - client certificate required but none presented -> UNAUTHENTICATED;
-//   - certificate does not name the member it claims to be (x-raft-from),
+//   - certificate does not name the member it claims to be (x-server-from),
 //     when verify_member_identity is on -> PERMISSION_DENIED.
 // A certificate that fails chain verification (e.g. another CA) fails the
 // TLS handshake itself: the client sees UNAVAILABLE, as no RPC can start.
@@ -34,7 +34,7 @@ struct TlsOptions {
   // Server: every request must carry a client certificate signed by
   // ca_file (etcd's --peer-client-cert-auth; off by default, as in etcd).
   bool require_client_cert = false;
-  // Server: the client certificate must name the member in x-raft-from.
+  // Server: the client certificate must name the member in x-server-from.
   // Requires require_client_cert.
   bool verify_member_identity = false;
   // The name a member's certificate carries, as its common name or a DNS or

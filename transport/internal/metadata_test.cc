@@ -94,6 +94,22 @@ TEST_F(MetadataTest, PipelineBodyMustAgreeWithTheCaller) {
   }
 }
 
+// An accepted stream says which version serves it (etcd's stream response
+// carries X-Server-Version).
+TEST_F(MetadataTest, AcceptedStreamCarriesTheServerVersion) {
+  grpc::ClientContext ctx;
+  Apply(&ctx, Meta());
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto s = stub_->MessageStream(&ctx);
+  s->WaitForInitialMetadata();
+  const auto& md = ctx.GetServerInitialMetadata();
+  auto it = md.find(kMetaServerVersion);
+  ASSERT_NE(it, md.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), kServerVersion);
+  ctx.TryCancel();
+  s->Finish();
+}
+
 TEST_F(MetadataTest, ClusterIdMismatchIsFailedPrecondition) {
   Meta m;
   m.cluster = "dead";

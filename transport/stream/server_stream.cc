@@ -1,5 +1,7 @@
 #include "transport/stream/server_stream.h"
 
+#include "transport/internal/wire.h"
+
 namespace raftgrpc {
 
 template <class Frame>
@@ -13,6 +15,8 @@ template <class Frame>
 std::unique_ptr<typename ServerStream<Frame>::Conn> ServerStream<Frame>::Accept() {
   refs_.fetch_add(1, std::memory_order_relaxed);
   handoff_.Publish();
+  // As etcd's stream response header, for the dialler's version check.
+  ctx_->AddInitialMetadata(kMetaServerVersion, kServerVersion);
   this->StartSendInitialMetadata();
   this->StartRead(&control_);
   return std::make_unique<Conn>(this);
