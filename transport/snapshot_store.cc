@@ -22,8 +22,12 @@ namespace {
 constexpr char kTempPrefix[] = "raftgrpc-recv-";
 constexpr char kTempSuffix[] = ".tmp";
 
+// A full disk or quota is RESOURCE_EXHAUSTED; anything else INTERNAL.
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  const int err = errno;
+  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  return absl::InternalError(msg);
 }
 
 // mkdir -p.
@@ -68,18 +72,22 @@ class DiskSink : public SnapshotSink {
     if (::fsync(fd_) != 0) return Errno("fsync", tmp_);
     ::close(fd_);
     fd_ = -1;
-    struct stat st;
-    if (::stat(final_.c_str(), &st) == 0) {
-      // etcd: the same snapshot already stored is still a success.
-      ::unlink(tmp_.c_str());
-      tmp_.clear();
-      return final_;
-    }
+    // rename replaces an existing file atomically: a file of the same index
+    // (perhaps planted, or rejected by Raft) is never kept in place of the
+    // data this transfer received and verified.
     if (::rename(tmp_.c_str(), final_.c_str()) != 0) return Errno("rename", tmp_);
     tmp_.clear();
+    committed_ = true;
     absl::Status s = FsyncDir(dir_);
     if (!s.ok()) return s;
     return final_;
+  }
+
+  void Discard() override {
+    if (committed_) {
+      ::unlink(final_.c_str());
+      committed_ = false;
+    }
   }
 
   void Abort() override {
@@ -98,6 +106,7 @@ class DiskSink : public SnapshotSink {
   std::string tmp_;
   const std::string final_;
   int fd_;
+  bool committed_ = false;
 };
 
 }  // namespace

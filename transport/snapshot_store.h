@@ -29,8 +29,13 @@ class SnapshotSink {
   virtual ~SnapshotSink() = default;  // aborts unless committed
   // Appends data. May block on disk I/O.
   virtual absl::Status Write(const char* data, size_t n) = 0;
-  // Makes the data durable and visible; returns where it lies.
+  // Makes the data durable and visible; returns where it lies. Replaces
+  // whatever was there (a snapshot of the same index): what Raft is handed
+  // is always this transfer's data.
   virtual absl::StatusOr<std::string> Commit() = 0;
+  // After Commit, when Raft rejected the snapshot: removes what Commit made
+  // visible, so no later transfer or reader takes it for a good one.
+  virtual void Discard() {}
   // Discards what was written. Idempotent.
   virtual void Abort() = 0;
 };

@@ -96,6 +96,32 @@ TEST(DiskSnapshotStoreTest, LeftoversOfAKilledReceiveAreRemovedAndNothingElse) {
   EXPECT_EQ(after, want);
 }
 
+// A second snapshot of the same index replaces the first (it is never
+// "already stored"), and Discard removes a committed one Raft rejected.
+TEST(DiskSnapshotStoreTest, SameIndexReplacesAndDiscardRemoves) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/replace";
+  DiskSnapshotStore store(dir);
+  auto commit = [&](const std::string& data) {
+    auto sink = store.Begin(Snap(9), data.size());
+    EXPECT_TRUE(sink.ok());
+    EXPECT_TRUE((*sink)->Write(data.data(), data.size()).ok());
+    auto path = (*sink)->Commit();
+    EXPECT_TRUE(path.ok());
+    return std::move(*sink);
+  };
+  auto read = [&] {
+    std::ifstream f(dir + "/" + DiskSnapshotStore::FileName(9));
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  commit("planted");
+  std::unique_ptr<SnapshotSink> real = commit("the real one");
+  EXPECT_EQ(read(), "the real one");
+  real->Discard();
+  EXPECT_TRUE(List(dir).empty());
+}
+
 TEST(DiskSnapshotStoreTest, NoDirectoryIsAClearError) {
   DiskSnapshotStore store("");
   EXPECT_EQ(store.Begin(Snap(1), 1).status().code(), absl::StatusCode::kFailedPrecondition);

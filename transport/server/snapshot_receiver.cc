@@ -335,7 +335,7 @@ void SnapshotReceiver::DiskLoop() {
       if (!progressed) {
         l.unlock();
         sink->Abort();
-        ctx_->TryCancel();
+        // Answered, not cancelled: the sender must see the real cause.
         Fail(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                           absl::StrCat("no snapshot data for ", absl::FormatDuration(timeout))));
         return;
@@ -357,8 +357,11 @@ void SnapshotReceiver::DiskLoop() {
     }
     if (!s.ok()) {
       sink->Abort();
-      ctx_->TryCancel();
-      Fail(grpc::Status(grpc::StatusCode::INTERNAL,
+      // Answered with the store's error (a full disk is RESOURCE_EXHAUSTED),
+      // not cancelled: the sender and the log must name the real cause.
+      Fail(grpc::Status(s.code() == absl::StatusCode::kResourceExhausted
+                            ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                            : grpc::StatusCode::INTERNAL,
                         absl::StrCat("failed to save KV snapshot (", s.ToString(), ")")));
       return;
     }
@@ -390,6 +393,7 @@ void SnapshotReceiver::DiskLoop() {
   // Only now, with the data durable, does Raft learn of the snapshot.
   absl::Status ps = env_.host->raft()->ProcessSnapshot(msg, *path);
   if (!ps.ok()) {
+    sink->Discard();  // a rejected snapshot must not stay as if it were good
     Fail(ps.code() == absl::StatusCode::kPermissionDenied
              ? RemovedMemberStatus(ctx_)
              : grpc::Status(grpc::StatusCode::INTERNAL,

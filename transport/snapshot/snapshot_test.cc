@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -375,6 +376,28 @@ TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
   EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 1u);
 }
 
+// The store never hands Raft anything but this transfer's verified data: a
+// snapshot Raft rejects is removed, and the real one of the same index
+// then replaces nothing stale (before: the rejected junk stayed, and the
+// real transfer was answered OK while Raft was handed the junk file).
+TEST_F(RawSnapshotTest, RejectedSnapshotIsRemovedAndTheRealOneIsStored) {
+  const std::string junk = "planted junk", real = "the real snapshot";
+  const uint32_t junk_crc = Crc32cExtend(0, junk.data(), junk.size());
+  const uint32_t real_crc = Crc32cExtend(0, real.data(), real.size());
+  c_->raft(2).SetProcessError(absl::InternalError("not a snapshot I want"));
+  grpc::Status s = Send({Header(junk.size()), Chunk(junk), Trailer(junk_crc)});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL) << s.error_message();
+  EXPECT_TRUE(Files(c_->node(2).snap_dir).empty());
+  c_->raft(2).SetProcessError(absl::OkStatus());
+  ASSERT_TRUE(Send({Header(real.size()), Chunk(real), Trailer(real_crc)}).ok());
+  const std::vector<std::string> paths = c_->raft(2).snapshot_paths();
+  ASSERT_EQ(paths.size(), 2u);
+  std::ifstream f(paths.back());
+  std::stringstream got;
+  got << f.rdbuf();
+  EXPECT_EQ(got.str(), real);
+}
+
 // Bounded receives: one per sender and max_snapshot_receives in all. A
 // sender's newer transfer replaces its older one (which a reset link may
 // have left behind); other senders beyond the limit are refused at their
@@ -447,6 +470,17 @@ TEST_F(HeaderTimeoutTest, SilentCallerIsTimedOutByTheServer) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
   EXPECT_NE(s.error_message().find("no snapshot header"), std::string::npos);
   EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+// A transfer that stalls after its header is answered DEADLINE_EXCEEDED by
+// the receiver (before: CANCELLED, as the receiver cancelled first).
+TEST_F(HeaderTimeoutTest, StalledTransferIsDeadlineExceeded) {
+  std::unique_ptr<Call> stalled = Open(1);
+  ASSERT_TRUE(stalled->w->Write(Header(100)));
+  grpc::Status s = stalled->w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_NE(s.error_message().find("no snapshot data"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).empty(); }));
 }
 
 }  // namespace
