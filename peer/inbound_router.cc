@@ -22,16 +22,16 @@ InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capac
 
 InboundRouter::~InboundRouter() { Stop(); }
 
-InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause) {
+InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done) {
   if (honor_pause && paused()) {
     dropped_paused_.fetch_add(1, std::memory_order_relaxed);
     return Result::kPaused;
   }
   if (IsLinkHeartbeat(m)) return Result::kLinkHeartbeat;
-  return Push(m.type() == raftpb::MsgProp ? prop_ : recv_, std::move(m));
+  return Push(m.type() == raftpb::MsgProp ? prop_ : recv_, std::move(m), std::move(done));
 }
 
-InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
+InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m, DoneFn done) {
   bool wake = false, start = false;
   const size_t cost = budget_ != nullptr ? InboundCost(m) : 0;
   {
@@ -42,7 +42,7 @@ InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m) {
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
       return Result::kFull;
     }
-    lane.q.push_back({std::move(m), cost});
+    lane.q.push_back({std::move(m), cost, std::move(done)});
     lane.pending.fetch_add(1, std::memory_order_relaxed);
     if (!lane.running) {
       lane.running = true;
@@ -73,11 +73,6 @@ void InboundRouter::StartWorker(Lane& lane) {
 
 void InboundRouter::Drain(Lane& lane) {
   std::deque<Lane::Queued> batch;
-  // Whatever is left in `batch` when the worker returns (Stop) is released.
-  auto release_rest = [&] {
-    if (budget_ == nullptr) return;
-    for (const Lane::Queued& q : batch) budget_->Release(q.cost);
-  };
   for (;;) {
     {
       UniqueLock l(&lane.mu);
@@ -99,31 +94,40 @@ void InboundRouter::Drain(Lane& lane) {
     while (!batch.empty()) {
       // Stop drops what is still queued, as etcd's workers exit on stopc.
       if (lane.stopped.load(std::memory_order_acquire)) {
-        release_rest();
+        Drop(&batch);
         return;
       }
-      const Lane::Queued& q = batch.front();
+      Lane::Queued& q = batch.front();
       // Counted before the call so a Process that observes the message also
       // observes the count.
       delivered_.fetch_add(1, std::memory_order_relaxed);
-      if (!raft_->Process(q.m).ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+      const absl::Status s = raft_->Process(q.m);
+      if (!s.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
       lane.pending.fetch_sub(1, std::memory_order_relaxed);
       if (budget_ != nullptr) budget_->Release(q.cost);
+      if (q.done) q.done(s);
       batch.pop_front();
     }
   }
 }
 
+void InboundRouter::Drop(std::deque<Lane::Queued>* dropped) {
+  for (Lane::Queued& q : *dropped) {
+    if (budget_ != nullptr) budget_->Release(q.cost);
+    if (q.done) q.done(absl::UnavailableError("the receiver stopped"));
+  }
+  dropped->clear();
+}
+
 void InboundRouter::Stop() {
   for (Lane* lane : {&recv_, &prop_}) {
+    std::deque<Lane::Queued> dropped;
     {
       MutexLock l(&lane->mu);
       lane->stopped.store(true, std::memory_order_release);
-      if (budget_ != nullptr) {
-        for (const Lane::Queued& q : lane->q) budget_->Release(q.cost);
-      }
-      lane->q.clear();
+      dropped.swap(lane->q);
     }
+    Drop(&dropped);  // outside the lock: `done` may call into gRPC
     lane->cv.notify_all();
   }
   for (Lane* lane : {&recv_, &prop_}) {

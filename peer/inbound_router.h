@@ -16,8 +16,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "peer/byte_budget.h"
 #include "peer/mutex.h"
 #include "peer/raft.h"
@@ -57,10 +59,16 @@ class InboundRouter {
   // Routes a message read from a stream: dropped while paused and for link
   // heartbeats; MsgProp to the proposal queue, everything else to the
   // receive queue; dropped and counted when that queue is full. Never blocks.
-  Result Deliver(raftpb::Message&& m) { return Route(std::move(m), /*honor_pause=*/true); }
+  Result Deliver(raftpb::Message&& m) { return Route(std::move(m), /*honor_pause=*/true, nullptr); }
+  // Called with Process's status once it has returned, or UNAVAILABLE if
+  // Stop drops the message first. Runs on the worker (or Stop's) thread.
+  using DoneFn = std::function<void(const absl::Status&)>;
   // The same for messages that arrived by pipeline RPC, which Pause does
-  // not stop (etcd pauses only the stream readers).
-  Result DeliverUnpaused(raftpb::Message&& m) { return Route(std::move(m), false); }
+  // not stop (etcd pauses only the stream readers). On kQueued, `done` (if
+  // any) is called exactly once, as above; otherwise never.
+  Result DeliverUnpaused(raftpb::Message&& m, DoneFn done = nullptr) {
+    return Route(std::move(m), false, std::move(done));
+  }
 
   // While paused, Deliver drops everything (etcd pauses the stream readers;
   // inbound pipeline and snapshot requests are not affected).
@@ -96,6 +104,7 @@ class InboundRouter {
     struct Queued {
       raftpb::Message m;
       size_t cost = 0;  // charged to the budget
+      DoneFn done;
     };
     std::deque<Queued> q ABSL_GUARDED_BY(mu);
     // Queued plus taken by the worker but not yet processed: the bound
@@ -110,8 +119,10 @@ class InboundRouter {
     std::thread worker ABSL_GUARDED_BY(thread_mu);
   };
 
-  Result Route(raftpb::Message&& m, bool honor_pause);
-  Result Push(Lane& lane, raftpb::Message&& m);
+  Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done);
+  Result Push(Lane& lane, raftpb::Message&& m, DoneFn done);
+  // Gives back the budget of, and fails, messages Stop dropped.
+  void Drop(std::deque<Lane::Queued>* dropped);
   void Drain(Lane& lane);
   void StartWorker(Lane& lane);
 

@@ -424,8 +424,11 @@ void Transport::Stop() {
   // server shutdown would otherwise wait for.
   for (auto& [id, p] : peers) p->Stop();
   for (auto& [id, r] : remotes) r->Stop();
-  if (server) server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  // Before the server: a stranger's pipeline call is answered when its
+  // message is processed (or dropped here), and the server's shutdown
+  // waits for every call's answer.
   strangers_->Stop();
+  if (server) server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   scheduler_->Stop();
 }
 

@@ -110,6 +110,20 @@ TEST_F(MetadataTest, AcceptedStreamCarriesTheServerVersion) {
   s->Finish();
 }
 
+// The pipeline answers after Process, with its outcome (etcd: 500 when
+// Process fails, 403 for a removed member).
+TEST_F(MetadataTest, PipelineAnswerCarriesProcessOutcome) {
+  c_->raft(1).SetProcessError(absl::InternalError("raft says no"));
+  grpc::Status s = Pipeline(Meta(), Heartbeat());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_NE(s.error_message().find("raft says no"), std::string::npos) << s.error_message();
+  c_->raft(1).SetProcessError(absl::PermissionDeniedError("removed"));
+  s = Pipeline(Meta(), Heartbeat());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  c_->raft(1).SetProcessError(absl::OkStatus());
+  EXPECT_TRUE(Pipeline(Meta(), Heartbeat()).ok());
+}
+
 TEST_F(MetadataTest, ClusterIdMismatchIsFailedPrecondition) {
   Meta m;
   m.cluster = "dead";

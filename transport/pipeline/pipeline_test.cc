@@ -152,5 +152,23 @@ TEST(PipelineTest, MsgSnapCancelledByRemovePeerIsReportedAsFailure) {
   ::close(fd);
 }
 
+// A MsgSnap sent through the pipeline is reported kFinish only once the
+// receiver's Raft has processed it: the answer waits for Process.
+TEST(PipelineTest, MsgSnapFinishesOnlyAfterTheReceiverProcessedIt) {
+  FakeRaft r1, r2;
+  int p1, p2;
+  auto t1 = Make(1, &r1, &p1);
+  auto t2 = Make(2, &r2, &p2);
+  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
+  ASSERT_TRUE(t2->AddPeer(1, {absl::StrCat("http://127.0.0.1:", p1)}).ok());
+  r2.BlockType(raftpb::MsgSnap);
+  t1->Send(Msg(raftpb::MsgSnap, 3));
+  ASSERT_TRUE(r2.WaitForProcessing(raftpb::MsgSnap));
+  EXPECT_TRUE(r1.snapshot_reports().empty());  // not while Process runs
+  r2.Unblock();
+  ASSERT_TRUE(r1.WaitForSnapshotReports(1));
+  EXPECT_EQ(r1.snapshot_reports()[0].second, SnapshotStatus::kFinish);
+}
+
 }  // namespace
 }  // namespace raftgrpc

@@ -98,8 +98,31 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   raftpb::Message m = req->message();
   std::shared_ptr<Peer> peer = host->FindPeer(id.from);
   InboundRouter* inbound = peer ? &peer->inbound() : host->stranger_inbound();
-  switch (inbound->DeliverUnpaused(std::move(m))) {
+  // As etcd's pipeline handler, the answer waits for Process (on the inbound
+  // worker; no gRPC thread waits) and carries its outcome: a removed member
+  // is PERMISSION_DENIED, another error INTERNAL.
+  const uint64_t from = id.from;
+  auto answer = [this, ctx, reactor, from](const absl::Status& ps) {
+    if (ps.ok()) {
+      counters_.pipeline_received.fetch_add(1, std::memory_order_relaxed);
+      reactor->Finish(grpc::Status::OK);
+      return;
+    }
+    counters_.pipeline_rejected.fetch_add(1, std::memory_order_relaxed);
+    counters_.by_sender.AddFailure(from);
+    if (ps.code() == absl::StatusCode::kPermissionDenied) {
+      reactor->Finish(RemovedMemberStatus(ctx));
+    } else if (ps.code() == absl::StatusCode::kUnavailable) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(ps.message())));
+    } else {
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::INTERNAL,
+                       absl::StrCat("failed to process raft message (", ps.ToString(), ")")));
+    }
+  };
+  switch (inbound->DeliverUnpaused(std::move(m), answer)) {
     case InboundRouter::Result::kQueued:
+      return reactor;  // `answer` finishes it
     case InboundRouter::Result::kLinkHeartbeat:
     case InboundRouter::Result::kPaused:
       counters_.pipeline_received.fetch_add(1, std::memory_order_relaxed);
