@@ -25,6 +25,9 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool sn
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Like etcd's, this transport has its own retry semantics (Raft resends):
+  // none at the RPC level. gRPC's retry layer is off.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   if (!opts_->tls.server_name_override.empty()) {
     args.SetSslTargetNameOverride(opts_->tls.server_name_override);
   }
