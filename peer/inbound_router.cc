@@ -4,11 +4,11 @@
 
 namespace raftgrpc {
 
-size_t InboundCost(const raftpb::Message& m) {
+size_t InboundCost(const raftpb::Message& m, size_t encoded_size) {
   // Per entry: the Entry object, its slot in the repeated field, and the
   // allocator's overhead for each.
   constexpr size_t kPerEntry = sizeof(raftpb::Entry) + sizeof(void*) + 32;
-  return sizeof(raftpb::Message) + m.ByteSizeLong() +
+  return sizeof(raftpb::Message) + (encoded_size != 0 ? encoded_size : m.ByteSizeLong()) +
          static_cast<size_t>(m.entries_size()) * kPerEntry;
 }
 
@@ -22,18 +22,21 @@ InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capac
 
 InboundRouter::~InboundRouter() { Stop(); }
 
-InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done) {
+InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done,
+                                           size_t encoded_size) {
   if (honor_pause && paused()) {
     dropped_paused_.fetch_add(1, std::memory_order_relaxed);
     return Result::kPaused;
   }
   if (IsLinkHeartbeat(m)) return Result::kLinkHeartbeat;
-  return Push(m.type() == raftpb::MsgProp ? prop_ : recv_, std::move(m), std::move(done));
+  return Push(m.type() == raftpb::MsgProp ? prop_ : recv_, std::move(m), std::move(done),
+              encoded_size);
 }
 
-InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m, DoneFn done) {
+InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m, DoneFn done,
+                                          size_t encoded_size) {
   bool wake = false, start = false;
-  const size_t cost = budget_ != nullptr ? InboundCost(m) : 0;
+  const size_t cost = budget_ != nullptr ? InboundCost(m, encoded_size) : 0;
   {
     MutexLock l(&lane.mu);
     if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;

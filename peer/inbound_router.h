@@ -35,8 +35,9 @@ inline bool IsLinkHeartbeat(const raftpb::Message& m) {
 
 // What a decoded message costs in memory: its encoded size plus the
 // objects that decoding allocates (a message full of empty entries costs
-// far more than its wire bytes).
-size_t InboundCost(const raftpb::Message& m);
+// far more than its wire bytes). `encoded_size`: m.ByteSizeLong() if the
+// caller has it already (0: computed here).
+size_t InboundCost(const raftpb::Message& m, size_t encoded_size = 0);
 
 class InboundRouter {
  public:
@@ -59,15 +60,18 @@ class InboundRouter {
   // Routes a message read from a stream: dropped while paused and for link
   // heartbeats; MsgProp to the proposal queue, everything else to the
   // receive queue; dropped and counted when that queue is full. Never blocks.
-  Result Deliver(raftpb::Message&& m) { return Route(std::move(m), /*honor_pause=*/true, nullptr); }
+  // `encoded_size` as for InboundCost.
+  Result Deliver(raftpb::Message&& m, size_t encoded_size = 0) {
+    return Route(std::move(m), /*honor_pause=*/true, nullptr, encoded_size);
+  }
   // Called with Process's status once it has returned, or UNAVAILABLE if
   // Stop drops the message first. Runs on the worker (or Stop's) thread.
   using DoneFn = std::function<void(const absl::Status&)>;
   // The same for messages that arrived by pipeline RPC, which Pause does
   // not stop (etcd pauses only the stream readers). On kQueued, `done` (if
   // any) is called exactly once, as above; otherwise never.
-  Result DeliverUnpaused(raftpb::Message&& m, DoneFn done = nullptr) {
-    return Route(std::move(m), false, std::move(done));
+  Result DeliverUnpaused(raftpb::Message&& m, DoneFn done = nullptr, size_t encoded_size = 0) {
+    return Route(std::move(m), false, std::move(done), encoded_size);
   }
 
   // While paused, Deliver drops everything (etcd pauses the stream readers;
@@ -119,8 +123,8 @@ class InboundRouter {
     std::thread worker ABSL_GUARDED_BY(thread_mu);
   };
 
-  Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done);
-  Result Push(Lane& lane, raftpb::Message&& m, DoneFn done);
+  Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done, size_t encoded_size);
+  Result Push(Lane& lane, raftpb::Message&& m, DoneFn done, size_t encoded_size);
   // Gives back the budget of, and fails, messages Stop dropped.
   void Drop(std::deque<Lane::Queued>* dropped);
   void Drain(Lane& lane);

@@ -120,7 +120,7 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
                        absl::StrCat("failed to process raft message (", ps.ToString(), ")")));
     }
   };
-  switch (inbound->DeliverUnpaused(std::move(m), answer)) {
+  switch (inbound->DeliverUnpaused(std::move(m), answer, size)) {
     case InboundRouter::Result::kQueued:
       return reactor;  // `answer` finishes it
     case InboundRouter::Result::kLinkHeartbeat:

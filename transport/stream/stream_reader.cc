@@ -129,7 +129,8 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     uint64_t msgs = 0, bytes = 0;
     absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message&& m) {
       ++msgs;
-      bytes += m.GetCachedSize();  // computed by the decoder's size check
+      const size_t size = m.GetCachedSize();  // computed by the decoder's size check
+      bytes += size;
       // The peer we dialled speaks only for itself (link heartbeats carry
       // no sender): anything else tears the stream down.
       if (m.from() != env_.peer_id && !IsLinkHeartbeat(m)) {
@@ -139,7 +140,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       }
       // A full queue (or budget) drops it; etcd counts that as a receive
       // failure.
-      if (env_.inbound->Deliver(std::move(m)) == InboundRouter::Result::kFull) {
+      if (env_.inbound->Deliver(std::move(m), size) == InboundRouter::Result::kFull) {
         env_.counters->AddReceiveFailure();
       }
       return absl::OkStatus();
