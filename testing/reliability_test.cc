@@ -18,11 +18,13 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "peer/peer.h"
+#include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/fault_proxy.h"
 #include "testing/messages.h"
 #include "testing/snapshot_file.h"
 #include "testing/status_macros.h"
+#include "transport/internal/metadata.h"
 #include "transport/pipeline/prober.h"
 #include "transport/stream/stream_reader.h"
 
@@ -269,6 +271,69 @@ TEST(ReliabilityTest, LargeMessageFloodWithSlowProcessStaysWithinTheByteBudget) 
     if (p.id == 1) failures = p.received_failures;
   }
   EXPECT_GE(failures, inbound->stats().inbound_dropped_full);
+}
+
+// 200 senders each open a snapshot transfer, send the header and stall.
+// An outside check did this with 2000: 2000 receiver threads and 2000
+// temporary files for 30 s. Now the receiver holds max_snapshot_receives
+// (4) of them and refuses the rest at their header.
+TEST(ReliabilityTest, StalledSnapshotFloodHoldsBoundedThreadsAndFiles) {
+  TransportOptions o = FastOptions();
+  o.snapshot_progress_timeout = absl::Seconds(60);  // the stall outlives the test
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
+  const std::string dir = cl.node(2).snap_dir;
+  auto files = [&] {
+    int n = 0;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+      closedir(d);
+    }
+    return n;
+  };
+  const int64_t threads_before = ProcStatus("Threads");
+  const int fds_before = OpenFds();
+  const uint64_t rejected_before = cl.t(2).Metrics().totals.snapshots_rejected;
+  auto stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cl.node(2).port), grpc::InsecureChannelCredentials()));
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::SnapshotResponse resp;
+    std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w;
+  };
+  constexpr int kSenders = 200;
+  std::vector<std::unique_ptr<Call>> calls;
+  for (uint64_t id = 100; id < 100 + kSenders; ++id) {
+    auto call = std::make_unique<Call>();
+    TransportOptions as = o;
+    as.local_id = id;
+    as.cluster_id = 0x1000;  // the Cluster's
+    AddIdentityMetadata(&call->ctx, as, 2);
+    call->w = stub->Snapshot(&call->ctx, &call->resp);
+    v1::SnapshotFrame header;
+    *header.mutable_header()->mutable_message() = testing::SnapMsg(id, 2, 1, 11);
+    header.mutable_header()->set_data_size(1 << 20);
+    call->w->Write(header);
+    calls.push_back(std::move(call));
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    return cl.t(2).Metrics().totals.snapshots_rejected - rejected_before >= kSenders - 4;
+  })) << "refused: "
+      << cl.t(2).Metrics().totals.snapshots_rejected - rejected_before;
+  const int files_held = files();
+  const int64_t threads_grown = ProcStatus("Threads") - threads_before;
+  const int fds_grown = OpenFds() - fds_before;
+  ::testing::Test::RecordProperty("temp_files", std::to_string(files_held));
+  ::testing::Test::RecordProperty("threads_grown", std::to_string(threads_grown));
+  ::testing::Test::RecordProperty("fds_grown", std::to_string(fds_grown));
+  EXPECT_EQ(files_held, 4);  // the admitted ones: a temp file each
+  EXPECT_LE(threads_grown, 4 + 16) << "disk threads plus gRPC's own slack";
+  EXPECT_LE(fds_grown, 4 + 16);
+  for (auto& call : calls) {
+    call->ctx.TryCancel();
+    call->w->Finish();
+  }
+  EXPECT_TRUE(WaitUntil([&] { return files() == 0; }));
 }
 
 TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
