@@ -273,6 +273,68 @@ TEST(ReliabilityTest, LargeMessageFloodWithSlowProcessStaysWithinTheByteBudget) 
   EXPECT_GE(failures, inbound->stats().inbound_dropped_full);
 }
 
+// The same flood from a non-member over the pipeline, from several
+// connections at once: its messages share the strangers' byte budget (the
+// per-peer size), the excess is refused RESOURCE_EXHAUSTED, and the process
+// does not grow with the flood.
+TEST(ReliabilityTest, NonMemberPipelineFloodStaysWithinTheByteBudget) {
+  TransportOptions o = FastOptions();
+  o.max_inbound_bytes_per_peer = 16 << 20;
+  o.max_inbound_bytes = 32 << 20;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
+  cl.raft(2).set_keep_messages(false);
+  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
+  const std::string payload(1536 << 10, 'n');
+  std::atomic<int> ok{0}, exhausted{0}, other{0};
+  // 240 calls in flight at once (the answer waits for Process, so an
+  // attacker keeps many open rather than waiting for each).
+  auto stub = v1::RaftTransport::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", cl.node(2).port), grpc::InsecureChannelCredentials(), [] {
+        grpc::ChannelArguments a;
+        a.SetMaxSendMessageSize(4 << 20);
+        return a;
+      }()));
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::PipelineRequest req;
+    v1::PipelineResponse resp;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < 240; ++i) {
+    auto call = std::make_unique<Call>();
+    TransportOptions stranger = o;
+    stranger.local_id = 77;
+    stranger.cluster_id = 0x1000;  // the Cluster's
+    AddIdentityMetadata(&call->ctx, stranger, 2);
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    *call->req.mutable_message() = testing::App(77, 2, 1, i, payload);
+    stub->async()->Pipeline(&call->ctx, &call->req, &call->resp, [&](grpc::Status s) {
+      if (s.ok()) {
+        ok.fetch_add(1);
+      } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        exhausted.fetch_add(1);
+      } else {
+        other.fetch_add(1);
+      }
+    });
+    calls.push_back(std::move(call));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return ok + exhausted + other == 240; }, absl::Seconds(60)));
+  ::testing::Test::RecordProperty("ok", std::to_string(ok.load()));
+  ::testing::Test::RecordProperty("resource_exhausted", std::to_string(exhausted.load()));
+  EXPECT_EQ(ok + exhausted + other, 240);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(exhausted.load(), 0);
+  // The receiver's queues never held more than the strangers' share (plus
+  // the members' own small traffic). RSS says little here: the attacker's
+  // 360 MiB of requests live in this same process.
+  const uint64_t peak = cl.t(2).Metrics().totals.inbound_bytes_peak;
+  ::testing::Test::RecordProperty("inbound_bytes_peak", std::to_string(peak));
+  EXPECT_LE(peak, uint64_t{17} << 20);
+}
+
 // 200 senders each open a snapshot transfer, send the header and stall.
 // An outside check did this with 2000: 2000 receiver threads and 2000
 // temporary files for 30 s. Now the receiver holds max_snapshot_receives

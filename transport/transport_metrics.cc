@@ -57,6 +57,8 @@ TransportMetrics Transport::Metrics() const {
   t.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
   t.dropped_stopped = dropped_stopped_.load(std::memory_order_relaxed);
   service_->counters().ReadTotals(&t);
+  t.inbound_bytes = inbound_budget_->used();
+  t.inbound_bytes_peak = inbound_budget_->peak();
   {
     ReaderLock l(&state_->mu);
     t.remotes = state_->remotes.size();
