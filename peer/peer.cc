@@ -104,7 +104,6 @@ Channel Peer::Pick(const raftpb::Message& m) const {
 }
 
 Peer::SendOutcome Peer::Send(raftpb::Message m) {
-  const uint64_t to = m.to();
   const bool is_snap = m.type() == raftpb::MsgSnap;
   Channel picked;
   {
@@ -122,8 +121,7 @@ Peer::SendOutcome Peer::Send(raftpb::Message m) {
   }
   // Reported outside the lock: Raft may call back into the transport.
   dropped_[static_cast<int>(picked)].fetch_add(1, std::memory_order_relaxed);
-  env_.raft->ReportUnreachable(to);
-  if (is_snap) env_.raft->ReportSnapshot(to, SnapshotStatus::kFailure);
+  ReportNotSent(env_, is_snap);
   return SendOutcome::kFull;
 }
 

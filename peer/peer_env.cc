@@ -35,13 +35,15 @@ void PeerCounters::AddTo(PeerMetrics* m) const {
   m->snapshot_send_seconds = snapshot_seconds_;
 }
 
+void ReportNotSent(const PeerEnv& env, bool snapshot) {
+  env.raft->ReportUnreachable(env.peer_id);
+  if (snapshot) env.raft->ReportSnapshot(env.peer_id, SnapshotStatus::kFailure);
+}
+
 void ReportChannelFailure(const PeerEnv& env, const ChannelFailure& f) {
   if (!f.url.empty()) env.picker->Unreachable(f.url);
   if (f.deactivate) env.status->Deactivate(f.source, f.reason);
-  if (f.report) {
-    env.raft->ReportUnreachable(env.peer_id);
-    if (f.snapshot) env.raft->ReportSnapshot(env.peer_id, SnapshotStatus::kFailure);
-  }
+  if (f.report) ReportNotSent(env, f.snapshot);
   if (f.removed_member && env.on_critical) {
     env.on_critical(
         absl::PermissionDeniedError("the member has been permanently removed from the cluster"));

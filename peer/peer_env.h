@@ -87,6 +87,11 @@ struct ChannelFailure {
 // the channel's locks: Raft may call back into the transport.
 void ReportChannelFailure(const PeerEnv& env, const ChannelFailure& f);
 
+// What Raft is told of a message that did not go out (dropped, refused or
+// cancelled): ReportUnreachable, plus ReportSnapshot(kFailure) for a
+// snapshot. The last step of ReportChannelFailure; outside any lock too.
+void ReportNotSent(const PeerEnv& env, bool snapshot);
+
 }  // namespace raftgrpc
 
 #endif  // RAFT_GRPC_TRANSPORT_PEER_PEER_ENV_H_

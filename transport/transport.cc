@@ -290,8 +290,7 @@ void Transport::Send(raftpb::Message m) {
     // No channel would carry it; Raft must not think it went out.
     dropped_oversize_.fetch_add(1, std::memory_order_relaxed);
     if (peer) {
-      raft_->ReportUnreachable(to);
-      if (m.type() == raftpb::MsgSnap) raft_->ReportSnapshot(to, SnapshotStatus::kFailure);
+      ReportNotSent(peer->env(), m.type() == raftpb::MsgSnap);
     }
     return;
   }

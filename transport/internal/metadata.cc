@@ -103,6 +103,12 @@ grpc::Status CheckMessageIdentity(const raftpb::Message& m, uint64_t from, uint6
   return grpc::Status::OK;
 }
 
+grpc::Status ProcessErrorStatus(const absl::Status& ps, grpc::ServerContextBase* ctx) {
+  if (ps.code() == absl::StatusCode::kPermissionDenied) return RemovedMemberStatus(ctx);
+  return grpc::Status(grpc::StatusCode::INTERNAL,
+                      absl::StrCat("failed to process raft message (", ps.ToString(), ")"));
+}
+
 grpc::Status RemovedMemberStatus(grpc::ServerContextBase* ctx) {
   ctx->AddTrailingMetadata(kMetaRaftError, kRaftErrorRemovedMember);
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,

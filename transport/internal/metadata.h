@@ -54,6 +54,11 @@ grpc::Status CheckMessageIdentity(const raftpb::Message& m, uint64_t from, uint6
 // metadata raft-error: removed-member).
 grpc::Status RemovedMemberStatus(grpc::ServerContextBase* ctx);
 
+// The answer to a request whose message Raft::Process (or ProcessSnapshot)
+// refused: PERMISSION_DENIED for a removed member (RemovedMemberStatus),
+// INTERNAL with Raft's error otherwise.
+grpc::Status ProcessErrorStatus(const absl::Status& ps, grpc::ServerContextBase* ctx);
+
 // Whether a status received by a client is the removed-member answer.
 bool IsRemovedMember(const grpc::Status& s, const grpc::ClientContext& ctx);
 

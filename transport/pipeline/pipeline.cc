@@ -81,10 +81,7 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     if (stopping && !s.ok()) {
       // Cancelled by Stop: the peer is going away, so nothing is reported,
       // except a MsgSnap's outcome, which Raft waits for (etcd reports it).
-      if (report_ && is_snap) {
-        env_.raft->ReportUnreachable(to);
-        env_.raft->ReportSnapshot(to, SnapshotStatus::kFailure);
-      }
+      if (report_ && is_snap) ReportNotSent(env_, /*snapshot=*/true);
     } else if (s.ok()) {
       env_.status->Activate();
       if (report_ && is_snap) env_.raft->ReportSnapshot(to, SnapshotStatus::kFinish);

@@ -110,15 +110,10 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
     }
     counters_.pipeline_rejected.fetch_add(1, std::memory_order_relaxed);
     counters_.by_sender.AddFailure(from);
-    if (ps.code() == absl::StatusCode::kPermissionDenied) {
-      reactor->Finish(RemovedMemberStatus(ctx));
-    } else if (ps.code() == absl::StatusCode::kUnavailable) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(ps.message())));
-    } else {
-      reactor->Finish(
-          grpc::Status(grpc::StatusCode::INTERNAL,
-                       absl::StrCat("failed to process raft message (", ps.ToString(), ")")));
-    }
+    // UNAVAILABLE: dropped at stop (InboundRouter), not refused by Raft.
+    reactor->Finish(ps.code() == absl::StatusCode::kUnavailable
+                        ? grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(ps.message()))
+                        : ProcessErrorStatus(ps, ctx));
   };
   switch (inbound->DeliverUnpaused(std::move(m), answer, size)) {
     case InboundRouter::Result::kQueued:

@@ -394,10 +394,7 @@ void SnapshotReceiver::DiskLoop() {
   absl::Status ps = env_.host->raft()->ProcessSnapshot(msg, *path);
   if (!ps.ok()) {
     sink->Discard();  // a rejected snapshot must not stay as if it were good
-    Fail(ps.code() == absl::StatusCode::kPermissionDenied
-             ? RemovedMemberStatus(ctx_)
-             : grpc::Status(grpc::StatusCode::INTERNAL,
-                            absl::StrCat("failed to process raft message (", ps.ToString(), ")")));
+    Fail(ProcessErrorStatus(ps, ctx_));
     return;
   }
   {

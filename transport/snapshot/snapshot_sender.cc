@@ -54,8 +54,7 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
                                  ": another snapshot is in flight or the peer stopped"));
     snap.Close(false);
     // Both reports, as etcd gives for any failed snapshot send.
-    env_.raft->ReportUnreachable(env_.peer_id);
-    env_.raft->ReportSnapshot(env_.peer_id, SnapshotStatus::kFailure);
+    ReportNotSent(env_, /*snapshot=*/true);
   }
 }
 
