@@ -25,6 +25,7 @@ void PeerStatus::Deactivate(const FailureType& failure, absl::string_view why) {
     if (!active_) return;
     active_ = false;
     since_ = absl::Time();
+    deactivated_ = absl::Now();
     ++disconnects_;
   }
   if (on_transition_) {
@@ -41,6 +42,11 @@ bool PeerStatus::IsActive() const {
 absl::Time PeerStatus::ActiveSince() const {
   MutexLock l(&mu_);
   return since_;
+}
+
+absl::Time PeerStatus::LastActive() const {
+  MutexLock l(&mu_);
+  return active_ ? absl::Now() : deactivated_;
 }
 
 uint64_t PeerStatus::disconnects() const {

@@ -47,6 +47,10 @@ class PeerStatus {
   // Time of the last inactive -> active transition; absl::Time() (the Unix
   // epoch, Go's zero time) while inactive.
   absl::Time ActiveSince() const;
+  // Now while active; else when it last stopped being active
+  // (absl::InfinitePast() if it never was). Tells a link that just broke,
+  // and is worth waiting for, from a peer that has been down for a while.
+  absl::Time LastActive() const;
   // Number of active -> inactive transitions so far
   // (etcd_network_disconnected_peers_total).
   uint64_t disconnects() const;
@@ -57,6 +61,7 @@ class PeerStatus {
   mutable Mutex mu_;
   bool active_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time since_ ABSL_GUARDED_BY(mu_);
+  absl::Time deactivated_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t disconnects_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -189,6 +189,61 @@ TEST(ReliabilityTest, BlackholedLinkReportsUnreachableStaysBoundedAndRecovers) {
             0u);
 }
 
+// etcd's reconnect check: every connection to a peer is reset at once, and
+// the link comes back. An outside check saw the first message through only
+// after 79-83 attempts (about 100 ms), each an instant UNAVAILABLE and a
+// ReportUnreachable while the channel waited out its reconnect backoff;
+// etcd's own test allows 50. A pipeline call to a peer that was active a
+// moment ago now waits for the connection instead.
+int AttemptsUntilDeliveredAfterReset(absl::Duration reconnect_wait, size_t* unreachable) {
+  TransportOptions o = FastOptions();
+  o.pipeline_reconnect_wait = reconnect_wait;
+  auto c = Cluster::StartWithProxies(2, o);
+  if (!c.ok()) return -1;
+  Cluster& cl = **c;
+  if (!cl.WaitAllStreams()) return -2;
+  // Reset every connection both ways, and every new one for a while: node
+  // 1's reconnects fail a few times, so its channel to 2 sits in gRPC's
+  // reconnect backoff when the link comes back.
+  cl.OnLink(1, 2, [](FaultProxy& p) { p.SetMode(FaultProxy::Mode::kReset); });
+  const uint64_t resets_before = cl.proxy(1, 2)->counters().resets;
+  if (!WaitUntil([&] {
+        return !cl.StreamUp(1, 2) && cl.t(1).ActiveSince(2) == absl::Time() &&
+               cl.proxy(1, 2)->counters().resets >= resets_before + 4;
+      })) {
+    return -3;
+  }
+  const size_t unreachable_before = cl.raft(1).unreachable().size();
+  cl.OnLink(1, 2, [](FaultProxy& p) { p.Heal(); });
+  // One attempt: a message, then its outcome (delivered or reported).
+  int attempts = 0;
+  for (uint64_t i = 1; i <= 500; ++i) {
+    ++attempts;
+    const size_t delivered = cl.raft(2).message_count();
+    const size_t reported = cl.raft(1).unreachable().size();
+    cl.t(1).Send(App(1, 2, i));
+    WaitUntil(
+        [&] {
+          return cl.raft(2).message_count() > delivered ||
+                 cl.raft(1).unreachable().size() > reported;
+        },
+        absl::Seconds(5));
+    if (cl.raft(2).message_count() > delivered) break;
+  }
+  *unreachable = cl.raft(1).unreachable().size() - unreachable_before;
+  return attempts;
+}
+
+TEST(ReliabilityTest, ResetLinkCostsNoBurstOfInstantFailures) {
+  size_t unreachable = 0;
+  const int attempts = AttemptsUntilDeliveredAfterReset(absl::Seconds(1), &unreachable);
+  ASSERT_GT(attempts, 0) << "set-up failed: " << attempts;
+  ::testing::Test::RecordProperty("attempts", std::to_string(attempts));
+  ::testing::Test::RecordProperty("unreachable_reports", std::to_string(unreachable));
+  EXPECT_LE(attempts, 50) << "etcd's allowance";
+  EXPECT_LE(unreachable, 50u);
+}
+
 TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   TransportOptions o = FastOptions();
   o.recv_buf_size = 256;  // a small inbound queue fills fast

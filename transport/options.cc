@@ -15,6 +15,9 @@ absl::Status TransportOptions::Validate() const {
   if (conn_write_timeout <= absl::ZeroDuration()) return bad("conn_write_timeout", "must be > 0");
   if (dial_retry_interval < absl::ZeroDuration()) return bad("dial_retry_interval", "must be >= 0");
   if (pipeline_timeout <= absl::ZeroDuration()) return bad("pipeline_timeout", "must be > 0");
+  if (pipeline_reconnect_wait < absl::ZeroDuration()) {
+    return bad("pipeline_reconnect_wait", "must be >= 0");
+  }
   if (probe_interval < absl::Milliseconds(10)) return bad("probe_interval", "must be >= 10ms");
   if (snapshot_progress_timeout <= absl::ZeroDuration()) {
     return bad("snapshot_progress_timeout", "must be > 0");

@@ -49,6 +49,12 @@ struct TransportOptions {
   size_t max_inbound_bytes_per_peer = 64 * 1024 * 1024;
   size_t max_inbound_bytes = 256 * 1024 * 1024;
   absl::Duration pipeline_timeout = absl::Seconds(5);
+  // A pipeline call to a peer that was active this recently waits for the
+  // connection (gRPC wait-for-ready, up to pipeline_timeout) instead of
+  // failing at once while the channel reconnects: a reset link costs no
+  // burst of instant failures and unreachable reports. To a peer down for
+  // longer, calls fail fast, as etcd's do. Zero: always fail fast.
+  absl::Duration pipeline_reconnect_wait = absl::Seconds(1);
 
   // Largest single Raft message accepted or sent: etcd's default
   // --max-request-bytes (1.5 MiB) plus its 512 KiB gRPC overhead margin.

@@ -1,11 +1,15 @@
 #include "transport/tls.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 
 namespace raftgrpc {
 
@@ -36,6 +40,51 @@ absl::StatusOr<Pems> ReadPems(const TlsOptions& tls) {
   if (!ca.ok()) return ca.status();
   return Pems{*std::move(cert), *std::move(key), *std::move(ca)};
 }
+
+std::string IdentityOf(const TlsOptions& tls, uint64_t member) {
+  return tls.member_identity ? tls.member_identity(member) : DefaultMemberIdentity(member);
+}
+
+// The client's half of verify_member_identity, run in the TLS handshake
+// after the chain was verified: the host name as gRPC checks it by default,
+// then the member's name among the certificate's.
+class MemberCertificateVerifier : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  MemberCertificateVerifier(uint64_t member, std::string want)
+      : member_(member), want_(std::move(want)) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* req,
+              std::function<void(grpc::Status)> /*callback*/, grpc::Status* status) override {
+    // Synchronous: HostNameCertificateVerifier never defers.
+    hostname_.Verify(
+        req, [](grpc::Status) {}, status);
+    if (!status->ok()) return true;
+    std::vector<std::string> names;
+    names.emplace_back(req->common_name().data(), req->common_name().size());
+    for (const auto& list : {req->dns_names(), req->uri_names()}) {
+      for (const grpc::string_ref& n : list) {
+        if (std::find(names.begin(), names.end(), n) == names.end()) {
+          names.emplace_back(n.data(), n.size());
+        }
+      }
+    }
+    for (const std::string& n : names) {
+      if (n == want_) return true;
+    }
+    *status = grpc::Status(
+        grpc::StatusCode::UNAUTHENTICATED,
+        absl::StrCat("server certificate (", absl::StrJoin(names, ", "), ") does not name member ",
+                     absl::Hex(member_), " (want ", want_, ")"));
+    return true;
+  }
+
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
+
+ private:
+  const uint64_t member_;
+  const std::string want_;
+  grpc::experimental::HostNameCertificateVerifier hostname_;
+};
 
 }  // namespace
 
@@ -95,6 +144,37 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   return grpc::SslCredentials(o);
 }
 
+absl::StatusOr<MemberChannelCredentials> MakeMemberChannelCredentials(const TlsOptions& tls) {
+  if (!tls.verify_member_identity) {
+    auto creds = MakeChannelCredentials(tls);
+    if (!creds.ok()) return creds.status();
+    return MemberChannelCredentials([creds = *std::move(creds)](uint64_t) { return creds; });
+  }
+  if (absl::Status s = tls.Validate(); !s.ok()) return s;
+  auto pems = ReadPems(tls);
+  if (!pems.ok()) return pems.status();
+  using grpc::experimental::IdentityKeyCertPair;
+  using grpc::experimental::StaticDataCertificateProvider;
+  std::vector<IdentityKeyCertPair> identity;
+  if (!pems->cert.empty()) identity.push_back({pems->key, pems->cert});
+  std::shared_ptr<StaticDataCertificateProvider> provider =
+      pems->ca.empty() ? std::make_shared<StaticDataCertificateProvider>(identity)
+                       : std::make_shared<StaticDataCertificateProvider>(pems->ca, identity);
+  const bool has_ca = !pems->ca.empty(), has_identity = !identity.empty();
+  TlsOptions copy = tls;
+  return MemberChannelCredentials([provider, has_ca, has_identity, copy](uint64_t member) {
+    grpc::experimental::TlsChannelCredentialsOptions o;
+    o.set_certificate_provider(provider);
+    if (has_ca) o.watch_root_certs();  // else the system roots
+    if (has_identity) o.watch_identity_key_cert_pairs();
+    o.set_verify_server_certs(true);
+    o.set_certificate_verifier(
+        grpc::experimental::ExternalCertificateVerifier::Create<MemberCertificateVerifier>(
+            member, IdentityOf(copy, member)));
+    return grpc::experimental::TlsCredentials(o);
+  });
+}
+
 grpc::Status CheckClientCertificate(const grpc::ServerContextBase& ctx, const TlsOptions& tls) {
   if (!tls.require_client_cert) return grpc::Status::OK;
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
@@ -108,8 +188,7 @@ grpc::Status CheckClientCertificate(const grpc::ServerContextBase& ctx, const Tl
 grpc::Status CheckMemberIdentity(const grpc::ServerContextBase& ctx, const TlsOptions& tls,
                                  uint64_t from) {
   if (!tls.verify_member_identity) return grpc::Status::OK;
-  const std::string want =
-      tls.member_identity ? tls.member_identity(from) : DefaultMemberIdentity(from);
+  const std::string want = IdentityOf(tls, from);
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
   std::vector<std::string> names;
   if (auth != nullptr) {

@@ -60,6 +60,18 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsOptions& tls);
 
+// Per-member client credentials, which Transport uses: as above, and with
+// verify_member_identity the TLS handshake also checks that the server's
+// certificate names the member being dialled, so that a stolen URL or a
+// changed DNS record cannot send one peer's traffic to another member.
+// Such a connection fails before any request is sent; its calls fail
+// UNAVAILABLE with the reason ("server certificate ... does not name member
+// ..."). Files are read once, here; the returned function does no I/O and is
+// safe from any thread.
+using MemberChannelCredentials =
+    std::function<std::shared_ptr<grpc::ChannelCredentials>(uint64_t member_id)>;
+absl::StatusOr<MemberChannelCredentials> MakeMemberChannelCredentials(const TlsOptions& tls);
+
 // Server side, per request. Before the identity is parsed: a certificate is
 // present if required (else UNAUTHENTICATED).
 grpc::Status CheckClientCertificate(const grpc::ServerContextBase& ctx, const TlsOptions& tls);

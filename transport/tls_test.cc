@@ -4,9 +4,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
@@ -205,6 +207,55 @@ TEST_F(TlsTest, StreamsFromAnImpostorAreRefused) {
   ASSERT_TRUE(testing::WaitUntil([&] { return cl.t(1).Metrics().totals.streams_rejected >= 2; }));
   EXPECT_FALSE(cl.StreamUp(1, 2));
   EXPECT_FALSE(cl.MsgAppV2Up(1, 2));
+}
+
+// The dialling side checks the server too: node 1 is told that member 2
+// lives at node 3's URL (a stolen URL, a changed DNS record). Node 3 holds a
+// valid certificate of the same CA, but it names member 3: node 1's TLS
+// handshake fails, so none of the traffic meant for 2 reaches node 3 (before:
+// node 3 received node 1's stream dials and pipeline posts for member 2 and
+// only refused them on their headers).
+TEST_F(TlsTest, ADialledServerMustBeTheMemberMeant) {
+  TransportOptions base;
+  base.tls = Member(1);
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Cluster> c,
+      Cluster::Start(3, base, [](uint64_t id, TransportOptions& o) { o.tls = Member(id); }));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  const TransportCounters before = cl.t(3).Metrics().totals;
+  ASSERT_TRUE(cl.t(1).UpdatePeer(2, {cl.node(3).url}).ok());
+  // Node 2 goes away, so its streams end and are redialled at node 3.
+  cl.StopNode(2);
+  ASSERT_TRUE(testing::WaitUntil([&] { return cl.t(1).ActiveSince(2) == absl::Time(); }));
+  // Messages for 2 go by the pipeline to node 3, each refused in the
+  // handshake: waited for (the peer was active a moment ago), then reported.
+  for (uint64_t i = 1; i <= 5; ++i) {
+    raftpb::Message m;
+    m.set_type(raftpb::MsgHeartbeat);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_commit(i);
+    cl.t(1).Send(m);
+  }
+  ASSERT_TRUE(cl.raft(1).WaitForUnreachable(5, absl::Seconds(20)));
+  const TransportCounters after = cl.t(3).Metrics().totals;
+  EXPECT_EQ(after.streams_rejected, before.streams_rejected);
+  EXPECT_EQ(after.pipeline_rejected, before.pipeline_rejected);
+  EXPECT_EQ(after.pipeline_received, before.pipeline_received);
+  for (const raftpb::Message& m : cl.raft(3).messages()) EXPECT_NE(m.to(), 2u);
+
+  // The reason, as a caller sees it: node 1's credentials for member 2
+  // against node 3.
+  ASSERT_OK_AND_ASSIGN(MemberChannelCredentials creds, MakeMemberChannelCredentials(Member(1)));
+  grpc::Status s = Post(cl.node(3).port, creds(2), 1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("does not name member 2"), std::string::npos)
+      << s.error_message();
+  // Member 3's credentials pass the handshake (node 3 then refuses the
+  // body, addressed to member 1, on its own).
+  s = Post(cl.node(3).port, creds(3), 1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
     store = std::move(disk);
   }
   // Read the TLS files now, so that a bad file fails Create, not each dial.
-  auto client_creds = MakeChannelCredentials(opts.tls);
+  auto client_creds = MakeMemberChannelCredentials(opts.tls);
   if (!client_creds.ok()) return client_creds.status();
   auto server_creds = MakeServerCredentials(opts.tls);
   if (opts.tls.enabled() && !opts.tls.cert_file.empty() && !server_creds.ok()) {
@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
 }
 
 Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
-                     std::shared_ptr<grpc::ChannelCredentials> client_creds,
+                     MemberChannelCredentials client_creds,
                      std::shared_ptr<grpc::ServerCredentials> server_creds)
     : opts_(std::make_shared<const TransportOptions>(std::move(opts))),
       raft_(raft),
@@ -246,8 +246,20 @@ void Transport::AddRemote(uint64_t id, const std::vector<std::string>& urls) {
                                    /*make_room=*/true);
     state_->remotes.emplace(id, std::make_shared<Remote>(opts_->local_id, id, *std::move(valid),
                                                          raft_, opts_, channels_.get()));
+    if (evicted.empty()) return;
+    // Usually called by a gRPC handler: stopped on the scheduler thread.
+    for (auto& r : evicted) state_->retiring.push_back(std::move(r));
   }
-  for (auto& r : evicted) r->Stop();
+  scheduler_->RunAfter(absl::ZeroDuration(), [this] { StopRetiring(); });
+}
+
+void Transport::StopRetiring() {
+  std::vector<std::shared_ptr<Remote>> retiring;
+  {
+    WriterLock l(&state_->mu);
+    retiring.swap(state_->retiring);
+  }
+  for (auto& r : retiring) r->Stop();
 }
 
 void Transport::SweepRemotes() {
@@ -387,6 +399,7 @@ void Transport::Stop() {
   // server shutdown would otherwise wait for.
   for (auto& [id, p] : peers) p->Stop();
   for (auto& [id, r] : remotes) r->Stop();
+  StopRetiring();
   // Before the server: a stranger's pipeline call is answered when its
   // message is processed (or dropped here), and the server's shutdown
   // waits for every call's answer.

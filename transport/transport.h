@@ -134,12 +134,14 @@ class Transport {
   class Host;
 
   Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
-            std::shared_ptr<grpc::ChannelCredentials> client_creds,
+            MemberChannelCredentials client_creds,
             std::shared_ptr<grpc::ServerCredentials> server_creds);
 
   std::function<void(bool, const std::string&)> TransitionLogger(uint64_t peer_id);
   // Removes unused remotes, then runs again on the timer thread.
   void SweepRemotes();
+  // Stops the remotes AddRemote evicted (State::retiring).
+  void StopRetiring();
 
   // Shared, immutable: every channel of every peer reads this one copy.
   const std::shared_ptr<const TransportOptions> opts_;

@@ -29,6 +29,10 @@ struct Transport::State {
   std::map<uint64_t, std::shared_ptr<Remote>> remotes ABSL_GUARDED_BY(mu);
   std::map<uint64_t, std::shared_ptr<Prober>> probers ABSL_GUARDED_BY(mu);  // one per peer
   uint64_t remotes_evicted ABSL_GUARDED_BY(mu) = 0;
+  // Evicted by a gRPC handler (AddRemote), waiting to be stopped on the
+  // scheduler thread: Remote::Stop waits for its calls' callbacks, which
+  // must not be waited for on a gRPC callback thread.
+  std::vector<std::shared_ptr<Remote>> retiring ABSL_GUARDED_BY(mu);
 
   // Takes out the remotes unused for `idle` and, with `make_room`, the
   // least recently used one while `max` or more remain. The caller stops

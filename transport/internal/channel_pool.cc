@@ -6,7 +6,7 @@
 namespace raftgrpc {
 
 ChannelPool::ChannelPool(std::shared_ptr<const TransportOptions> opts,
-                         std::shared_ptr<grpc::ChannelCredentials> creds)
+                         MemberChannelCredentials creds)
     : opts_(std::move(opts)), creds_(std::move(creds)) {}
 
 int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
@@ -16,7 +16,8 @@ int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
   return static_cast<int>(frame + frame / 8 + 64 * 1024);
 }
 
-std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool snapshot) {
+std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_t member,
+                                                 bool snapshot) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(MaxReceiveBytes(*opts_));
   args.SetMaxSendMessageSize(MaxReceiveBytes(*opts_));
@@ -38,21 +39,25 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, bool sn
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
   }
-  return grpc::CreateCustomChannel(GrpcTarget(url), creds_, args);
+  return grpc::CreateCustomChannel(GrpcTarget(url), creds_(member), args);
 }
 
-std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url) {
-  MutexLock l(&mu_);
-  auto& ch = channels_[{url, false}];
-  if (!ch) ch = Make(url, false);
+std::shared_ptr<grpc::Channel> ChannelPool::GetLocked(const std::string& url, uint64_t member,
+                                                      bool snapshot) {
+  auto& ch = channels_[{url, member, snapshot}];
+  if (!ch) ch = Make(url, member, snapshot);
   return ch;
 }
 
-std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& url) {
+std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url, uint64_t member) {
   MutexLock l(&mu_);
-  auto& ch = channels_[{url, true}];
-  if (!ch) ch = Make(url, true);
-  return ch;
+  return GetLocked(url, member, false);
+}
+
+std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& url,
+                                                            uint64_t member) {
+  MutexLock l(&mu_);
+  return GetLocked(url, member, true);
 }
 
 }  // namespace raftgrpc

@@ -1,41 +1,52 @@
-// ChannelPool: gRPC channels to peers, one per URL and purpose, shared by a
-// transport's readers, pipelines and probes. Snapshots get channels of their
-// own (own HTTP/2 connection, wide flow-control window) so bulk data never
-// queues ahead of heartbeats.
+// ChannelPool: gRPC channels to peers, one per URL, member and purpose,
+// shared by a transport's readers, pipelines and probes. Snapshots get
+// channels of their own (own HTTP/2 connection, wide flow-control window)
+// so bulk data never queues ahead of heartbeats. A channel is keyed by the
+// member too because its TLS credentials check that the server is that
+// member (TlsOptions::verify_member_identity).
 //
-// Thread-safety: safe from any thread; Get never blocks on the network.
+// Lifetime: the pool outlives every call (Transport destroys it last). A
+// call's ClientContext holds a channel reference; the last one must never
+// be dropped on a gRPC callback thread (grpc/grpc#32584), so every call
+// object is deleted before the Stop that waits for it returns.
+//
+// Thread-safety: safe from any thread; Get never blocks on the network or
+// the disk.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_CHANNEL_POOL_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_CHANNEL_POOL_H_
 
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "grpcpp/grpcpp.h"
 #include "peer/mutex.h"
 #include "transport/options.h"
+#include "transport/tls.h"
 
 namespace raftgrpc {
 
 class ChannelPool {
  public:
-  ChannelPool(std::shared_ptr<const TransportOptions> opts,
-              std::shared_ptr<grpc::ChannelCredentials> creds);
+  ChannelPool(std::shared_ptr<const TransportOptions> opts, MemberChannelCredentials creds);
 
-  // For streams, pipeline and probes.
-  std::shared_ptr<grpc::Channel> Get(const std::string& url);
+  // For streams, pipeline and probes to `member` at `url`.
+  std::shared_ptr<grpc::Channel> Get(const std::string& url, uint64_t member);
   // For snapshots.
-  std::shared_ptr<grpc::Channel> GetForSnapshots(const std::string& url);
+  std::shared_ptr<grpc::Channel> GetForSnapshots(const std::string& url, uint64_t member);
   // Largest message a channel accepts: a full frame plus slack.
   static int MaxReceiveBytes(const TransportOptions& opts);
 
  private:
-  std::shared_ptr<grpc::Channel> Make(const std::string& url, bool snapshot);
+  std::shared_ptr<grpc::Channel> GetLocked(const std::string& url, uint64_t member, bool snapshot)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<grpc::Channel> Make(const std::string& url, uint64_t member, bool snapshot);
 
   const std::shared_ptr<const TransportOptions> opts_;
-  const std::shared_ptr<grpc::ChannelCredentials> creds_;
+  const MemberChannelCredentials creds_;
   Mutex mu_;
-  std::map<std::pair<std::string, bool>, std::shared_ptr<grpc::Channel>> channels_
+  std::map<std::tuple<std::string, uint64_t, bool>, std::shared_ptr<grpc::Channel>> channels_
       ABSL_GUARDED_BY(mu_);
 };
 

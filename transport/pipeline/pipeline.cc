@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/metadata.h"
@@ -45,7 +46,7 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     stopped_ = true;
     queue_.clear();  // queued messages are dropped silently, as etcd
     for (PipelineCall* c : inflight_) c->ctx.TryCancel();
-    done_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_.empty(); });
+    done_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return live_ == 0; });
   }
 
  private:
@@ -58,11 +59,23 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     c->url = env_.picker->Pick();
     c->bytes = c->req.message().ByteSizeLong();
     inflight_.insert(c);
+    ++live_;
     return c;
   }
 
   void Launch(PipelineCall* c) {
     std::shared_ptr<Core> self = shared_from_this();
+    // gRPC fails a call at once while its channel waits out a reconnect
+    // backoff; right after a reset every message would then be an instant
+    // failure and a ReportUnreachable. Wait for the connection instead, if
+    // the peer was reachable a moment ago.
+    const bool recently_active =
+        absl::Now() - env_.status->LastActive() < opts_->pipeline_reconnect_wait;
+    if (recently_active &&
+        channels_->Get(c->url, env_.peer_id)->GetState(/*try_to_connect=*/false) !=
+            GRPC_CHANNEL_READY) {
+      c->ctx.set_wait_for_ready(true);
+    }
     c->Start(
         channels_, *opts_, env_.peer_id, opts_->pipeline_timeout,
         [](auto* async, auto... args) { async->Pipeline(args...); },
@@ -105,9 +118,15 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
       MutexLock l(&mu_);
       inflight_.erase(c);
       if (!stopped_) next = NextLocked();
-      if (inflight_.empty()) done_.notify_all();
     }
+    // Deleted before Stop may return: the call's ClientContext holds a
+    // reference to its grpc::Channel, and the last one must not drop on
+    // this gRPC thread (see GrpcStreamReader::Core::Delete).
     delete c;
+    {
+      MutexLock l(&mu_);
+      if (--live_ == 0) done_.notify_all();
+    }
     if (next != nullptr) Launch(next);
   }
 
@@ -121,6 +140,7 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<raftpb::Message> queue_ ABSL_GUARDED_BY(mu_);
   std::set<PipelineCall*> inflight_ ABSL_GUARDED_BY(mu_);
+  int live_ ABSL_GUARDED_BY(mu_) = 0;  // calls not yet deleted
 };
 
 GrpcPipeline::GrpcPipeline(const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,

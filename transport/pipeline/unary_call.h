@@ -41,7 +41,7 @@ struct UnaryCall {
     AddIdentityMetadata(&ctx, opts, to);
     started = absl::Now();
     ctx.set_deadline(absl::ToChronoTime(started + timeout));
-    stub_ = v1::RaftTransport::NewStub(channels->Get(url));
+    stub_ = v1::RaftTransport::NewStub(channels->Get(url, to));
     handoff_.Publish();
     rpc(stub_->async(), &ctx, &req, &resp, [this, done = std::move(done)](grpc::Status s) mutable {
       handoff_.Acquire();

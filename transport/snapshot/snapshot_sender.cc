@@ -129,7 +129,7 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, grpc::ClientCon
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
   std::string url = env_.picker->Pick();
-  auto stub = v1::RaftTransport::NewStub(channels_->GetForSnapshots(url));
+  auto stub = v1::RaftTransport::NewStub(channels_->GetForSnapshots(url, env_.peer_id));
   v1::SnapshotResponse resp;
   std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w = stub->Snapshot(ctx, &resp);
   auto abort = [&](grpc::StatusCode code, std::string why) {

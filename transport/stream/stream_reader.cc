@@ -66,8 +66,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     }
     if (call != nullptr) CancelPinned(call);
     UniqueLock l(&mu_);
-    done_.wait(
-        l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return current_ == nullptr && busy_ == 0; });
+    done_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return current_ == nullptr && busy_ == 0 && live_ == 0;
+    });
   }
 
   StreamReaderStats stats() const {
@@ -271,7 +272,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       MutexLock l(&mu_);
       last = --call->pins == 0 && call->done;
     }
-    if (last) delete call;
+    if (last) Delete(call);
   }
 
  public:
@@ -280,6 +281,17 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     MutexLock l(&mu_);
     call->done = true;
     return call->pins == 0;
+  }
+
+  // Deletes a call, then lets Stop return. In this order because a call's
+  // ClientContext holds a reference to its grpc::Channel: dropping the last
+  // one on a gRPC callback thread makes gRPC join that very thread and free
+  // the completion queue it still polls (a double free, grpc/grpc#32584).
+  // Stop returning first would let ~Transport release the pool's reference.
+  void Delete(CallBase* call) {
+    delete call;
+    MutexLock l(&mu_);
+    if (--live_ == 0) done_.notify_all();
   }
 
  private:
@@ -299,6 +311,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool removed_ ABSL_GUARDED_BY(mu_) = false;
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  int live_ ABSL_GUARDED_BY(mu_) = 0;  // calls not yet deleted
   CallBase* current_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t dials_ ABSL_GUARDED_BY(mu_) = 0;  // numbers the calls (CallBase::seq)
   absl::Time last_dial_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
@@ -367,7 +380,9 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
   void OnDone(const grpc::Status& s) override {
     handoff_.Acquire();
     core_->OnCallDone(this, s, ctx_);
-    if (core_->Retire(this)) delete this;
+    // A local reference: Delete destroys this call and its core_.
+    std::shared_ptr<Core> core = core_;
+    if (core->Retire(this)) core->Delete(this);
   }
 
  private:
@@ -388,7 +403,7 @@ void GrpcStreamReader::Core::Dial() {
     MutexLock l(&mu_);
     if (stopped_ || removed_ || current_ != nullptr) return;
     std::string url = env_.picker->Pick();
-    stub = v1::RaftTransport::NewStub(channels_->Get(url));
+    stub = v1::RaftTransport::NewStub(channels_->Get(url, env_.peer_id));
     grpc::ClientContext* ctx;
     if (type_ == StreamType::kMessage) {
       auto* c = new Call<v1::MessageFrame>(shared_from_this(), env_);
@@ -405,6 +420,7 @@ void GrpcStreamReader::Core::Dial() {
     last_dial_ = call->started;
     call->seq = ++dials_;
     current_ = call;
+    ++live_;
     ++stats_.dials;
   }
   // Started outside the lock: reactions take it.

@@ -101,7 +101,8 @@ class StreamReaderTest : public ::testing::Test {
     env_.inbound = &inbound_;
     env_.counters = &counters_;
     auto opts = std::make_shared<const TransportOptions>(opts_);
-    pool_ = std::make_unique<ChannelPool>(opts, grpc::InsecureChannelCredentials());
+    pool_ = std::make_unique<ChannelPool>(
+        opts, [](uint64_t) { return grpc::InsecureChannelCredentials(); });
     reader_ = std::make_unique<GrpcStreamReader>(type, env_, opts, &sched_, pool_.get());
   }
   void TearDown() override {
@@ -240,7 +241,7 @@ TEST(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   PeerCounters counters;
   PeerEnv env{1, 2, &raft, &status, &picker, &inbound, &counters};
   auto shared_opts = std::make_shared<const TransportOptions>(opts);
-  ChannelPool pool(shared_opts, grpc::InsecureChannelCredentials());
+  ChannelPool pool(shared_opts, [](uint64_t) { return grpc::InsecureChannelCredentials(); });
   GrpcStreamReader reader(StreamType::kMessage, env, shared_opts, &sched, &pool);
   EXPECT_TRUE(WaitUntil([&] { return impl.accepted.load() >= 2; }, absl::Seconds(10)))
       << "the reader did not dial again after an unparseable frame";
@@ -274,7 +275,7 @@ TEST(StreamReaderRateTest, DialsAreRateLimited) {
   PeerCounters counters;
   PeerEnv env{1, 2, &raft, &status, &picker, &inbound, &counters};
   auto shared_opts = std::make_shared<const TransportOptions>(opts);
-  ChannelPool pool(shared_opts, grpc::InsecureChannelCredentials());
+  ChannelPool pool(shared_opts, [](uint64_t) { return grpc::InsecureChannelCredentials(); });
   GrpcStreamReader reader(StreamType::kMessage, env, shared_opts, &sched, &pool);
   absl::Time start = absl::Now();
   ASSERT_TRUE(WaitUntil([&] { return reader.stats().dials >= 6; }));
