@@ -37,6 +37,12 @@ class ByteBudget {
     if (parent_ != nullptr) parent_->Release(n);
   }
 
+  // Whether `n` more would fit at every level now (a hint: another thread
+  // may charge first).
+  bool HasRoom(size_t n) const {
+    return used() + n <= limit_ && (parent_ == nullptr || parent_->HasRoom(n));
+  }
+
   size_t limit() const { return limit_; }
   size_t used() const { return used_.load(std::memory_order_relaxed); }
   // The most ever charged at once (for tests and metrics).

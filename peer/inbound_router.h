@@ -80,6 +80,17 @@ class InboundRouter {
   void Resume() { paused_.store(false, std::memory_order_relaxed); }
   bool paused() const { return paused_.load(std::memory_order_relaxed); }
 
+  // Whether messages costing `bytes` would fit now in the byte budget, with
+  // the receive queue (which heartbeats and appends share) under 3/4 full.
+  // A stream reader that gets false stops reading for a while, so that
+  // HTTP/2 flow control slows the sender rather than this node dropping.
+  // The proposal queue does not count: a proposal stuck in Process must
+  // not hold up heartbeats. A hint, lock-free.
+  bool HasRoom(size_t bytes) const {
+    return (budget_ == nullptr || budget_->HasRoom(bytes)) &&
+           recv_.pending.load(std::memory_order_relaxed) < recv_.capacity / 4 * 3;
+  }
+
   // Drops queued messages and joins both workers. Idempotent.
   void Stop();
   // True once Stop has begun (workers may still be finishing a Process).

@@ -309,7 +309,12 @@ TEST(ReliabilityTest, LargeMessageFloodWithSlowProcessStaysWithinTheByteBudget) 
   ASSERT_TRUE(WaitUntil(
       [&] { return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued; },
       absl::Seconds(60)));
-  EXPECT_GT(inbound->stats().inbound_dropped_full, 0u);
+  // Back-pressure: the reader stops reading while the budget is short, so
+  // HTTP/2 flow control holds the sender (whose Send then says kFull, and
+  // this sender retries) and the receiver drops nothing. Before, it read on
+  // and dropped what did not fit (262 of 300 here, 38 delivered).
+  EXPECT_EQ(inbound->stats().inbound_dropped_full, 0u);
+  EXPECT_EQ(cl.raft(2).message_count(), queued);
   EXPECT_LE(inbound->inbound_budget().peak(), size_t{32} << 20);
   ::testing::Test::RecordProperty("budget_peak_bytes",
                                   std::to_string(inbound->inbound_budget().peak()));
@@ -320,12 +325,11 @@ TEST(ReliabilityTest, LargeMessageFloodWithSlowProcessStaysWithinTheByteBudget) 
     // gRPC's buffers, with a generous margin; the flood itself is 450 MiB.
     EXPECT_LT(grown_kb, 200 * 1024) << "kB grown";
   }
-  // The drops are receive failures in etcd's metric too.
   uint64_t failures = 0;
   for (const PeerMetrics& p : cl.t(2).Metrics().peers) {
     if (p.id == 1) failures = p.received_failures;
   }
-  EXPECT_GE(failures, inbound->stats().inbound_dropped_full);
+  EXPECT_EQ(failures, 0u);
 }
 
 // The same flood from a non-member over the pipeline, from several

@@ -31,6 +31,12 @@ class CallBase {
   int pins = 0;
   bool done = false;
   uint64_t seq = 0;  // set once, before the call starts
+  // Back-pressure (guarded by the core's mutex): reading stopped with a
+  // hold on the reactor, which ResumeRead releases (reading again if
+  // `read`). Whoever clears the flag calls ResumeRead, exactly once.
+  bool read_paused = false;
+  absl::Time paused_at;
+  virtual void ResumeRead(bool read) = 0;
 };
 
 class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
@@ -160,6 +166,29 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     return err.ok();
   }
 
+  // After a frame: false if the inbound queues have room for another, so
+  // the call reads on at once. Otherwise records `call` (which holds
+  // itself open) as paused and checks again shortly; reading resumes once
+  // there is room, so HTTP/2 flow control slows the sender meanwhile.
+  bool PauseIfFull(CallBase* call) {
+    if (env_.inbound->HasRoom(RoomForAFrame())) return false;
+    bool release = false;
+    {
+      MutexLock l(&mu_);
+      call->read_paused = true;
+      call->paused_at = absl::Now();
+      ++stats_.read_pauses;
+      if (stopped_ || call != current_ || !call->cancel_reason.empty()) {
+        call->read_paused = false;
+        release = true;  // ending anyway
+      } else {
+        ScheduleResumeLocked(call->seq);
+      }
+    }
+    if (release) call->ResumeRead(false);
+    return true;
+  }
+
   void OnCallDone(CallBase* call, const grpc::Status& s, const grpc::ClientContext& ctx) {
     const bool removed = IsRemovedMember(s, ctx);
     ChannelFailure f;  // nothing to do unless a field is set below
@@ -251,7 +280,8 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       MutexLock l(&mu_);
       if (stopped_) return;
       ScheduleIdleCheckLocked();
-      if (current_ == nullptr || !current_->cancel_reason.empty()) return;
+      // A paused call is silent because we stopped reading, not the peer.
+      if (current_ == nullptr || !current_->cancel_reason.empty() || current_->read_paused) return;
       absl::Time since = current_->connected ? current_->last_read : current_->started;
       if (absl::Now() - since <= opts_->conn_read_timeout) return;
       call = current_;
@@ -265,14 +295,66 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     CancelPinned(call);
   }
 
+  // A paused call holds itself open: cancelling it must also let go.
   void CancelPinned(CallBase* call) {
     call->Cancel();
+    bool release;
+    {
+      MutexLock l(&mu_);
+      release = TakePausedLocked(call);
+    }
+    if (release) call->ResumeRead(false);
+    Unpin(call);
+  }
+
+  void Unpin(CallBase* call) {
     bool last;
     {
       MutexLock l(&mu_);
       last = --call->pins == 0 && call->done;
     }
     if (last) Delete(call);
+  }
+
+  bool TakePausedLocked(CallBase* call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!call->read_paused) return false;
+    call->read_paused = false;
+    stats_.paused_for += absl::Now() - call->paused_at;
+    return true;
+  }
+
+  size_t RoomForAFrame() const {
+    return std::max(opts_->max_frame_bytes, opts_->max_message_bytes);
+  }
+
+  // Polls for room: the queues drain at Process's pace, and a short poll
+  // costs less than waking readers from the workers' hot path.
+  void ScheduleResumeLocked(uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::weak_ptr<Core> weak = weak_from_this();
+    sched_->RunAfter(absl::Milliseconds(2), [weak, seq] {
+      if (auto self = weak.lock()) self->ResumeIfRoom(seq);
+    });
+  }
+
+  void ResumeIfRoom(uint64_t seq) {
+    const bool room = env_.inbound->HasRoom(RoomForAFrame());
+    CallBase* call;
+    bool read;
+    {
+      MutexLock l(&mu_);
+      call = current_;
+      if (call == nullptr || call->seq != seq || !call->read_paused) return;
+      read = !stopped_ && call->cancel_reason.empty();
+      if (read && !room) {
+        ScheduleResumeLocked(seq);
+        return;
+      }
+      TakePausedLocked(call);
+      call->last_read = absl::Now();  // the idle clock restarts
+      ++call->pins;
+    }
+    call->ResumeRead(read);
+    Unpin(call);
   }
 
  public:
@@ -374,7 +456,16 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
       return;
     }
     frame_.Clear();
+    // Held before the core may hand the call to another thread to resume.
+    this->AddHold();
+    if (core_->PauseIfFull(this)) return;
+    this->RemoveHold();
     this->StartRead(&frame_);
+  }
+
+  void ResumeRead(bool read) override {
+    if (read) this->StartRead(&frame_);
+    this->RemoveHold();
   }
 
   void OnDone(const grpc::Status& s) override {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "peer/channels.h"
 #include "peer/peer_env.h"
 #include "transport/internal/channel_pool.h"
@@ -31,6 +32,10 @@ struct StreamReaderStats {
   uint64_t bytes = 0;          // decoded message bytes
   uint64_t decode_errors = 0;  // garbage or oversize: stream torn down
   uint64_t idle_timeouts = 0;
+  // Times reading stopped because the inbound queues were (nearly) full,
+  // and the time spent so, summed (back-pressure instead of drops).
+  uint64_t read_pauses = 0;
+  absl::Duration paused_for;
 };
 
 // Thread-safety: Stop and stats are safe from any thread. Stop cancels the
