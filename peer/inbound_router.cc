@@ -1,5 +1,6 @@
 #include "peer/inbound_router.h"
 
+#include <system_error>
 #include <utility>
 
 namespace raftgrpc {
@@ -68,10 +69,28 @@ void InboundRouter::StartWorker(Lane& lane) {
   if (lane.worker.joinable()) lane.worker.join();
   workers_.fetch_add(1, std::memory_order_relaxed);
   workers_started_.fetch_add(1, std::memory_order_relaxed);
-  lane.worker = std::thread([this, &lane] {
-    Drain(lane);
+  try {
+    lane.worker = std::thread([this, &lane] {
+      Drain(lane);
+      workers_.fetch_sub(1, std::memory_order_relaxed);
+    });
+  } catch (const std::system_error&) {
+    // No thread to be had (a process or memory limit). This is called from
+    // gRPC callbacks, where an exception would end the process: instead
+    // the queued messages are dropped as for a full queue (a pipeline call
+    // is answered with the error), and the next message tries again.
     workers_.fetch_sub(1, std::memory_order_relaxed);
-  });
+    worker_start_failures_.fetch_add(1, std::memory_order_relaxed);
+    std::deque<Lane::Queued> dropped;
+    {
+      MutexLock l(&lane.mu);
+      dropped.swap(lane.q);
+      lane.pending.fetch_sub(dropped.size(), std::memory_order_relaxed);
+      lane.running = false;
+    }
+    dropped_full_.fetch_add(dropped.size(), std::memory_order_relaxed);
+    Drop(&dropped, absl::ResourceExhaustedError("no thread to process the message"));
+  }
 }
 
 void InboundRouter::Drain(Lane& lane) {
@@ -97,7 +116,7 @@ void InboundRouter::Drain(Lane& lane) {
     while (!batch.empty()) {
       // Stop drops what is still queued, as etcd's workers exit on stopc.
       if (lane.stopped.load(std::memory_order_acquire)) {
-        Drop(&batch);
+        Drop(&batch, absl::UnavailableError("the receiver stopped"));
         return;
       }
       Lane::Queued& q = batch.front();
@@ -114,10 +133,10 @@ void InboundRouter::Drain(Lane& lane) {
   }
 }
 
-void InboundRouter::Drop(std::deque<Lane::Queued>* dropped) {
+void InboundRouter::Drop(std::deque<Lane::Queued>* dropped, const absl::Status& why) {
   for (Lane::Queued& q : *dropped) {
     if (budget_ != nullptr) budget_->Release(q.cost);
-    if (q.done) q.done(absl::UnavailableError("the receiver stopped"));
+    if (q.done) q.done(why);
   }
   dropped->clear();
 }
@@ -130,7 +149,8 @@ void InboundRouter::Stop() {
       lane->stopped.store(true, std::memory_order_release);
       dropped.swap(lane->q);
     }
-    Drop(&dropped);  // outside the lock: `done` may call into gRPC
+    // Outside the lock: `done` may call into gRPC.
+    Drop(&dropped, absl::UnavailableError("the receiver stopped"));
     lane->cv.notify_all();
   }
   for (Lane* lane : {&recv_, &prop_}) {

@@ -108,6 +108,10 @@ class InboundRouter {
   // Worker threads alive now (0, 1 or 2), and started so far.
   int workers() const { return workers_.load(std::memory_order_relaxed); }
   uint64_t workers_started() const { return workers_started_.load(std::memory_order_relaxed); }
+  // Times a worker thread could not be created (its queue was dropped).
+  uint64_t worker_start_failures() const {
+    return worker_start_failures_.load(std::memory_order_relaxed);
+  }
 
  private:
   // One bounded queue and the worker that drains it.
@@ -136,8 +140,8 @@ class InboundRouter {
 
   Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done, size_t encoded_size);
   Result Push(Lane& lane, raftpb::Message&& m, DoneFn done, size_t encoded_size);
-  // Gives back the budget of, and fails, messages Stop dropped.
-  void Drop(std::deque<Lane::Queued>* dropped);
+  // Gives back the budget of, and fails with `why`, dropped messages.
+  void Drop(std::deque<Lane::Queued>* dropped, const absl::Status& why);
   void Drain(Lane& lane);
   void StartWorker(Lane& lane);
 
@@ -149,6 +153,7 @@ class InboundRouter {
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> dropped_full_{0};
+  std::atomic<uint64_t> worker_start_failures_{0};
   std::atomic<uint64_t> dropped_paused_{0};
   std::atomic<uint64_t> process_errors_{0};
   std::atomic<int> workers_{0};

@@ -94,6 +94,7 @@ struct TransportCounters {
   uint64_t remotes_evicted = 0;     // removed at the limit or when unused
   uint64_t inbound_bytes = 0;       // held by the inbound queues now (a gauge)
   uint64_t inbound_bytes_peak = 0;  // the most they ever held at once
+  uint64_t channels = 0;            // client channels to peers and remotes (a gauge)
   // The server side.
   uint64_t streams_accepted = 0;
   uint64_t streams_rejected = 0;

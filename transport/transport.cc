@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <mutex>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -87,9 +88,14 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (opts.tls.enabled() && !opts.tls.cert_file.empty() && !server_creds.ok()) {
     return server_creds.status();
   }
-  std::unique_ptr<Transport> t(
-      new Transport(std::move(opts), raft, std::move(store), *std::move(client_creds),
-                    server_creds.ok() ? *std::move(server_creds) : nullptr));
+  std::unique_ptr<Transport> t;
+  try {
+    t.reset(new Transport(std::move(opts), raft, std::move(store), *std::move(client_creds),
+                          server_creds.ok() ? *std::move(server_creds) : nullptr));
+  } catch (const std::system_error& e) {
+    // The timer thread could not be created (a process or memory limit).
+    return absl::ResourceExhaustedError(absl::StrCat("cannot start the transport: ", e.what()));
+  }
   t->SweepRemotes();  // and every remote_idle_timeout / 4 from now on
   return t;
 }
@@ -259,7 +265,15 @@ void Transport::StopRetiring() {
     WriterLock l(&state_->mu);
     retiring.swap(state_->retiring);
   }
-  for (auto& r : retiring) r->Stop();
+  Retire(retiring);
+}
+
+void Transport::Retire(const std::vector<std::shared_ptr<Remote>>& remotes) {
+  for (const auto& r : remotes) {
+    r->Stop();
+    // Its calls are gone (Stop waited): its channels go too, unless shared.
+    for (const std::string& url : r->urls()) channels_->ReleaseUnused(url, r->id());
+  }
 }
 
 void Transport::SweepRemotes() {
@@ -270,7 +284,7 @@ void Transport::SweepRemotes() {
     evicted = state_->EvictRemotes(opts_->remote_idle_timeout, opts_->max_remotes,
                                    /*make_room=*/false);
   }
-  for (auto& r : evicted) r->Stop();
+  Retire(evicted);
   scheduler_->RunAfter(std::max(absl::Milliseconds(10), opts_->remote_idle_timeout / 4),
                        [this] { SweepRemotes(); });
 }

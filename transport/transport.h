@@ -142,6 +142,8 @@ class Transport {
   void SweepRemotes();
   // Stops the remotes AddRemote evicted (State::retiring).
   void StopRetiring();
+  // Stops remotes and releases their channels. Never on a gRPC thread.
+  void Retire(const std::vector<std::shared_ptr<Remote>>& remotes);
 
   // Shared, immutable: every channel of every peer reads this one copy.
   const std::shared_ptr<const TransportOptions> opts_;

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "peer/peer.h"
+#include "transport/internal/channel_pool.h"
 #include "transport/pipeline/prober.h"
 #include "transport/server/service.h"
 #include "transport/transport.h"
@@ -59,6 +60,7 @@ TransportMetrics Transport::Metrics() const {
   service_->counters().ReadTotals(&t);
   t.inbound_bytes = inbound_budget_->used();
   t.inbound_bytes_peak = inbound_budget_->peak();
+  t.channels = channels_->size();
   {
     ReaderLock l(&state_->mu);
     t.remotes = state_->remotes.size();

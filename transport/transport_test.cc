@@ -256,22 +256,29 @@ TEST(TransportTest, RemotesLearnedFromStrangersAreBoundedAndExpire) {
     grpc::ClientContext ctx;
     TransportOptions stranger = o;
     stranger.local_id = id;
-    stranger.advertise_urls = {absl::StrCat("http://10.255.0.1:", id)};
+    stranger.advertise_urls = {absl::StrCat("http://127.0.0.1:", id)};  // nothing listens
     AddIdentityMetadata(&ctx, stranger, 1);
     v1::PipelineRequest req;
     *req.mutable_message() = testing::Heartbeat(id, 1);
     v1::PipelineResponse resp;
     ASSERT_TRUE(stub->Pipeline(&ctx, req, &resp).ok());
     t->Send(testing::Heartbeat(1, 7));
+    t->Send(testing::Heartbeat(1, id));  // Raft answers the stranger: a channel
     EXPECT_LE(t->Metrics().totals.remotes, 4u);
   }
   EXPECT_GE(t->Metrics().totals.remotes_evicted, 46u);
   // Member 7 kept its remote: a message to it is not "unknown".
   t->Send(testing::Heartbeat(1, 7));
   EXPECT_EQ(t->Metrics().totals.dropped_unknown, 0u);
-  EXPECT_EQ(t->Metrics().totals.sent_to_remotes, 51u);
-  // Unused, all of them expire.
+  EXPECT_EQ(t->Metrics().totals.sent_to_remotes, 101u);
+  // The evicted remotes' channels went with them (before: one per
+  // stranger, kept for good).
+  EXPECT_TRUE(WaitUntil([&] { return t->Metrics().totals.channels <= 5; }))
+      << t->Metrics().totals.channels;
+  // Unused, all of them expire, and so do their channels.
   EXPECT_TRUE(WaitUntil([&] { return t->Metrics().totals.remotes == 0; }));
+  EXPECT_TRUE(WaitUntil([&] { return t->Metrics().totals.channels == 0; }))
+      << t->Metrics().totals.channels;
 }
 
 }  // namespace

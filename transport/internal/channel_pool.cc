@@ -60,4 +60,21 @@ std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& u
   return GetLocked(url, member, true);
 }
 
+void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
+  std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
+  MutexLock l(&mu_);
+  for (bool snapshot : {false, true}) {
+    auto it = channels_.find({url, member, snapshot});
+    if (it != channels_.end() && it->second.use_count() == 1) {
+      released.push_back(std::move(it->second));
+      channels_.erase(it);
+    }
+  }
+}
+
+size_t ChannelPool::size() const {
+  MutexLock l(&mu_);
+  return channels_.size();
+}
+
 }  // namespace raftgrpc

@@ -35,6 +35,11 @@ class ChannelPool {
   std::shared_ptr<grpc::Channel> Get(const std::string& url, uint64_t member);
   // For snapshots.
   std::shared_ptr<grpc::Channel> GetForSnapshots(const std::string& url, uint64_t member);
+  // Forgets the channels to `member` at `url` that no call uses any more
+  // (a remote that went away: strangers must not grow the pool). Call it
+  // only from a thread that is not gRPC's: it may drop the last reference.
+  void ReleaseUnused(const std::string& url, uint64_t member);
+  size_t size() const;
   // Largest message a channel accepts: a full frame plus slack.
   static int MaxReceiveBytes(const TransportOptions& opts);
 
@@ -45,7 +50,7 @@ class ChannelPool {
 
   const std::shared_ptr<const TransportOptions> opts_;
   const MemberChannelCredentials creds_;
-  Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::tuple<std::string, uint64_t, bool>, std::shared_ptr<grpc::Channel>> channels_
       ABSL_GUARDED_BY(mu_);
 };

@@ -31,6 +31,8 @@ class Remote {
   void Pause() { paused_.store(true); }
   void Resume() { paused_.store(false); }
   void Stop() { pipeline_.Stop(); }
+  uint64_t id() const { return env_.peer_id; }
+  std::vector<std::string> urls() const { return picker_.urls(); }
   uint64_t dropped() const { return dropped_.load(); }
 
  private:

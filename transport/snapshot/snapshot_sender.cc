@@ -1,6 +1,7 @@
 #include "transport/snapshot/snapshot_sender.h"
 
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -22,6 +23,7 @@ GrpcSnapshotSender::~GrpcSnapshotSender() { Stop(); }
 void GrpcSnapshotSender::Send(SnapshotMessage snap) {
   std::vector<Worker> exited;
   bool accepted = false;
+  std::string why = "another snapshot is in flight or the peer stopped";
   {
     MutexLock l(&mu_);
     // Reap threads that have returned: joining them cannot block.
@@ -34,24 +36,31 @@ void GrpcSnapshotSender::Send(SnapshotMessage snap) {
       }
     }
     if (!stopped_ && !busy_) {
-      accepted = true;
-      busy_ = true;
-      env_.counters->SnapshotSendStarted();
       auto flag = std::make_shared<std::atomic<bool>>(false);
-      workers_.push_back(Worker{std::thread([this, flag, s = std::move(snap)]() mutable {
-                                  Run(std::move(s));
-                                  flag->store(true, std::memory_order_release);
-                                }),
-                                flag});
-    } else {
-      env_.counters->SnapshotSendRefused();
+      // Shared, so that the snapshot is still ours to close if no thread
+      // can be had.
+      auto shared = std::make_shared<SnapshotMessage>(std::move(snap));
+      try {
+        workers_.push_back(Worker{std::thread([this, flag, shared] {
+                                    Run(std::move(*shared));
+                                    flag->store(true, std::memory_order_release);
+                                  }),
+                                  flag});
+        accepted = true;
+        busy_ = true;
+        env_.counters->SnapshotSendStarted();
+      } catch (const std::system_error& e) {
+        snap = std::move(*shared);
+        why = absl::StrCat("no thread for it (", e.what(), ")");
+      }
     }
+    if (!accepted) env_.counters->SnapshotSendRefused();
   }
   for (Worker& w : exited) w.thread.join();
   if (!accepted) {
     // One snapshot at a time per peer (and none once stopped).
-    LogLine(*opts_, absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id),
-                                 ": another snapshot is in flight or the peer stopped"));
+    LogLine(*opts_,
+            absl::StrCat("refused database snapshot to peer ", absl::Hex(env_.peer_id), ": ", why));
     snap.Close(false);
     // Both reports, as etcd gives for any failed snapshot send.
     ReportNotSent(env_, /*snapshot=*/true);
