@@ -394,6 +394,80 @@ TEST(ReliabilityTest, NonMemberPipelineFloodStaysWithinTheByteBudget) {
   EXPECT_LE(peak, uint64_t{17} << 20);
 }
 
+// A member's messages of many empty entries: two bytes each on the wire,
+// about 90 once decoded. An outside check sent 1M-entry messages: 84 MB on
+// the wire became 3.1 GB in memory within 11 s. Here 120 pipeline calls of
+// 250k empty entries each (0.5 MB on the wire, about 22 MB decoded) are in
+// flight at once against a 20 ms Process: each is charged its decoded cost,
+// so the member's 32 MiB budget holds one at a time and the rest are
+// refused RESOURCE_EXHAUSTED.
+TEST(ReliabilityTest, ManyEmptyEntriesAreChargedAsDecodedAndStayWithinTheBudget) {
+  TransportOptions o = FastOptions();
+  o.max_inbound_bytes_per_peer = 32 << 20;
+  o.max_inbound_bytes = 64 << 20;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
+  cl.raft(2).set_keep_messages(false);
+  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
+  // One request, shared read-only by every call: the attacker's side holds
+  // a single decoded copy, so RSS mostly shows the receiver.
+  v1::PipelineRequest req;
+  *req.mutable_message() = testing::App(1, 2, 1, 0, "");
+  req.mutable_message()->clear_entries();
+  for (int i = 0; i < 250000; ++i) req.mutable_message()->add_entries();
+  ASSERT_LT(req.ByteSizeLong(), o.max_message_bytes);
+  auto stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cl.node(2).port), grpc::InsecureChannelCredentials()));
+  std::atomic<int> ok{0}, exhausted{0}, other{0};
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::PipelineResponse resp;
+  };
+  constexpr int kCalls = 120;
+  const int64_t rss_before = ProcStatus("VmRSS");
+  int64_t rss_peak_kb = 0;
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    auto call = std::make_unique<Call>();
+    TransportOptions member = o;
+    member.local_id = 1;
+    member.cluster_id = 0x1000;  // the Cluster's
+    AddIdentityMetadata(&call->ctx, member, 2);
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    stub->async()->Pipeline(&call->ctx, &req, &call->resp, [&](grpc::Status s) {
+      if (s.ok()) {
+        ok.fetch_add(1);
+      } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        exhausted.fetch_add(1);
+      } else {
+        other.fetch_add(1);
+      }
+    });
+    calls.push_back(std::move(call));
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        rss_peak_kb = std::max(rss_peak_kb, ProcStatus("VmRSS") - rss_before);
+        return ok + exhausted + other == kCalls;
+      },
+      absl::Seconds(60)));
+  ::testing::Test::RecordProperty("ok", std::to_string(ok.load()));
+  ::testing::Test::RecordProperty("resource_exhausted", std::to_string(exhausted.load()));
+  ::testing::Test::RecordProperty("rss_peak_grown_kb", std::to_string(rss_peak_kb));
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(exhausted.load(), 0);
+  const uint64_t peak = cl.t(2).Metrics().totals.inbound_bytes_peak;
+  ::testing::Test::RecordProperty("inbound_bytes_peak", std::to_string(peak));
+  EXPECT_LE(peak, uint64_t{32} << 20);
+  if (kCheckRss) {
+    // The budget, a few requests being decoded before they are refused,
+    // and the wire bytes in gRPC's buffers: far from the 2.6 GB that 120
+    // decoded copies would take.
+    EXPECT_LT(rss_peak_kb, 600 * 1024) << "kB grown at the peak";
+  }
+}
+
 // 200 senders each open a snapshot transfer, send the header and stall.
 // An outside check did this with 2000: 2000 receiver threads and 2000
 // temporary files for 30 s. Now the receiver holds max_snapshot_receives
