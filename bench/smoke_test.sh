@@ -13,11 +13,13 @@ check() {  # keys..., then -- and the command
     grep -q "\"$k\":" <<<"$out" || { echo "missing $k in: $out" >&2; exit 1; }
   done
 }
-check msgs_per_sec mb_per_sec -- "$B" --mode=throughput --n=20000 --size=128
+check msgs_per_sec mb_per_sec cpu_us_per_msg dropped max_rss_mib -- "$B" --mode=throughput --n=20000 --size=128 --warmup=1000
 check msgs_per_sec -- "$B" --mode=throughput --n=20000 --size=128 --baseline
 check p50_us p99_us max_us -- "$B" --mode=latency --n=300
 check p50_us p99_us -- "$B" --mode=latency --n=300 --baseline
 check mb_per_sec peak_rss_kb -- "$B" --mode=snapshot --size=4
+check p50_us p99_us p999_us max_us -- "$B" --mode=hbload --load=0 --hb=100 --label=idle
+check p99_us flood_msgs_per_sec snap_mb_per_sec -- "$B" --mode=hbload --load=1 --hb=100 --snap-mib=4
 check mb_per_sec -- "$B" --mode=snapshot --size=4 --baseline
 check threads peak_rss_kb -- "$B" --mode=peers --peers=5
 echo "smoke: ok"

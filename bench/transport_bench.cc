@@ -19,6 +19,7 @@
 // before any gRPC state exists in the parent.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +86,16 @@ struct Flags {
   int peers = 200;
   bool json = false;
   bool baseline = false;
+  // etcd-anchor's flags (../shared/bench/etcd-anchor), so that its
+  // compare.sh can run this tool beside etcd's transport.
+  std::string snap_dir;      // where the receiver stores snapshots
+  std::string label;         // echoed in the JSON
+  uint64_t window = 2048;    // throughput: most messages sent, not yet processed
+  int64_t warmup = -1;       // throughput 20000 messages, latency 2000 round trips
+  int load = 0;              // hbload: 1 = MsgApp flood + one snapshot
+  uint64_t hb = 3000;        // hbload: at least this many heartbeat round trips
+  uint64_t gap_us = 1000;    // hbload: pause between round trips
+  uint64_t snap_mib = 1024;  // hbload: snapshot size
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -103,6 +114,22 @@ Flags ParseFlags(int argc, char** argv) {
       f.size = std::strtoull(v, nullptr, 10);
     else if (const char* v = val("peers"))
       f.peers = std::atoi(v);
+    else if (const char* v = val("snap-dir"))
+      f.snap_dir = v;
+    else if (const char* v = val("label"))
+      f.label = v;
+    else if (const char* v = val("window"))
+      f.window = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("warmup"))
+      f.warmup = std::strtoll(v, nullptr, 10);
+    else if (const char* v = val("load"))
+      f.load = std::atoi(v);
+    else if (const char* v = val("hb"))
+      f.hb = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("gap-us"))
+      f.gap_us = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("snap-mib"))
+      f.snap_mib = std::strtoull(v, nullptr, 10);
     else if (a == "--json")
       f.json = true;
     else if (a == "--baseline")
@@ -112,7 +139,15 @@ Flags ParseFlags(int argc, char** argv) {
       std::exit(2);
     }
   }
+  if (f.warmup < 0) f.warmup = f.mode == "throughput" ? 20000 : f.mode == "latency" ? 2000 : 0;
   return f;
+}
+
+// CPU seconds (user + system) this process has used so far.
+double CpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 int64_t ProcStatusKb(const char* key) {
@@ -230,6 +265,17 @@ class BenchRaft : public Raft {
     return snapshot_ok_;
   }
   int64_t first_ns() const { return first_ns_; }
+  uint64_t apps() const { return apps_.load(); }
+  uint64_t responses() {
+    std::lock_guard<std::mutex> l(mu_);
+    return responses_;
+  }
+  // Whether the snapshot was reported, and how.
+  bool SnapshotReported(bool* ok) {
+    std::lock_guard<std::mutex> l(mu_);
+    *ok = snapshot_ok_;
+    return snapshot_reports_ > 0;
+  }
   uint64_t acked() const { return acked_.load(); }
   static constexpr uint64_t kAckEvery = 256;
   int64_t last_ns() const { return last_ns_; }
@@ -252,8 +298,10 @@ class BenchRaft : public Raft {
   bool snapshot_ok_ = false;
 };
 
-std::string TempDir(const char* tag) {
-  std::string t = absl::StrCat(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+std::string TempDir(const char* tag, const std::string& base = "") {
+  std::string t = absl::StrCat(!base.empty()                      ? base
+                               : std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR")
+                                                                  : "/tmp",
                                "/raftgrpc-bench-", tag, "-XXXXXX");
   if (mkdtemp(&t[0]) == nullptr) std::abort();
   return t;
@@ -291,6 +339,13 @@ struct Result {
   int64_t peak_rss_kb = -1, sender_rss_kb = -1, receiver_rss_kb = -1, threads = -1;
   double allocs_per_msg = -1, allocs_to_build_msg = -1;
   bool baseline = false;
+  // etcd-anchor's keys.
+  double p999 = -1, mean = -1;
+  double cpu_seconds = -1, cpu_us_per_msg = -1, max_rss_mib = -1;
+  int64_t dropped = -1;
+  double flood_msgs_per_sec = -1, snap_mb_per_sec = -1;
+  int64_t samples = -1;
+  std::string label;
 };
 
 void Print(const Result& r, bool json) {
@@ -313,6 +368,17 @@ void Print(const Result& r, bool json) {
     add("threads", static_cast<double>(r.threads), "%.0f");
     add("sender_allocs_per_msg", r.allocs_per_msg, "%.2f");
     add("allocs_to_build_msg", r.allocs_to_build_msg, "%.2f");
+    add("p999_us", r.p999, "%.1f");
+    add("mean_us", r.mean, "%.1f");
+    add("cpu_seconds", r.cpu_seconds, "%.3f");
+    add("cpu_us_per_msg", r.cpu_us_per_msg, "%.3f");
+    add("max_rss_mib", r.max_rss_mib, "%.1f");
+    add("dropped", static_cast<double>(r.dropped), "%.0f");
+    add("flood_msgs_per_sec", r.flood_msgs_per_sec, "%.0f");
+    add("snap_mb_per_sec", r.snap_mb_per_sec, "%.1f");
+    add("samples", static_cast<double>(r.samples), "%.0f");
+    if (!r.label.empty()) absl::StrAppend(&s, ",\"label\":\"", r.label, "\"");
+    absl::StrAppend(&s, ",\"impl\":\"raft-grpc-transport\"");
     std::printf("%s}\n", s.c_str());
     return;
   }
@@ -326,6 +392,10 @@ void Print(const Result& r, bool json) {
   if (r.sender_rss_kb >= 0)
     std::printf(" (sender %ld, receiver %ld)", r.sender_rss_kb, r.receiver_rss_kb);
   if (r.threads >= 0) std::printf("  threads %ld", r.threads);
+  if (r.cpu_us_per_msg >= 0) std::printf("  CPU %.2f us/msg", r.cpu_us_per_msg);
+  if (r.flood_msgs_per_sec >= 0) {
+    std::printf("  flood %.0f msgs/s, snapshot %.1f MB/s", r.flood_msgs_per_sec, r.snap_mb_per_sec);
+  }
   if (r.allocs_per_msg >= 0) {
     std::printf("  sender allocs/msg %.2f (building one: %.2f)", r.allocs_per_msg,
                 r.allocs_to_build_msg);
@@ -342,29 +412,232 @@ void Percentiles(std::vector<double>& us, Result* r) {
   r->p90 = at(0.90);
   r->p99 = at(0.99);
   r->max = us.back();
+  auto at999 = us[std::min(us.size() - 1, static_cast<size_t>(0.999 * us.size()))];
+  r->p999 = at999;
+  double sum = 0;
+  for (double u : us) sum += u;
+  r->mean = sum / us.size();
+  r->samples = static_cast<int64_t>(us.size());
 }
 
 // ------------------------------------------------------- transport workloads
 
-// Child: node 2. Serves, learns node 1's port, runs until told to stop.
+// Child: node 2. Serves, learns node 1's port, then answers the parent's
+// commands on the pipe: "mark" (start counting CPU), "apps" (MsgApps
+// processed so far), "wait-done" (the last throughput message's Process
+// time and the CPU since "mark"), "stop" (peak RSS and CPU since "mark").
 void TransportChild(const Flags& f, Link& link) {
   BenchRaft raft;
-  std::string snap_dir = f.mode == "snapshot" ? TempDir("recv") : "";
+  const bool snaps = f.mode == "snapshot" || f.mode == "hbload";
+  const std::string snap_dir = snaps ? TempDir("recv", f.snap_dir) : "";
   int port = 0;
   auto t = StartNode(2, &raft, &port, snap_dir);
   raft.EchoThrough(t.get());
-  raft.Expect(f.n);
+  raft.Expect(f.mode == "throughput" ? f.warmup + f.n : 0);
   link.to_parent.Send(std::to_string(port));
   const int parent_port = std::atoi(link.to_child.Recv().c_str());
   (void)t->AddPeer(1, {Url(parent_port)});
-  if (f.mode == "throughput") {
-    raft.WaitDone();
-    link.to_parent.Send(absl::StrCat(raft.first_ns(), " ", raft.last_ns()));
+  double cpu0 = CpuSeconds();
+  for (;;) {
+    const std::string cmd = link.to_child.Recv();
+    if (cmd == "mark") {
+      cpu0 = CpuSeconds();
+      link.to_parent.Send("marked");
+    } else if (cmd == "apps") {
+      link.to_parent.Send(std::to_string(raft.apps()));
+    } else if (cmd == "wait-done") {
+      raft.WaitDone();
+      link.to_parent.Send(absl::StrCat(raft.last_ns(), " ", CpuSeconds() - cpu0));
+    } else {
+      break;  // "stop", or the parent is gone
+    }
   }
-  (void)link.to_child.Recv();  // "stop"
-  link.to_parent.Send(std::to_string(ProcStatusKb("VmHWM")));
+  link.to_parent.Send(absl::StrCat(ProcStatusKb("VmHWM"), " ", CpuSeconds() - cpu0));
   t->Stop();
   if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
+}
+
+// Node 1's side of a run: the transport, the peer, and the pipe to node 2.
+struct Sender {
+  const Flags& f;
+  Link& link;
+  BenchRaft& raft;
+  Transport* t;
+  std::shared_ptr<Peer> peer;
+  uint64_t index = 0;   // of the last MsgApp sent
+  int64_t refused = 0;  // Send said the buffer was full (etcd drops those)
+
+  void Mark() {
+    link.to_child.Send("mark");
+    (void)link.to_parent.Recv();
+  }
+  uint64_t ChildApps() {
+    link.to_child.Send("apps");
+    return std::strtoull(link.to_parent.Recv().c_str(), nullptr, 10);
+  }
+  // Raft's flow control: at most `window` sent and not yet acknowledged
+  // (node 2 acknowledges every 256, as a follower's MsgAppResp). Waits
+  // sleep, as etcd-anchor's do, instead of spinning on 2 cores.
+  void SendApp(const std::string& payload, uint64_t window, bool retry_full) {
+    ++index;
+    while (index > raft.acked() + window + BenchRaft::kAckEvery) {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+    while (peer->Send(App(index, payload)) == Peer::SendOutcome::kFull) {
+      ++refused;
+      if (!retry_full) return;
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+  void WaitAcked(uint64_t n) {
+    while (raft.acked() < n - n % BenchRaft::kAckEvery) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  double Ping() {
+    raftpb::Message hb;
+    hb.set_type(raftpb::MsgHeartbeat);
+    hb.set_from(1);
+    hb.set_to(2);
+    hb.set_term(1);
+    const uint64_t want = raft.responses() + 1;
+    const int64_t start = NowNs();
+    t->Send(std::move(hb));
+    raft.WaitResponses(want);
+    return (NowNs() - start) / 1e3;
+  }
+};
+
+std::string MakeBody(const std::string& dir, uint64_t mib) {
+  const std::string path = dir + "/snap.data";
+  std::ofstream out(path, std::ios::binary);
+  std::string block(1 << 20, 's');
+  for (uint64_t i = 0; i < mib; ++i) out.write(block.data(), block.size());
+  out.close();
+  (void)!std::system(absl::StrCat("sync ", path).c_str());  // clean in the page cache
+  return path;
+}
+
+void Throughput(Sender& s, Result* r) {
+  const Flags& f = s.f;
+  const std::string payload(f.size, 'x');
+  {
+    const uint64_t before = g_allocs.load();
+    raftpb::Message m = App(1, payload);
+    r->allocs_to_build_msg = static_cast<double>(g_allocs.load() - before);
+  }
+  for (int64_t i = 0; i < f.warmup; ++i) s.SendApp(payload, f.window, /*retry_full=*/true);
+  s.WaitAcked(f.warmup);
+  s.Mark();
+  s.refused = 0;
+  const double cpu0 = CpuSeconds();
+  const uint64_t allocs_before = g_allocs.load();
+  const int64_t start = NowNs();
+  for (uint64_t i = 0; i < f.n; ++i) s.SendApp(payload, f.window, /*retry_full=*/true);
+  // Everything this process allocated while sending (all threads: the Raft
+  // stand-in, the transport, gRPC), per message.
+  r->allocs_per_msg = static_cast<double>(g_allocs.load() - allocs_before) / f.n;
+  s.link.to_child.Send("wait-done");
+  int64_t last = 0;
+  double child_cpu = 0;
+  std::sscanf(s.link.to_parent.Recv().c_str(), "%ld %lf", &last, &child_cpu);
+  r->seconds = (last - start) / 1e9;
+  r->msgs_per_sec = f.n / r->seconds;
+  r->mb_per_sec = r->msgs_per_sec * f.size / 1e6;
+  r->cpu_seconds = CpuSeconds() - cpu0 + child_cpu;
+  r->cpu_us_per_msg = r->cpu_seconds / f.n * 1e6;
+  r->dropped = s.refused;
+}
+
+void Latency(Sender& s, Result* r) {
+  for (int64_t i = 0; i < s.f.warmup; ++i) s.Ping();
+  s.Mark();
+  const double cpu0 = CpuSeconds();
+  std::vector<double> us;
+  for (uint64_t i = 0; i < s.f.n; ++i) us.push_back(s.Ping());
+  r->cpu_seconds = CpuSeconds() - cpu0;  // the child's share is added at stop
+  Percentiles(us, r);
+  r->seconds = 0;
+  for (double u : us) r->seconds += u / 1e6;
+  r->msgs_per_sec = s.f.n / r->seconds;
+}
+
+void Snapshot(Sender& s, Result* r) {
+  const std::string dir = TempDir("send");
+  const std::string path = MakeBody(dir, s.f.size);
+  const int64_t rss_before = ProcStatusKb("VmRSS");
+  auto snap = testing::FileSnapshot(1, 2, 1, path);
+  if (!snap.ok()) {
+    std::fprintf(stderr, "%s\n", snap.status().ToString().c_str());
+    std::exit(1);
+  }
+  s.Mark();
+  const double cpu0 = CpuSeconds();
+  const int64_t start = NowNs();
+  s.t->SendSnapshot(*std::move(snap));
+  if (!s.raft.WaitSnapshot()) {
+    std::fprintf(stderr, "snapshot failed\n");
+    std::exit(1);
+  }
+  r->seconds = (NowNs() - start) / 1e9;
+  r->cpu_seconds = CpuSeconds() - cpu0;
+  r->mb_per_sec = s.f.size * 1048576.0 / 1e6 / r->seconds;
+  r->sender_rss_kb = ProcStatusKb("VmHWM") - rss_before;  // growth during the transfer
+  (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+}
+
+// etcd-anchor's hbload: heartbeat round trips with a gap, idle or while a
+// 128 B MsgApp flood (window 2048) and one snapshot run to the same peer;
+// sampling goes on until the snapshot is reported.
+void HbLoad(Sender& s, Result* r) {
+  const Flags& f = s.f;
+  const std::string payload(f.size, 'x');
+  for (int i = 0; i < 2000; ++i) s.Ping();
+  for (int i = 0; i < 20000; ++i) s.SendApp(payload, 2048, /*retry_full=*/true);
+  s.WaitAcked(20000);
+  std::string dir, path;
+  if (f.load == 1) {
+    dir = TempDir("send");
+    path = MakeBody(dir, f.snap_mib);
+  }
+  s.Mark();
+  const uint64_t apps0 = s.ChildApps();
+  s.refused = 0;
+  std::atomic<bool> stop{false};
+  std::thread flood;
+  int64_t snap_start = 0, snap_end = 0;
+  bool snap_done = f.load == 0, snap_ok = false;
+  const double cpu0 = CpuSeconds();
+  const int64_t start = NowNs();
+  if (f.load == 1) {
+    flood = std::thread([&] {
+      while (!stop.load()) s.SendApp(payload, 2048, /*retry_full=*/false);
+    });
+    auto snap = testing::FileSnapshot(1, 2, 1, path);
+    if (!snap.ok()) std::exit(1);
+    snap_start = NowNs();
+    s.t->SendSnapshot(*std::move(snap));
+  }
+  std::vector<double> us;
+  for (;;) {
+    us.push_back(s.Ping());
+    if (!snap_done && s.raft.SnapshotReported(&snap_ok)) {
+      snap_done = true;
+      snap_end = NowNs();
+    }
+    if (us.size() >= f.hb && snap_done) break;
+    if (f.gap_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(f.gap_us));
+  }
+  stop.store(true);
+  if (flood.joinable()) flood.join();
+  r->seconds = (NowNs() - start) / 1e9;
+  r->cpu_seconds = CpuSeconds() - cpu0;
+  r->flood_msgs_per_sec = (s.ChildApps() - apps0) / r->seconds;
+  r->snap_mb_per_sec =
+      f.load == 1 && snap_ok ? f.snap_mib * 1048576.0 / 1e6 / ((snap_end - snap_start) / 1e9) : 0;
+  r->dropped = s.refused;
+  Percentiles(us, r);
+  if (!dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
 }
 
 Result TransportParent(const Flags& f, Link& link) {
@@ -375,84 +648,41 @@ Result TransportParent(const Flags& f, Link& link) {
   link.to_child.Send(std::to_string(port));
   (void)t->AddPeer(2, {Url(child_port)});
   auto peer = t->GetPeer(2);
-  // Streams up (node 2 dials us).
+  // Both streams up (node 2 dials us).
   raftpb::Message probe = App(1, "");
-  while (peer->Pick(probe) != Channel::kStreamMsgAppV2)
+  raftpb::Message hb_probe;
+  hb_probe.set_type(raftpb::MsgHeartbeat);
+  while (peer->Pick(probe) != Channel::kStreamMsgAppV2 ||
+         peer->Pick(hb_probe) != Channel::kStreamMsg) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   Result r;
   r.mode = f.mode;
   r.n = f.n;
   r.size = f.size;
+  r.label = f.label;
+  Sender s{f, link, raft, t.get(), peer};
   if (f.mode == "throughput") {
-    const std::string payload(f.size, 'x');
-    // Raft's flow control: at most kWindow unacknowledged messages, fewer
-    // than the receiver's inbound queue holds, so nothing is dropped there.
-    constexpr uint64_t kWindow = 3072;
-    {
-      const uint64_t before = g_allocs.load();
-      raftpb::Message m = App(1, payload);
-      r.allocs_to_build_msg = static_cast<double>(g_allocs.load() - before);
-    }
-    const uint64_t allocs_before = g_allocs.load();
-    for (uint64_t i = 1; i <= f.n; ++i) {
-      while (i > raft.acked() + kWindow) std::this_thread::yield();
-      while (peer->Send(App(i, payload)) == Peer::SendOutcome::kFull) std::this_thread::yield();
-    }
-    // Everything this process allocated while sending (all threads: the
-    // Raft stand-in, the transport, gRPC), per message.
-    r.allocs_per_msg = static_cast<double>(g_allocs.load() - allocs_before) / f.n;
-    const std::string times = link.to_parent.Recv();
-    int64_t first = 0, last = 0;
-    std::sscanf(times.c_str(), "%ld %ld", &first, &last);
-    r.seconds = (last - first) / 1e9;
-    r.msgs_per_sec = (f.n - 1) / r.seconds;
-    r.mb_per_sec = r.msgs_per_sec * f.size / 1e6;
+    Throughput(s, &r);
   } else if (f.mode == "latency") {
-    std::vector<double> us;
-    const uint64_t warmup = std::min<uint64_t>(1000, f.n / 10 + 1);
-    for (uint64_t i = 0; i < f.n + warmup; ++i) {
-      raftpb::Message hb;
-      hb.set_type(raftpb::MsgHeartbeat);
-      hb.set_from(1);
-      hb.set_to(2);
-      hb.set_term(1);
-      const int64_t start = NowNs();
-      t->Send(std::move(hb));
-      raft.WaitResponses(i + 1);
-      if (i >= warmup) us.push_back((NowNs() - start) / 1e3);
-    }
-    Percentiles(us, &r);
-    r.seconds = 0;
-    for (double u : us) r.seconds += u / 1e6;
+    Latency(s, &r);
   } else if (f.mode == "snapshot") {
-    const std::string dir = TempDir("send");
-    const std::string path = dir + "/snap.data";
-    {
-      std::ofstream out(path, std::ios::binary);
-      std::string block(1 << 20, 's');
-      for (uint64_t i = 0; i < f.size; ++i) out.write(block.data(), block.size());
-    }
-    const int64_t rss_before = ProcStatusKb("VmRSS");
-    auto snap = testing::FileSnapshot(1, 2, 1, path);
-    if (!snap.ok()) {
-      std::fprintf(stderr, "%s\n", snap.status().ToString().c_str());
-      std::exit(1);
-    }
-    const int64_t start = NowNs();
-    t->SendSnapshot(*std::move(snap));
-    if (!raft.WaitSnapshot()) {
-      std::fprintf(stderr, "snapshot failed\n");
-      std::exit(1);
-    }
-    r.seconds = (NowNs() - start) / 1e9;
-    r.mb_per_sec = f.size * 1048576.0 / 1e6 / r.seconds;
-    r.sender_rss_kb = ProcStatusKb("VmHWM") - rss_before;  // growth during the transfer
-    (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+    Snapshot(s, &r);
+  } else if (f.mode == "hbload") {
+    HbLoad(s, &r);
   }
   link.to_child.Send("stop");
-  const int64_t child_hwm = std::atoll(link.to_parent.Recv().c_str());
+  int64_t child_hwm = 0;
+  double child_cpu = 0;
+  std::sscanf(link.to_parent.Recv().c_str(), "%ld %lf", &child_hwm, &child_cpu);
+  if (f.mode != "throughput") {
+    r.cpu_seconds += child_cpu;
+    if (f.mode == "latency") r.cpu_us_per_msg = r.cpu_seconds / f.n * 1e6;
+  }
   if (f.mode == "snapshot") r.receiver_rss_kb = child_hwm;
-  r.peak_rss_kb = std::max(ProcStatusKb("VmHWM"), child_hwm);
+  const int64_t own_hwm = ProcStatusKb("VmHWM");
+  r.peak_rss_kb = std::max(own_hwm, child_hwm);
+  r.max_rss_mib = (own_hwm + child_hwm) / 1024.0;  // both nodes, as etcd's one process
   t->Stop();
   return r;
 }
@@ -686,8 +916,13 @@ Result BareParent(const Flags& f, Link& link) {
 int main(int argc, char** argv) {
   using namespace raftgrpc::bench;
   const Flags f = ParseFlags(argc, argv);
-  if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers") {
-    std::fprintf(stderr, "--mode must be throughput, latency, snapshot or peers\n");
+  if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers" &&
+      f.mode != "hbload") {
+    std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");
+    return 2;
+  }
+  if (f.baseline && f.mode == "hbload") {
+    std::fprintf(stderr, "--baseline has no hbload mode\n");
     return 2;
   }
   if (f.baseline && f.mode == "peers") {

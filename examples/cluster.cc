@@ -271,7 +271,9 @@ int main() {
           lt.Send(std::move(hb));
         }
       }
-      if (!sent_any) std::this_thread::yield();
+      // Nothing to send until acks arrive: a short sleep, not a spin that
+      // would take one of a small machine's cores from the transport.
+      if (!sent_any) absl::SleepFor(absl::Microseconds(50));
     }
   });
 
