@@ -86,6 +86,9 @@ struct Flags {
   int peers = 200;
   bool json = false;
   bool baseline = false;
+  // Both nodes in this process, node 2 on a thread (as etcd-anchor runs
+  // both of its transports in one process).
+  bool one_process = false;
   // etcd-anchor's flags (../shared/bench/etcd-anchor), so that its
   // compare.sh can run this tool beside etcd's transport.
   std::string snap_dir;      // where the receiver stores snapshots
@@ -132,6 +135,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.snap_mib = std::strtoull(v, nullptr, 10);
     else if (a == "--json")
       f.json = true;
+    else if (a == "--one-process")
+      f.one_process = true;
     else if (a == "--baseline")
       f.baseline = true;
     else {
@@ -544,7 +549,8 @@ void Throughput(Sender& s, Result* r) {
   r->seconds = (last - start) / 1e9;
   r->msgs_per_sec = f.n / r->seconds;
   r->mb_per_sec = r->msgs_per_sec * f.size / 1e6;
-  r->cpu_seconds = CpuSeconds() - cpu0 + child_cpu;
+  // One process: RUSAGE_SELF already covers node 2.
+  r->cpu_seconds = CpuSeconds() - cpu0 + (f.one_process ? 0 : child_cpu);
   r->cpu_us_per_msg = r->cpu_seconds / f.n * 1e6;
   r->dropped = s.refused;
 }
@@ -676,13 +682,14 @@ Result TransportParent(const Flags& f, Link& link) {
   double child_cpu = 0;
   std::sscanf(link.to_parent.Recv().c_str(), "%ld %lf", &child_hwm, &child_cpu);
   if (f.mode != "throughput") {
-    r.cpu_seconds += child_cpu;
+    if (!f.one_process) r.cpu_seconds += child_cpu;
     if (f.mode == "latency") r.cpu_us_per_msg = r.cpu_seconds / f.n * 1e6;
   }
   if (f.mode == "snapshot") r.receiver_rss_kb = child_hwm;
   const int64_t own_hwm = ProcStatusKb("VmHWM");
   r.peak_rss_kb = std::max(own_hwm, child_hwm);
-  r.max_rss_mib = (own_hwm + child_hwm) / 1024.0;  // both nodes, as etcd's one process
+  // Both nodes, as etcd's one process.
+  r.max_rss_mib = (f.one_process ? own_hwm : own_hwm + child_hwm) / 1024.0;
   t->Stop();
   return r;
 }
@@ -929,8 +936,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--baseline has no peers mode\n");
     return 2;
   }
-  // Fork before any gRPC state exists in this process.
   Link link = MakeLink();
+  if (f.one_process) {
+    if (f.mode == "peers" || f.baseline) {
+      std::fprintf(stderr, "--one-process is for the transport's own modes\n");
+      return 2;
+    }
+    std::thread node2([&] { TransportChild(f, link); });
+    Result r = TransportParent(f, link);
+    node2.join();
+    Print(r, f.json);
+    return 0;
+  }
+  // Fork before any gRPC state exists in this process.
   const pid_t child = fork();
   if (child < 0) return 1;
   if (child == 0) {

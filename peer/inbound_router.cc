@@ -13,6 +13,23 @@ size_t InboundCost(const raftpb::Message& m, size_t encoded_size) {
          static_cast<size_t>(m.entries_size()) * kPerEntry;
 }
 
+bool IsUrgent(raftpb::MessageType t) {
+  switch (t) {
+    case raftpb::MsgHeartbeat:
+    case raftpb::MsgHeartbeatResp:
+    case raftpb::MsgVote:
+    case raftpb::MsgVoteResp:
+    case raftpb::MsgPreVote:
+    case raftpb::MsgPreVoteResp:
+    case raftpb::MsgTimeoutNow:
+    case raftpb::MsgReadIndex:
+    case raftpb::MsgReadIndexResp:
+      return true;
+    default:
+      return false;
+  }
+}
+
 InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity,
                              std::chrono::milliseconds idle_exit, ByteBudget* budget)
     : raft_(raft),
@@ -46,7 +63,12 @@ InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m, DoneF
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
       return Result::kFull;
     }
-    lane.q.push_back({std::move(m), cost, std::move(done)});
+    if (IsUrgent(m.type())) {
+      lane.urgent.push_back({std::move(m), cost, std::move(done)});
+      lane.urgent_count.fetch_add(1, std::memory_order_release);
+    } else {
+      lane.q.push_back({std::move(m), cost, std::move(done)});
+    }
     lane.pending.fetch_add(1, std::memory_order_relaxed);
     if (!lane.running) {
       lane.running = true;
@@ -85,6 +107,9 @@ void InboundRouter::StartWorker(Lane& lane) {
     {
       MutexLock l(&lane.mu);
       dropped.swap(lane.q);
+      for (auto& q : lane.urgent) dropped.push_back(std::move(q));
+      lane.urgent.clear();
+      lane.urgent_count.store(0, std::memory_order_relaxed);
       lane.pending.fetch_sub(dropped.size(), std::memory_order_relaxed);
       lane.running = false;
     }
@@ -94,14 +119,14 @@ void InboundRouter::StartWorker(Lane& lane) {
 }
 
 void InboundRouter::Drain(Lane& lane) {
-  std::deque<Lane::Queued> batch;
+  std::deque<Lane::Queued> batch, urgent;
   for (;;) {
     {
       UniqueLock l(&lane.mu);
       lane.worker_waiting = true;
       const bool work =
           lane.cv.wait_for(l, idle_exit_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
-            return lane.stopped.load() || !lane.q.empty();
+            return lane.stopped.load() || !lane.q.empty() || !lane.urgent.empty();
           });
       lane.worker_waiting = false;
       if (lane.stopped.load()) return;  // Stop released the queue
@@ -113,24 +138,41 @@ void InboundRouter::Drain(Lane& lane) {
       // Take everything queued: one lock per burst, not per message.
       batch.swap(lane.q);
     }
-    while (!batch.empty()) {
+    for (;;) {
       // Stop drops what is still queued, as etcd's workers exit on stopc.
       if (lane.stopped.load(std::memory_order_acquire)) {
         Drop(&batch, absl::UnavailableError("the receiver stopped"));
         return;
       }
-      Lane::Queued& q = batch.front();
-      // Counted before the call so a Process that observes the message also
-      // observes the count.
-      delivered_.fetch_add(1, std::memory_order_relaxed);
-      const absl::Status s = raft_->Process(q.m);
-      if (!s.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
-      lane.pending.fetch_sub(1, std::memory_order_relaxed);
-      if (budget_ != nullptr) budget_->Release(q.cost);
-      if (q.done) q.done(s);
+      // Urgent messages first, checked between any two others.
+      if (lane.urgent_count.load(std::memory_order_acquire) > 0) {
+        {
+          MutexLock l(&lane.mu);
+          urgent.swap(lane.urgent);
+          lane.urgent_count.store(0, std::memory_order_relaxed);
+        }
+        while (!urgent.empty()) {
+          ProcessOne(lane, urgent.front());
+          urgent.pop_front();
+        }
+        continue;
+      }
+      if (batch.empty()) break;
+      ProcessOne(lane, batch.front());
       batch.pop_front();
     }
   }
+}
+
+void InboundRouter::ProcessOne(Lane& lane, Lane::Queued& q) {
+  // Counted before the call so a Process that observes the message also
+  // observes the count.
+  delivered_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Status s = raft_->Process(q.m);
+  if (!s.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+  lane.pending.fetch_sub(1, std::memory_order_relaxed);
+  if (budget_ != nullptr) budget_->Release(q.cost);
+  if (q.done) q.done(s);
 }
 
 void InboundRouter::Drop(std::deque<Lane::Queued>* dropped, const absl::Status& why) {
@@ -148,6 +190,9 @@ void InboundRouter::Stop() {
       MutexLock l(&lane->mu);
       lane->stopped.store(true, std::memory_order_release);
       dropped.swap(lane->q);
+      for (auto& q : lane->urgent) dropped.push_back(std::move(q));
+      lane->urgent.clear();
+      lane->urgent_count.store(0, std::memory_order_relaxed);
     }
     // Outside the lock: `done` may call into gRPC.
     Drop(&dropped, absl::UnavailableError("the receiver stopped"));

@@ -39,6 +39,10 @@ inline bool IsLinkHeartbeat(const raftpb::Message& m) {
 // caller has it already (0: computed here).
 size_t InboundCost(const raftpb::Message& m, size_t encoded_size = 0);
 
+// Messages whose delay Raft feels at once (leader liveness, elections, read
+// index): a peer's receive queue lets them pass queued MsgApps.
+bool IsUrgent(raftpb::MessageType t);
+
 class InboundRouter {
  public:
   enum class Result { kQueued, kPaused, kLinkHeartbeat, kFull, kStopped };
@@ -126,6 +130,12 @@ class InboundRouter {
       DoneFn done;
     };
     std::deque<Queued> q ABSL_GUARDED_BY(mu);
+    // Heartbeats, votes and the like (IsUrgent): processed before anything
+    // else queued, even in the middle of a batch, so that they never wait
+    // behind thousands of MsgApps. Raft tolerates reordering between
+    // message types; order within each kind is kept.
+    std::deque<Queued> urgent ABSL_GUARDED_BY(mu);
+    std::atomic<size_t> urgent_count{0};  // urgent.size(), read without the lock
     // Queued plus taken by the worker but not yet processed: the bound
     // applies to both, as for etcd's channel.
     std::atomic<size_t> pending{0};
@@ -140,6 +150,8 @@ class InboundRouter {
 
   Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done, size_t encoded_size);
   Result Push(Lane& lane, raftpb::Message&& m, DoneFn done, size_t encoded_size);
+  // Processes one message and settles its accounts.
+  void ProcessOne(Lane& lane, Lane::Queued& q);
   // Gives back the budget of, and fails with `why`, dropped messages.
   void Drop(std::deque<Lane::Queued>* dropped, const absl::Status& why);
   void Drain(Lane& lane);

@@ -113,6 +113,31 @@ TEST(InboundRouterTest, NoThreadForAWorkerDropsAndCountsInsteadOfThrowing) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "see the exit codes in the test";
 }
 
+// Heartbeats and votes pass queued MsgApps (issue 20's priority lane);
+// each kind keeps its own order.
+TEST(InboundRouterTest, UrgentMessagesPassQueuedAppends) {
+  testing::FakeRaft raft;
+  raft.BlockType(raftpb::MsgApp);
+  InboundRouter r(&raft, 4096, 4096);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 0)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgApp));  // the worker holds #0
+  for (int i = 1; i <= 100; ++i) r.Deliver(Msg(raftpb::MsgApp, i));
+  r.Deliver(Msg(raftpb::MsgHeartbeat, 1));
+  r.Deliver(Msg(raftpb::MsgVote, 2));
+  raft.Unblock();
+  ASSERT_TRUE(raft.WaitForMessages(103));
+  const auto got = raft.messages();
+  ASSERT_EQ(got.size(), 103u);
+  EXPECT_EQ(got[0].type(), raftpb::MsgApp);
+  EXPECT_EQ(got[1].type(), raftpb::MsgHeartbeat);
+  EXPECT_EQ(got[2].type(), raftpb::MsgVote);
+  for (int i = 3; i < 103; ++i) {
+    EXPECT_EQ(got[i].type(), raftpb::MsgApp);
+    EXPECT_EQ(got[i].index(), static_cast<uint64_t>(i - 2));
+  }
+  r.Stop();
+}
+
 TEST(InboundRouterTest, FullQueueDropsAndCountsExactly) {
   testing::FakeRaft raft;
   raft.BlockType(raftpb::MsgApp);
