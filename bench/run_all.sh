@@ -6,7 +6,8 @@
 # Prints the date and load average around the run: only ratios from one
 # such run count (the machines drift 2x from day to day). Run nothing else
 # heavy meanwhile.
-# Usage: bench/run_all.sh [R]   (needs golang-go and golang-etcd-server-dev)
+# Then draws bench/compare.png (bench/plot_compare.py; gnuplot-nox).
+# Usage: bench/run_all.sh [R]   (needs golang-go, golang-etcd-server-dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-5}
@@ -16,5 +17,12 @@ B=$(./bazelw info -c opt bazel-bin 2>/dev/null)/bench/transport_bench
 E=$("$ANCHOR/build.sh" | tail -1)
 echo "date: $(date -u '+%F %R UTC'), runs per workload: $R, $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$ANCHOR/compare.sh" -r "$R" "$E" "$B"
+results=$(mktemp -d)
+RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if command -v gnuplot >/dev/null; then
+  python3 bench/plot_compare.py "$results" bench/compare.png etcd-peer-bench transport_bench
+else
+  echo "no gnuplot (Debian's gnuplot-nox): bench/compare.png not drawn"
+fi
+echo "JSON lines of this run: $results"

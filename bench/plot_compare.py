@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Draws etcd-anchor compare.sh results as one PNG (gnuplot, from Debian).
+
+Usage: bench/plot_compare.py RESULTS_DIR OUT.png ETCD_NAME OURS_NAME
+
+RESULTS_DIR holds compare.sh's <binary name>.jsonl files. Panels: heartbeat
+latency quantiles (medians over the runs) idle, under load and ping-pong,
+ours beside etcd's; and ours / etcd for throughput and snapshot rates.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+
+def load(path):
+    by = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                by.setdefault(r.get("label", r["mode"]), []).append(r)
+    return by
+
+
+def med(rows, key):
+    return statistics.median(r.get(key, 0) for r in rows)
+
+
+def main():
+    results, out, etcd_name, ours_name = sys.argv[1:5]
+    etcd = load(os.path.join(results, etcd_name + ".jsonl"))
+    ours = load(os.path.join(results, ours_name + ".jsonl"))
+    tmp = tempfile.mkdtemp()
+    quantiles = [("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"),
+                 ("p99.9", "p999_us"), ("max", "max_us")]
+    panels = [("hbload-idle", "heartbeats, idle (1 ms gap)"),
+              ("hbload-flood+snapshot", "heartbeats under a MsgApp flood + 1 GiB snapshot"),
+              ("latency", "heartbeat ping-pong")]
+    plots = []
+    for label, title in panels:
+        if label not in etcd or label not in ours:
+            continue
+        data = os.path.join(tmp, label + ".dat")
+        with open(data, "w") as f:
+            for name, key in quantiles:
+                f.write('"%s" %f %f\n' % (name, med(etcd[label], key), med(ours[label], key)))
+        plots.append(
+            'set title "%s"; set ylabel "microseconds (log)"; set logscale y; '
+            'plot "%s" using 2:xtic(1) title "etcd 3.4 rafthttp" lc rgb "#4477aa", '
+            '"" using 3 title "raft-grpc-transport" lc rgb "#ee6677"; unset logscale y' % (title, data))
+    ratios = os.path.join(tmp, "ratios.dat")
+    with open(ratios, "w") as f:
+        for label, key in [("throughput-128B", "msgs_per_sec"), ("throughput-1KiB", "msgs_per_sec"),
+                           ("snapshot-64MiB-disk", "mb_per_sec"), ("snapshot-256MiB-disk", "mb_per_sec"),
+                           ("snapshot-64MiB-tmpfs", "mb_per_sec"),
+                           ("snapshot-256MiB-tmpfs", "mb_per_sec")]:
+            if label in etcd and label in ours:
+                f.write('"%s" %f\n' % (label.replace("throughput-", "MsgApp ").replace("snapshot-", "snap "),
+                                       med(ours[label], key) / med(etcd[label], key)))
+    plots.append(
+        'set title "ours / etcd (above 1: faster)"; set ylabel "ratio"; set yrange [0:*]; '
+        'plot "%s" using 2:xtic(1) notitle lc rgb "#ee6677", 1 notitle dt 2 lc rgb "black"' % ratios)
+    script = os.path.join(tmp, "plot.gp")
+    with open(script, "w") as f:
+        f.write('set terminal pngcairo size 1400,1000 font ",10"\n')
+        f.write('set output "%s"\n' % out)
+        f.write("set style data histograms; set style histogram clustered gap 1\n")
+        f.write("set style fill solid 0.8 border -1; set boxwidth 0.9; set key top left\n")
+        f.write("set xtics rotate by -20; set grid ytics\n")
+        f.write("set multiplot layout 2,2\n")
+        for p in plots:
+            f.write(p + "\n")
+        f.write("unset multiplot\n")
+    subprocess.run(["gnuplot", script], check=True)
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
