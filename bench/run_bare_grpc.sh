@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Our workloads against bare gRPC (not etcd), interleaved R times (default
 # 5): medians and the ratio to the baseline from the same run. A ceiling for
-# our own overhead, not a claim: the throughput baseline sends one message
-# per Write while the transport batches, so that row compares unlike
-# things (issue 20 asks for a batching baseline).
+# our own overhead; its throughput frames are batched as our writer's.
 # Usage: bench/run_bare_grpc.sh [R]   (from anywhere; builds with -c opt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
