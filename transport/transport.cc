@@ -133,11 +133,13 @@ void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOpt
   builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
   // The sending side of a stream learns that its reader vanished behind a
   // silent link (blackhole, half-open TCP) only from HTTP/2 keepalive: the
-  // writes themselves keep succeeding into socket buffers. Same budget as
-  // the reader's idle timeout.
+  // writes themselves keep succeeding into socket buffers. A ping after one
+  // link-heartbeat interval (conn_read_timeout / 3) of silence, unanswered
+  // for two more: a frozen or silently cut reader is found within three
+  // intervals, the reader's own idle timeout (measured in testing/hosts).
   const int read_ms = static_cast<int>(absl::ToInt64Milliseconds(opts.conn_read_timeout));
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, std::max(100, read_ms / 3));
-  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, std::max(100, read_ms));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, std::max(100, read_ms * 2 / 3));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // A stream's reader sends us no data frames, and gRPC by default spaces
   // pings "without data" 5 minutes apart, which would leave one keepalive
