@@ -24,6 +24,10 @@ extern "C" const char* __tsan_default_suppressions() {
          "race:grpc::ClientContext::set_call\n"
          "race:grpc::ClientContext::~ClientContext\n"
          "race:grpc::ServerContextBase\n"
+         // Our TLS certificate verifier (transport/tls.cc) is built by us
+         // and destroyed when libgrpc drops its last (uninstrumented)
+         // reference to the credentials options.
+         "race:grpc_tls_credentials_options::~grpc_tls_credentials_options\n"
          // gRPC's own background threads (e.g. the callback CQ's
          // "nexting_thread") are not joined before exit by libgrpc.
          "thread:grpc_core::Thread::Thread\n";

@@ -198,6 +198,11 @@ absl::Status Hosts::Cut(int id) {
   return absl::OkStatus();
 }
 
+absl::Status Hosts::CutOutbound(int id) {
+  return Sh(absl::StrCat("ip netns exec ", ns(id), " tc qdisc replace dev v", id,
+                         " root tbf rate 8bit burst 1600 limit 1"));
+}
+
 absl::Status Hosts::Limit(int id, uint64_t bytes_per_second) {
   const uint64_t burst = std::max<uint64_t>(bytes_per_second / 10, 16 * 1024);
   for (const std::string& c :

@@ -56,6 +56,9 @@ class Hosts {
   void Freeze(int id);
   void Thaw(int id);
   absl::Status Cut(int id);
+  // Only what node `id` sends is dropped (it still receives): an
+  // asymmetric partition at the packet level.
+  absl::Status CutOutbound(int id);
   absl::Status Limit(int id, uint64_t bytes_per_second);
   absl::Status Restore(int id);
 
