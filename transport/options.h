@@ -24,7 +24,13 @@ struct TransportOptions {
   // Idle stream detection: a reader cancels a stream that delivered nothing
   // (not even a link heartbeat) for this long; writers send link heartbeats
   // every conn_read_timeout / 3 on idle streams, and fail a write that has
-  // not completed within conn_write_timeout (etcd: 5 s each).
+  // not completed within conn_write_timeout (etcd: 5 s each). The server's
+  // HTTP/2 keepalive also pings a connection silent for conn_read_timeout / 3
+  // and closes it if the ping is unanswered for 2/3 more: that is what finds
+  // a frozen or silently cut stream reader (its kernel keeps accepting
+  // writes), within conn_read_timeout. It covers snapshot connections too, so
+  // a link stall longer than about 2/3 of conn_read_timeout fails a snapshot
+  // in flight (testing/README.md).
   absl::Duration conn_read_timeout = absl::Seconds(5);
   absl::Duration conn_write_timeout = absl::Seconds(5);
   // Probe RPC period per peer (etcd's proberInterval: ConnReadTimeout - 1s).
