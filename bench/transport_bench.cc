@@ -54,9 +54,14 @@
 // Every non-aligned replaceable form is defined here: a partial set would pair
 // e.g. the library's nothrow new with this free-based delete, which ASan
 // reports as alloc-dealloc-mismatch (libgrpc uses nothrow new).
+// Off unless --count-allocs: a process-wide atomic increment on every
+// allocation of every thread costs about 8% of a throughput run's CPU
+// (perf), which etcd's side of a comparison does not pay. Set before any
+// thread starts.
+static bool g_count_allocs = false;
 static std::atomic<uint64_t> g_allocs{0};
 static void* CountedAlloc(size_t n) noexcept {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (g_count_allocs) g_allocs.fetch_add(1, std::memory_order_relaxed);
   return std::malloc(n ? n : 1);
 }
 void* operator new(size_t n) {
@@ -89,6 +94,7 @@ struct Flags {
   // Both nodes in this process, node 2 on a thread (as etcd-anchor runs
   // both of its transports in one process).
   bool one_process = false;
+  bool count_allocs = false;  // --count-allocs: sender_allocs_per_msg
   // etcd-anchor's flags (../shared/bench/etcd-anchor), so that its
   // compare.sh can run this tool beside etcd's transport.
   std::string snap_dir;      // where the receiver stores snapshots
@@ -137,6 +143,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.json = true;
     else if (a == "--one-process")
       f.one_process = true;
+    else if (a == "--count-allocs")
+      f.count_allocs = true;
     else if (a == "--baseline")
       f.baseline = true;
     else {
@@ -529,7 +537,7 @@ void Throughput(Sender& s, Result* r) {
   {
     const uint64_t before = g_allocs.load();
     raftpb::Message m = App(1, payload);
-    r->allocs_to_build_msg = static_cast<double>(g_allocs.load() - before);
+    if (g_count_allocs) r->allocs_to_build_msg = static_cast<double>(g_allocs.load() - before);
   }
   for (int64_t i = 0; i < f.warmup; ++i) s.SendApp(payload, f.window, /*retry_full=*/true);
   s.WaitAcked(f.warmup);
@@ -541,7 +549,9 @@ void Throughput(Sender& s, Result* r) {
   for (uint64_t i = 0; i < f.n; ++i) s.SendApp(payload, f.window, /*retry_full=*/true);
   // Everything this process allocated while sending (all threads: the Raft
   // stand-in, the transport, gRPC), per message.
-  r->allocs_per_msg = static_cast<double>(g_allocs.load() - allocs_before) / f.n;
+  if (g_count_allocs) {
+    r->allocs_per_msg = static_cast<double>(g_allocs.load() - allocs_before) / f.n;
+  }
   s.link.to_child.Send("wait-done");
   int64_t last = 0;
   double child_cpu = 0;
@@ -934,6 +944,7 @@ Result BareParent(const Flags& f, Link& link) {
 int main(int argc, char** argv) {
   using namespace raftgrpc::bench;
   const Flags f = ParseFlags(argc, argv);
+  g_count_allocs = f.count_allocs;
   if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers" &&
       f.mode != "hbload") {
     std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");
