@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "testing/fake_raft.h"
 #include "testing/messages.h"
+#include "testing/sanitizers.h"
 
 namespace raftgrpc {
 namespace {
@@ -92,9 +93,9 @@ int NoThreadChild() {
 // in gRPC callbacks: the process ended. A child process takes the limit;
 // the exit code says what it saw.
 TEST(InboundRouterTest, NoThreadForAWorkerDropsAndCountsInsteadOfThrowing) {
-#if defined(__SANITIZE_ADDRESS__) || defined(RAFT_GRPC_TRANSPORT_TSAN)
-  GTEST_SKIP() << "an address-space limit cannot coexist with a sanitizer's shadow memory";
-#endif
+  if (testing::kUnderSanitizer) {
+    GTEST_SKIP() << "an address-space limit cannot coexist with a sanitizer's shadow memory";
+  }
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -161,18 +161,18 @@ absl::StatusOr<MemberChannelCredentials> MakeMemberChannelCredentials(const TlsO
       pems->ca.empty() ? std::make_shared<StaticDataCertificateProvider>(identity)
                        : std::make_shared<StaticDataCertificateProvider>(pems->ca, identity);
   const bool has_ca = !pems->ca.empty(), has_identity = !identity.empty();
-  TlsOptions copy = tls;
-  return MemberChannelCredentials([provider, has_ca, has_identity, copy](uint64_t member) {
-    grpc::experimental::TlsChannelCredentialsOptions o;
-    o.set_certificate_provider(provider);
-    if (has_ca) o.watch_root_certs();  // else the system roots
-    if (has_identity) o.watch_identity_key_cert_pairs();
-    o.set_verify_server_certs(true);
-    o.set_certificate_verifier(
-        grpc::experimental::ExternalCertificateVerifier::Create<MemberCertificateVerifier>(
-            member, IdentityOf(copy, member)));
-    return grpc::experimental::TlsCredentials(o);
-  });
+  return MemberChannelCredentials(
+      [provider, has_ca, has_identity, name_of = tls.member_identity](uint64_t member) {
+        grpc::experimental::TlsChannelCredentialsOptions o;
+        o.set_certificate_provider(provider);
+        if (has_ca) o.watch_root_certs();  // else the system roots
+        if (has_identity) o.watch_identity_key_cert_pairs();
+        o.set_verify_server_certs(true);
+        o.set_certificate_verifier(
+            grpc::experimental::ExternalCertificateVerifier::Create<MemberCertificateVerifier>(
+                member, name_of ? name_of(member) : DefaultMemberIdentity(member)));
+        return grpc::experimental::TlsCredentials(o);
+      });
 }
 
 grpc::Status CheckClientCertificate(const grpc::ServerContextBase& ctx, const TlsOptions& tls) {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -186,40 +187,40 @@ void Hosts::Thaw(int id) {
   if (nodes_.count(id)) kill(nodes_[id].pid, SIGCONT);
 }
 
-absl::Status Hosts::Cut(int id) {
-  // A rate of 8 bit/s with room for one packet: everything else is dropped
-  // silently, both ways (node side egress and switch side egress).
-  for (const std::string& c : {absl::StrCat("ip netns exec ", ns(id), " tc qdisc replace dev v", id,
-                                            " root tbf rate 8bit burst 1600 limit 1"),
-                               absl::StrCat("ip netns exec ", ns(0), " tc qdisc replace dev s", id,
-                                            " root tbf rate 8bit burst 1600 limit 1")}) {
-    if (absl::Status s = Sh(c); !s.ok()) return s;
+// A qdisc on node `id`'s side of its link (what it sends) and, with
+// `inbound`, on the switch's side (what it receives); "" removes them.
+absl::Status Hosts::Shape(int id, const std::string& qdisc, bool inbound) {
+  const std::string sides[2] = {absl::StrCat("ip netns exec ", ns(id), " tc qdisc "),
+                                absl::StrCat("ip netns exec ", ns(0), " tc qdisc ")};
+  const std::string devs[2] = {absl::StrCat("v", id), absl::StrCat("s", id)};
+  for (int k = 0; k < (inbound ? 2 : 1); ++k) {
+    if (qdisc.empty()) {
+      (void)Sh(absl::StrCat(sides[k], "del dev ", devs[k], " root 2>/dev/null"));
+    } else if (absl::Status s =
+                   Sh(absl::StrCat(sides[k], "replace dev ", devs[k], " root ", qdisc));
+               !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
 
-absl::Status Hosts::CutOutbound(int id) {
-  return Sh(absl::StrCat("ip netns exec ", ns(id), " tc qdisc replace dev v", id,
-                         " root tbf rate 8bit burst 1600 limit 1"));
-}
+// A rate of 8 bit/s with room for one packet: everything else is dropped
+// silently.
+constexpr char kSilentDrop[] = "tbf rate 8bit burst 1600 limit 1";
+
+absl::Status Hosts::Cut(int id) { return Shape(id, kSilentDrop, /*inbound=*/true); }
+
+absl::Status Hosts::CutOutbound(int id) { return Shape(id, kSilentDrop, /*inbound=*/false); }
 
 absl::Status Hosts::Limit(int id, uint64_t bytes_per_second) {
   const uint64_t burst = std::max<uint64_t>(bytes_per_second / 10, 16 * 1024);
-  for (const std::string& c :
-       {absl::StrCat("ip netns exec ", ns(id), " tc qdisc replace dev v", id, " root tbf rate ",
-                     bytes_per_second * 8, "bit burst ", burst, " latency 50ms"),
-        absl::StrCat("ip netns exec ", ns(0), " tc qdisc replace dev s", id, " root tbf rate ",
-                     bytes_per_second * 8, "bit burst ", burst, " latency 50ms")}) {
-    if (absl::Status s = Sh(c); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  return Shape(
+      id, absl::StrCat("tbf rate ", bytes_per_second * 8, "bit burst ", burst, " latency 50ms"),
+      /*inbound=*/true);
 }
 
-absl::Status Hosts::Restore(int id) {
-  (void)Sh(absl::StrCat("ip netns exec ", ns(id), " tc qdisc del dev v", id, " root 2>/dev/null"));
-  (void)Sh(absl::StrCat("ip netns exec ", ns(0), " tc qdisc del dev s", id, " root 2>/dev/null"));
-  return absl::OkStatus();
-}
+absl::Status Hosts::Restore(int id) { return Shape(id, "", /*inbound=*/true); }
 
 absl::StatusOr<std::string> Hosts::Ask(int id, const std::string& command, absl::Duration timeout) {
   auto it = nodes_.find(id);

@@ -81,6 +81,7 @@ class Hosts {
   explicit Hosts(const Options& opts);
   std::string ns(int id) const;
   absl::Status Setup();
+  absl::Status Shape(int id, const std::string& qdisc, bool inbound);
   void Stop(int id);
 
   const Options opts_;

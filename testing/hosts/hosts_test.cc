@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "testing/sanitizers.h"
 
 namespace raftgrpc::testing {
 namespace {
@@ -98,11 +99,7 @@ class HostsTest : public ::testing::Test {
 // sanitizers the nodes run several times slower: the times are recorded,
 // and only bounded by the plain run.
 const absl::Duration kDetectionBound = Hosts::Options().read_timeout + absl::Milliseconds(500);
-#if defined(__SANITIZE_ADDRESS__) || defined(RAFT_GRPC_TRANSPORT_TSAN)
-constexpr bool kTimed = false;
-#else
-constexpr bool kTimed = true;
-#endif
+constexpr bool kTimed = !kUnderSanitizer;
 
 TEST_F(HostsTest, FrozenFollowerIsDetectedAndOthersKeepTheirPace) {
   const double before = AckRate(2, absl::Seconds(1));

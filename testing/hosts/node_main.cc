@@ -224,14 +224,17 @@ int Run(const Flags& f) {
     if (w[0] == "flood") {
       std::vector<uint64_t> to;
       for (size_t i = 1; i < w.size(); ++i) to.push_back(std::strtoull(w[i].c_str(), nullptr, 10));
-      floods.emplace_back([&, to] {
+      // The peers live as long as the transport: looked up once.
+      std::vector<std::pair<uint64_t, std::shared_ptr<Peer>>> peers;
+      for (uint64_t id : to) peers.emplace_back(id, (*t)->GetPeer(id));
+      floods.emplace_back([&, peers] {
         // A leader's steady state: per follower, at most kWindow sent and
         // not acknowledged; what Send refuses (a full buffer, reported
         // unreachable) is sent again later, as Raft would.
         constexpr uint64_t kWindow = 2048;
         while (!stop.load()) {
           bool sent = false;
-          for (uint64_t id : to) {
+          for (const auto& [id, peer] : peers) {
             PeerState& p = raft.peer(id);
             const uint64_t acked = p.acked.load();
             if (p.sent.load() > acked && NowMs() - p.acked_moved_ms.load() > 500) {
@@ -244,7 +247,6 @@ int Run(const Flags& f) {
             if (next > acked + kWindow) continue;
             raftpb::Message m = testing::App(f.id, id, 1, next - 1, payload);
             m.set_commit(++p.send_seq);
-            auto peer = (*t)->GetPeer(id);
             if (peer && peer->Send(std::move(m)) == Peer::SendOutcome::kQueued) {
               p.sent.store(next);
               sent = true;

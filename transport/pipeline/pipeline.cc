@@ -69,15 +69,13 @@ class GrpcPipeline::Core : public std::enable_shared_from_this<Core> {
     // backoff; right after a reset every message would then be an instant
     // failure and a ReportUnreachable. Wait for the connection instead, if
     // the peer was reachable a moment ago.
-    const bool recently_active =
-        absl::Now() - env_.status->LastActive() < opts_->pipeline_reconnect_wait;
-    if (recently_active &&
-        channels_->Get(c->url, env_.peer_id)->GetState(/*try_to_connect=*/false) !=
-            GRPC_CHANNEL_READY) {
+    std::shared_ptr<grpc::Channel> channel = channels_->Get(c->url, env_.peer_id);
+    if (channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY &&
+        absl::Now() - env_.status->LastActive() < opts_->pipeline_reconnect_wait) {
       c->ctx.set_wait_for_ready(true);
     }
     c->Start(
-        channels_, *opts_, env_.peer_id, opts_->pipeline_timeout,
+        std::move(channel), *opts_, env_.peer_id, opts_->pipeline_timeout,
         [](auto* async, auto... args) { async->Pipeline(args...); },
         [self, c](auto*, const grpc::Status& s) { self->OnDone(c, s); });
   }

@@ -35,6 +35,23 @@ std::unique_ptr<Transport> Make(uint64_t id, FakeRaft* raft, int* port) {
   return *std::move(t);
 }
 
+std::string Url(int port) { return absl::StrCat("http://127.0.0.1:", port); }
+
+// Nodes 1 and 2, with 2 a peer of 1 (and 1 a peer of 2 when `both`).
+struct Pair {
+  explicit Pair(bool both = false) {
+    t1 = Make(1, &r1, &p1);
+    t2 = Make(2, &r2, &p2);
+    EXPECT_TRUE(t1->AddPeer(2, {Url(p2)}).ok());
+    if (both) {
+      EXPECT_TRUE(t2->AddPeer(1, {Url(p1)}).ok());
+    }
+  }
+  FakeRaft r1, r2;
+  int p1 = 0, p2 = 0;
+  std::unique_ptr<Transport> t1, t2;
+};
+
 raftpb::Message Msg(raftpb::MessageType type, uint64_t index) {
   raftpb::Message m = testing::Msg(type, 1, 2);
   m.set_term(2);
@@ -46,12 +63,8 @@ raftpb::Message Msg(raftpb::MessageType type, uint64_t index) {
 // Node 2 does not list 1 as a peer, so it never dials 1's streams: every
 // message from 1 must travel by pipeline, and 2 still delivers it.
 TEST(PipelineTest, WithNoStreamsEveryMessageTypeArrives) {
-  FakeRaft r1, r2;
-  int p1, p2;
-  auto t1 = Make(1, &r1, &p1);
-  auto t2 = Make(2, &r2, &p2);
-  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
-  auto peer = t1->GetPeer(2);
+  Pair n;
+  auto peer = n.t1->GetPeer(2);
   const auto* desc = raftpb::MessageType_descriptor();
   std::vector<raftpb::Message> sent;
   for (int i = 0; i < desc->value_count(); ++i) {
@@ -61,17 +74,17 @@ TEST(PipelineTest, WithNoStreamsEveryMessageTypeArrives) {
     // 4 in flight + 64 queued: 24 messages always fit.
     ASSERT_EQ(peer->Send(m), Peer::SendOutcome::kQueued);
   }
-  ASSERT_TRUE(r2.WaitForMessages(sent.size()));
+  ASSERT_TRUE(n.r2.WaitForMessages(sent.size()));
   std::map<uint64_t, raftpb::Message> got;
-  for (auto& m : r2.messages()) got[m.index()] = m;
+  for (auto& m : n.r2.messages()) got[m.index()] = m;
   for (auto& m : sent) {
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got[m.index()], m))
         << m.ShortDebugString();
   }
   // MsgSnap over the pipeline is reported finished once 2 accepted it.
-  ASSERT_TRUE(r1.WaitForSnapshotReports(1));
-  EXPECT_EQ(r1.snapshot_reports()[0], std::make_pair(uint64_t{2}, SnapshotStatus::kFinish));
-  EXPECT_TRUE(r1.unreachable().empty());
+  ASSERT_TRUE(n.r1.WaitForSnapshotReports(1));
+  EXPECT_EQ(n.r1.snapshot_reports()[0], std::make_pair(uint64_t{2}, SnapshotStatus::kFinish));
+  EXPECT_TRUE(n.r1.unreachable().empty());
   // (ActiveSince is not checked: 2 refuses 1's stream dials, since 1 is not
   // its peer, and each refusal deactivates the shared status, as in etcd.)
 }
@@ -87,7 +100,7 @@ TEST(PipelineTest, ReceiverDownYieldsOneReportPerMessage) {
     auto t = Make(9, &tmp, &dead);
     t->Stop();
   }
-  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", dead)}).ok());
+  ASSERT_TRUE(t1->AddPeer(2, {Url(dead)}).ok());
   for (int i = 0; i < 10; ++i) t1->Send(Msg(raftpb::MsgHeartbeat, i));
   t1->Send(Msg(raftpb::MsgSnap, 99));
   ASSERT_TRUE(r1.WaitForUnreachable(11));
@@ -107,16 +120,12 @@ TEST(PipelineTest, ReceiverDownYieldsOneReportPerMessage) {
 // Stop had returned dropped the last grpc::Channel reference on gRPC's
 // callback thread (grpc/grpc#32584). 60 TSan runs after the fix: no crash.
 TEST(PipelineTest, StopCancelsCallsInFlight) {
-  FakeRaft r1, r2;
-  int p1, p2;
-  auto t1 = Make(1, &r1, &p1);
-  auto t2 = Make(2, &r2, &p2);
-  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
-  for (int i = 0; i < 60; ++i) t1->Send(Msg(raftpb::MsgVote, i));
+  Pair n;
+  for (int i = 0; i < 60; ++i) n.t1->Send(Msg(raftpb::MsgVote, i));
   absl::Time start = absl::Now();
-  ASSERT_TRUE(t1->RemovePeer(2).ok());  // joins the pipeline
+  ASSERT_TRUE(n.t1->RemovePeer(2).ok());  // joins the pipeline
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
-  EXPECT_EQ(t1->RemovePeer(2).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(n.t1->RemovePeer(2).code(), absl::StatusCode::kNotFound);
 }
 
 // A MsgSnap still in flight when RemovePeer cancels the pipeline is a
@@ -137,7 +146,7 @@ TEST(PipelineTest, MsgSnapCancelledByRemovePeerIsReportedAsFailure) {
   FakeRaft r1;
   int p1;
   auto t1 = Make(1, &r1, &p1);
-  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port))}).ok());
+  ASSERT_TRUE(t1->AddPeer(2, {Url(ntohs(addr.sin_port))}).ok());
   t1->Send(Msg(raftpb::MsgSnap, 7));
   ASSERT_EQ(t1->GetPeer(2)->stats().sent[static_cast<int>(Channel::kPipeline)], 1u);
   ASSERT_TRUE(t1->RemovePeer(2).ok());  // cancels the call in flight
@@ -152,19 +161,14 @@ TEST(PipelineTest, MsgSnapCancelledByRemovePeerIsReportedAsFailure) {
 // A MsgSnap sent through the pipeline is reported kFinish only once the
 // receiver's Raft has processed it: the answer waits for Process.
 TEST(PipelineTest, MsgSnapFinishesOnlyAfterTheReceiverProcessedIt) {
-  FakeRaft r1, r2;
-  int p1, p2;
-  auto t1 = Make(1, &r1, &p1);
-  auto t2 = Make(2, &r2, &p2);
-  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
-  ASSERT_TRUE(t2->AddPeer(1, {absl::StrCat("http://127.0.0.1:", p1)}).ok());
-  r2.BlockType(raftpb::MsgSnap);
-  t1->Send(Msg(raftpb::MsgSnap, 3));
-  ASSERT_TRUE(r2.WaitForProcessing(raftpb::MsgSnap));
-  EXPECT_TRUE(r1.snapshot_reports().empty());  // not while Process runs
-  r2.Unblock();
-  ASSERT_TRUE(r1.WaitForSnapshotReports(1));
-  EXPECT_EQ(r1.snapshot_reports()[0].second, SnapshotStatus::kFinish);
+  Pair n(/*both=*/true);
+  n.r2.BlockType(raftpb::MsgSnap);
+  n.t1->Send(Msg(raftpb::MsgSnap, 3));
+  ASSERT_TRUE(n.r2.WaitForProcessing(raftpb::MsgSnap));
+  EXPECT_TRUE(n.r1.snapshot_reports().empty());  // not while Process runs
+  n.r2.Unblock();
+  ASSERT_TRUE(n.r1.WaitForSnapshotReports(1));
+  EXPECT_EQ(n.r1.snapshot_reports()[0].second, SnapshotStatus::kFinish);
 }
 
 }  // namespace

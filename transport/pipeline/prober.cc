@@ -59,7 +59,7 @@ class Prober::Core : public std::enable_shared_from_this<Core> {
     c->url = env_.picker->Pick();
     std::shared_ptr<Core> self = shared_from_this();
     c->Start(
-        channels_, *opts_, env_.peer_id, opts_->probe_interval,
+        channels_->Get(c->url, env_.peer_id), *opts_, env_.peer_id, opts_->probe_interval,
         [](auto* async, auto... args) { async->Probe(args...); },
         [self](ProbeCall* call, const grpc::Status& s) { self->OnDone(call, s); });
   }

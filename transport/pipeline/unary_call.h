@@ -16,7 +16,6 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/transport.grpc.pb.h"
-#include "transport/internal/channel_pool.h"
 #include "transport/internal/handoff.h"
 #include "transport/internal/metadata.h"
 #include "transport/options.h"
@@ -31,17 +30,17 @@ struct UnaryCall {
   std::string url;
   absl::Time started;
 
-  // Starts the call to member `to` at `url` on `channels`. `rpc(async, ctx,
+  // Starts the call to member `to` on `channel` (the pool's for `url`). `rpc(async, ctx,
   // req, resp, callback)` names the method, e.g.
   //   [](auto* a, auto... args) { a->Probe(args...); }
   // `done(this, status)` runs once, on a gRPC thread.
   template <class Rpc, class Done>
-  void Start(ChannelPool* channels, const TransportOptions& opts, uint64_t to,
+  void Start(std::shared_ptr<grpc::Channel> channel, const TransportOptions& opts, uint64_t to,
              absl::Duration timeout, Rpc rpc, Done done) {
     AddIdentityMetadata(&ctx, opts, to);
     started = absl::Now();
     ctx.set_deadline(absl::ToChronoTime(started + timeout));
-    stub_ = v1::RaftTransport::NewStub(channels->Get(url, to));
+    stub_ = v1::RaftTransport::NewStub(std::move(channel));
     handoff_.Publish();
     rpc(stub_->async(), &ctx, &req, &resp, [this, done = std::move(done)](grpc::Status s) mutable {
       handoff_.Acquire();
