@@ -24,13 +24,16 @@ struct TransportOptions {
   // Idle stream detection: a reader cancels a stream that delivered nothing
   // (not even a link heartbeat) for this long; writers send link heartbeats
   // every conn_read_timeout / 3 on idle streams, and fail a write that has
-  // not completed within conn_write_timeout (etcd: 5 s each). The server's
-  // HTTP/2 keepalive also pings a connection silent for conn_read_timeout / 3
-  // and closes it if the ping is unanswered for 2/3 more: that is what finds
-  // a frozen or silently cut stream reader (its kernel keeps accepting
-  // writes), within conn_read_timeout. It covers snapshot connections too, so
-  // a link stall longer than about 2/3 of conn_read_timeout fails a snapshot
-  // in flight (testing/README.md).
+  // not completed within conn_write_timeout (etcd: 5 s each). The other way,
+  // readers send a stream heartbeat five times per conn_read_timeout, and a
+  // writer drops a stream whose heartbeats stopped for 2/3 of it: that finds
+  // a frozen or silently cut reader (its kernel keeps accepting our writes)
+  // within conn_read_timeout, per stream, so a link stall does not also
+  // fail the snapshots on the same link (they have
+  // snapshot_progress_timeout; the server's HTTP/2 keepalive waits that long
+  // for a ping's answer). A reader that sends no heartbeats (an older or
+  // other-language node) is found by that keepalive, or by a write stalled
+  // for conn_write_timeout.
   absl::Duration conn_read_timeout = absl::Seconds(5);
   absl::Duration conn_write_timeout = absl::Seconds(5);
   // Probe RPC period per peer (etcd's proberInterval: ConnReadTimeout - 1s).

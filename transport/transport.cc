@@ -131,19 +131,22 @@ void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOpt
   // Snapshots stream in bulk: a wide window, no BDP probing.
   builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
-  // The sending side of a stream learns that its reader vanished behind a
-  // silent link (blackhole, half-open TCP) only from HTTP/2 keepalive: the
-  // writes themselves keep succeeding into socket buffers. A ping after one
-  // link-heartbeat interval (conn_read_timeout / 3) of silence, unanswered
-  // for two more: a frozen or silently cut reader is found within three
-  // intervals, the reader's own idle timeout (measured in testing/hosts).
+  // A frozen or silently cut stream reader is found by its stream
+  // heartbeats stopping (ServerStream::ReaderSilentFor), per stream. HTTP/2
+  // keepalive is per connection and covers snapshot uploads too, so its
+  // ping may go unanswered for as long as a snapshot may make no progress:
+  // a link stall shorter than that fails nothing. It remains what finds a
+  // dead reader that sends no heartbeats (an older or other-language node).
   const int read_ms = static_cast<int>(absl::ToInt64Milliseconds(opts.conn_read_timeout));
+  const int64_t stall_ms =
+      std::max<int64_t>(read_ms * 2 / 3, absl::ToInt64Milliseconds(opts.snapshot_progress_timeout));
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, std::max(100, read_ms / 3));
-  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, std::max(100, read_ms * 2 / 3));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                              static_cast<int>(std::min<int64_t>(stall_ms, INT32_MAX)));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  // A stream's reader sends us no data frames, and gRPC by default spaces
-  // pings "without data" 5 minutes apart, which would leave one keepalive
-  // ping per connection.
+  // An older stream reader sends us no data frames, and gRPC by default
+  // spaces pings "without data" 5 minutes apart, which would leave one
+  // keepalive ping per connection.
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS,
                               std::max(100, read_ms / 3));
 }

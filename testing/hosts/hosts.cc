@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
@@ -111,9 +113,20 @@ absl::Status Hosts::Setup() {
 
 Hosts::~Hosts() {
   for (auto& [id, n] : nodes_) Stop(id);
+  // The nodes' logs, kept with the test's outputs (bazel-testlogs/.../
+  // test.outputs) for a failure's post-mortem.
+  if (const char* out = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) {
+    (void)Sh(absl::StrCat("for f in ", dir_, "/n*.log; do [ -e \"$f\" ] && cp \"$f\" ", out, "/",
+                          prefix_, "-$(basename \"$f\"); done; true"));
+  }
   for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) {
     (void)Sh(absl::StrCat("ip netns del ", *it));
   }
+}
+
+std::string Hosts::Log(int id) const {
+  std::ifstream in(absl::StrCat(dir_, "/n", id, ".log"));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 absl::Status Hosts::Start(int id) {
@@ -132,7 +145,9 @@ absl::Status Hosts::Start(int id) {
       absl::StrCat("--listen=", address(id)),
       absl::StrCat("--peers=", absl::StrJoin(peers, ",")),
       absl::StrCat("--snap-dir=", snap_dir(id)),
-      absl::StrCat("--read-timeout-ms=", absl::ToInt64Milliseconds(opts_.read_timeout))};
+      absl::StrCat("--read-timeout-ms=", absl::ToInt64Milliseconds(opts_.read_timeout)),
+      absl::StrCat("--snapshot-progress-ms=",
+                   absl::ToInt64Milliseconds(opts_.snapshot_progress_timeout))};
   int to_child[2], from_child[2];
   if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) {
     return absl::InternalError("pipe");

@@ -44,6 +44,9 @@ class Hosts {
     int nodes = 5;
     // The nodes' conn_read_timeout (link heartbeats every third of it).
     absl::Duration read_timeout = absl::Milliseconds(1500);
+    // The nodes' snapshot_progress_timeout: short, so that a cut longer
+    // than it fails a snapshot within a test's time.
+    absl::Duration snapshot_progress_timeout = absl::Seconds(5);
   };
 
   static absl::StatusOr<std::unique_ptr<Hosts>> Create(const Options& opts);
@@ -67,6 +70,9 @@ class Hosts {
                                   absl::Duration timeout = absl::Seconds(10));
   // "stats", parsed: key -> value.
   absl::StatusOr<std::map<std::string, int64_t>> Stats(int id);
+
+  // Everything node `id`'s processes wrote to stderr (the transport's log).
+  std::string Log(int id) const;
 
   std::string address(int id) const;
   std::string snap_dir(int id) const;

@@ -13,6 +13,7 @@
 //
 // Flags: --id=N --listen=IP:PORT --peers=ID=URL,... --snap-dir=DIR
 //        --read-timeout-ms=MS (conn_read_timeout; link heartbeats every 1/3)
+//        --snapshot-progress-ms=MS (snapshot_progress_timeout)
 #include <dirent.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@ struct Flags {
   std::map<uint64_t, std::string> peers;
   std::string snap_dir;
   int64_t read_timeout_ms = 1500;
+  int64_t snapshot_progress_ms = 30000;
 };
 
 Flags Parse(int argc, char** argv) {
@@ -67,6 +69,8 @@ Flags Parse(int argc, char** argv) {
       f.snap_dir = v;
     } else if (const char* v = val("read-timeout-ms")) {
       f.read_timeout_ms = std::strtoll(v, nullptr, 10);
+    } else if (const char* v = val("snapshot-progress-ms")) {
+      f.snapshot_progress_ms = std::strtoll(v, nullptr, 10);
     } else if (const char* v = val("peers")) {
       for (absl::string_view p : absl::StrSplit(v, ',', absl::SkipEmpty())) {
         std::pair<std::string, std::string> kv = absl::StrSplit(p, absl::MaxSplits('=', 1));
@@ -93,8 +97,13 @@ struct PeerState {
   std::atomic<uint64_t> last_index{0};
   std::atomic<uint64_t> duplicates{0};  // one send delivered twice
   std::mutex seen_mu;
-  std::set<uint64_t> seen;        // send numbers (commit), the last 100k or so
-  uint64_t send_seq = 0;          // leader, flood thread only: numbers each send
+  std::set<uint64_t> seen;            // send numbers (commit), the last 100k or so
+  uint64_t max_seen = 0;              // guarded by seen_mu
+  uint64_t forgotten = 0;             // guarded by seen_mu: numbers up to it pruned
+  std::atomic<uint64_t> reorders{0};  // a number below one already seen
+  // Leader: numbers each send Send accepted, 1, 2, ...: `accepted` is the
+  // last one (written by the flood thread only).
+  std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> gaps{0};  // an index beyond the next (a loss)
   std::atomic<uint64_t> snapshots_ok{0}, snapshots_failed{0};
 };
@@ -124,7 +133,14 @@ class NodeRaft : public Raft {
         // (it sat in a dead connection) is no duplicate either.
         std::lock_guard<std::mutex> l(p.seen_mu);
         if (!p.seen.insert(m.commit()).second) p.duplicates.fetch_add(1);
-        while (p.seen.size() > 100000) p.seen.erase(p.seen.begin());
+        // Overtaken: possible only across channels (a pipeline call racing
+        // a stream), never within one stream.
+        if (m.commit() < p.max_seen) p.reorders.fetch_add(1);
+        p.max_seen = std::max(p.max_seen, m.commit());
+        while (p.seen.size() > 100000) {
+          p.forgotten = *p.seen.begin();
+          p.seen.erase(p.seen.begin());
+        }
       }
       if (index <= last) {
         // A resend, or an original that arrived after its resend.
@@ -198,6 +214,7 @@ int Run(const Flags& f) {
   o.conn_write_timeout = absl::Milliseconds(f.read_timeout_ms);
   o.pipeline_timeout = absl::Milliseconds(f.read_timeout_ms);
   o.probe_interval = absl::Milliseconds(f.read_timeout_ms);
+  o.snapshot_progress_timeout = absl::Milliseconds(f.snapshot_progress_ms);
   o.log = [id = f.id](const std::string& line) {
     std::fprintf(stderr, "[node %lu] %s\n", id, line.c_str());
   };
@@ -246,8 +263,9 @@ int Run(const Flags& f) {
             const uint64_t next = p.sent.load() + 1;
             if (next > acked + kWindow) continue;
             raftpb::Message m = testing::App(f.id, id, 1, next - 1, payload);
-            m.set_commit(++p.send_seq);
+            m.set_commit(p.accepted.load() + 1);
             if (peer && peer->Send(std::move(m)) == Peer::SendOutcome::kQueued) {
+              p.accepted.fetch_add(1);
               p.sent.store(next);
               sent = true;
             }
@@ -269,20 +287,33 @@ int Run(const Flags& f) {
       auto snap = testing::FileSnapshot(f.id, to, 1000 + NowMs() % 100000, path);
       if (snap.ok()) (*t)->SendSnapshot(*std::move(snap));
       std::cout << (snap.ok() ? "ok" : "error") << std::endl;
+    } else if (w[0] == "seen" && w.size() == 4) {
+      // seen FROM LO HI: how many of the send numbers LO..HI from FROM
+      // were delivered (each at most once: duplicates are counted apart).
+      PeerState& p = raft.peer(std::strtoull(w[1].c_str(), nullptr, 10));
+      const uint64_t lo = std::strtoull(w[2].c_str(), nullptr, 10);
+      const uint64_t hi = std::strtoull(w[3].c_str(), nullptr, 10);
+      std::lock_guard<std::mutex> l(p.seen_mu);
+      const bool kept = lo > p.forgotten;
+      std::cout << (kept ? std::to_string(
+                               std::distance(p.seen.lower_bound(lo), p.seen.upper_bound(hi)))
+                         : "forgotten")
+                << std::endl;
     } else if (w[0] == "stats") {
       std::string out =
           absl::StrCat("now_ms=", NowMs(), " threads=", Threads(),
                        " fds=", CountDir("/proc/self/fd"), " snap_files=", CountDir(f.snap_dir));
       for (const auto& [id, url] : f.peers) {
         PeerState& p = raft.peer(id);
-        absl::StrAppend(&out, " p", id, ".sent=", p.sent.load(), " p", id,
-                        ".acked=", p.acked.load(), " p", id, ".unreachable=", p.unreachable.load(),
-                        " p", id, ".last_unreachable_ms=", p.last_unreachable_ms.load(), " p", id,
-                        ".active=", (*t)->ActiveSince(id) != absl::Time() ? 1 : 0, " p", id,
-                        ".received=", p.received.load(), " p", id,
-                        ".duplicates=", p.duplicates.load(), " p", id, ".gaps=", p.gaps.load(),
-                        " p", id, ".snapshots_ok=", p.snapshots_ok.load(), " p", id,
-                        ".snapshots_failed=", p.snapshots_failed.load());
+        absl::StrAppend(
+            &out, " p", id, ".sent=", p.sent.load(), " p", id, ".acked=", p.acked.load(), " p", id,
+            ".unreachable=", p.unreachable.load(), " p", id,
+            ".last_unreachable_ms=", p.last_unreachable_ms.load(), " p", id,
+            ".active=", (*t)->ActiveSince(id) != absl::Time() ? 1 : 0, " p", id,
+            ".received=", p.received.load(), " p", id, ".duplicates=", p.duplicates.load(), " p",
+            id, ".gaps=", p.gaps.load(), " p", id, ".accepted=", p.accepted.load(), " p", id,
+            ".reorders=", p.reorders.load(), " p", id, ".snapshots_ok=", p.snapshots_ok.load(),
+            " p", id, ".snapshots_failed=", p.snapshots_failed.load());
       }
       std::cout << out << std::endl;
     } else {

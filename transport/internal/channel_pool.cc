@@ -72,6 +72,15 @@ void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
   }
 }
 
+void ChannelPool::ResetForSnapshots(const std::string& url, uint64_t member) {
+  std::shared_ptr<grpc::Channel> old;  // dropped outside the lock
+  MutexLock l(&mu_);
+  auto it = channels_.find({url, member, true});
+  if (it == channels_.end()) return;
+  old = std::move(it->second);
+  channels_.erase(it);
+}
+
 size_t ChannelPool::size() const {
   MutexLock l(&mu_);
   return channels_.size();

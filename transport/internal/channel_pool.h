@@ -35,6 +35,10 @@ class ChannelPool {
   std::shared_ptr<grpc::Channel> Get(const std::string& url, uint64_t member);
   // For snapshots.
   std::shared_ptr<grpc::Channel> GetForSnapshots(const std::string& url, uint64_t member);
+  // Replaces the snapshot channel to `member` at `url` (its own connection):
+  // the next GetForSnapshots dials anew; calls on the old one go on. Call it
+  // only from a thread that is not gRPC's: it may drop the last reference.
+  void ResetForSnapshots(const std::string& url, uint64_t member);
   // Forgets the channels to `member` at `url` that no call uses any more
   // (a remote that went away: strangers must not grow the pool). Call it
   // only from a thread that is not gRPC's: it may drop the last reference.

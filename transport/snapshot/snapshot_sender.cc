@@ -89,6 +89,7 @@ struct GrpcSnapshotSender::Watch {
   Mutex mu;
   grpc::ClientContext* ctx = nullptr;  // null once the transfer ended
   absl::Time last_progress;
+  bool timed_out = false;  // the watchdog cancelled the call
 };
 
 void GrpcSnapshotSender::ScheduleWatch(std::shared_ptr<Watch> w) {
@@ -98,6 +99,7 @@ void GrpcSnapshotSender::ScheduleWatch(std::shared_ptr<Watch> w) {
     MutexLock l(&w->mu);
     if (w->ctx == nullptr) return;  // transfer over: `this` may be gone
     if (absl::Now() - w->last_progress > timeout) {
+      w->timed_out = true;
       w->ctx->TryCancel();
       return;
     }
@@ -118,10 +120,25 @@ void GrpcSnapshotSender::Run(SnapshotMessage snap) {
   }
   ScheduleWatch(watch);
   const absl::Time start = absl::Now();
-  grpc::Status s = Transfer(snap, &ctx, watch.get());
+  const std::string url = env_.picker->Pick();
+  grpc::Status s = Transfer(snap, url, &ctx, watch.get());
+  bool timed_out;
   {
     MutexLock l(&watch->mu);
     watch->ctx = nullptr;
+    timed_out = watch->timed_out && !s.ok();
+  }
+  if (timed_out) {
+    // Our own cancel shows as CANCELLED: name the real cause.
+    s = grpc::Status(
+        grpc::StatusCode::DEADLINE_EXCEEDED,
+        absl::StrCat("no progress for ", absl::FormatDuration(opts_->snapshot_progress_timeout)));
+  }
+  if (timed_out || s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // The link stalled or broke: its connection may be dead without our
+    // kernel knowing (the receiver gave up on it during a cut), and Raft's
+    // retry must not be sent into it. The next transfer dials afresh.
+    channels_->ResetForSnapshots(url, env_.peer_id);
   }
   {
     MutexLock l(&mu_);
@@ -130,14 +147,13 @@ void GrpcSnapshotSender::Run(SnapshotMessage snap) {
   Finish(snap, s, ctx, absl::Now() - start);
 }
 
-grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, grpc::ClientContext* ctx,
-                                          Watch* watch) {
+grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::string& url,
+                                          grpc::ClientContext* ctx, Watch* watch) {
   auto progress = [watch] {
     MutexLock l(&watch->mu);
     watch->last_progress = absl::Now();
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
-  std::string url = env_.picker->Pick();
   auto stub = v1::RaftTransport::NewStub(channels_->GetForSnapshots(url, env_.peer_id));
   v1::SnapshotResponse resp;
   std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w = stub->Snapshot(ctx, &resp);

@@ -48,7 +48,8 @@ class GrpcSnapshotSender : public SnapshotSender {
   struct Watch;
   void Run(SnapshotMessage snap);
   void ScheduleWatch(std::shared_ptr<Watch> w);
-  grpc::Status Transfer(SnapshotMessage& snap, grpc::ClientContext* ctx, Watch* watch);
+  grpc::Status Transfer(SnapshotMessage& snap, const std::string& url, grpc::ClientContext* ctx,
+                        Watch* watch);
   void Finish(SnapshotMessage& snap, const grpc::Status& s, const grpc::ClientContext& ctx,
               absl::Duration took);
 

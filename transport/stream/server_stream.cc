@@ -62,12 +62,20 @@ template <class Frame>
 void ServerStream<Frame>::OnReadDone(bool ok) {
   handoff_.Acquire();
   if (ok) {
-    // The client half carries no traffic; keep watching it for the end.
+    // The client half carries no traffic, only the reader's stream
+    // heartbeats; keep watching it for them and for the end.
+    last_control_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
     control_.Clear();
     this->StartRead(&control_);
     return;
   }
   Close();  // the dialler half-closed or went away
+}
+
+template <class Frame>
+bool ServerStream<Frame>::ReaderSilentFor(absl::Duration limit, absl::Time now) const {
+  const int64_t last = last_control_ns_.load(std::memory_order_relaxed);
+  return last != 0 && now - absl::FromUnixNanos(last) > limit;
 }
 
 template <class Frame>

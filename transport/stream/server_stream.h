@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/channels.h"
 #include "peer/mutex.h"
@@ -90,6 +91,12 @@ class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Fra
   void Close();
   // Cancels the call (the peer sees CANCELLED) and finishes it.
   void Cancel();
+  // True if the dialler announced stream heartbeats (it sent a
+  // StreamControl) and then sent none for longer than `limit`: its process
+  // is frozen or its link silently cut. A dialler that never sent one (an
+  // older or other-language reader) is never silent here; only HTTP/2
+  // keepalive covers it. Thread-safe, non-blocking.
+  bool ReaderSilentFor(absl::Duration limit, absl::Time now) const;
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -113,6 +120,8 @@ class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Fra
   std::weak_ptr<FrameSink<Frame>> sink_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Frame> inflight_ ABSL_GUARDED_BY(mu_);
   v1::StreamControl control_;
+  // When the last StreamControl arrived (ns since the epoch); 0: never.
+  std::atomic<int64_t> last_control_ns_{0};
   Handoff handoff_;
 };
 

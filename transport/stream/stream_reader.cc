@@ -37,6 +37,9 @@ class CallBase {
   bool read_paused = false;
   absl::Time paused_at;
   virtual void ResumeRead(bool read) = 0;
+  // Writes a stream heartbeat (an empty StreamControl) unless one is still
+  // in flight or the call is ending. Called with the call pinned.
+  virtual void SendHeartbeat() = 0;
 };
 
 class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
@@ -274,25 +277,37 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   }
 
   // etcd's per-read deadline: gRPC has none, so a silent call is cancelled.
+  // Also the beat of our stream heartbeats to the writer (see
+  // ServerStream::ReaderSilentFor): five per conn_read_timeout, so that a
+  // late one or two never look like a frozen reader.
   void CheckIdle() {
-    CallBase* call = nullptr;
+    CallBase* call;
+    bool idle;
     {
       MutexLock l(&mu_);
       if (stopped_) return;
       ScheduleIdleCheckLocked();
-      // A paused call is silent because we stopped reading, not the peer.
-      if (current_ == nullptr || !current_->cancel_reason.empty() || current_->read_paused) return;
-      absl::Time since = current_->connected ? current_->last_read : current_->started;
-      if (absl::Now() - since <= opts_->conn_read_timeout) return;
       call = current_;
-      call->cancel_reason = call->connected
-                                ? absl::StrCat("no data received for ",
-                                               absl::FormatDuration(opts_->conn_read_timeout))
-                                : "dial timed out";
-      ++stats_.idle_timeouts;
+      if (call == nullptr || !call->cancel_reason.empty()) return;
+      // A paused call is alive (it beats) and silent because we stopped
+      // reading, not the peer.
+      const absl::Time since = call->connected ? call->last_read : call->started;
+      idle = !call->read_paused && absl::Now() - since > opts_->conn_read_timeout;
+      if (idle) {
+        call->cancel_reason = call->connected
+                                  ? absl::StrCat("no data received for ",
+                                                 absl::FormatDuration(opts_->conn_read_timeout))
+                                  : "dial timed out";
+        ++stats_.idle_timeouts;
+      }
       ++call->pins;
     }
-    CancelPinned(call);
+    if (idle) {
+      CancelPinned(call);
+    } else {
+      call->SendHeartbeat();
+      Unpin(call);
+    }
   }
 
   // A paused call holds itself open: cancelling it must also let go.
@@ -422,11 +437,49 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
       stub_ptr->async()->MsgAppV2Stream(&ctx_, this);
     }
     this->StartRead(&frame_);
+    // Stream heartbeats hold the call open (gRPC forbids a write after
+    // OnDone) until it ends; the first one, at once, tells the writer this
+    // reader beats.
+    this->AddHold();
+    {
+      MutexLock l(&beat_mu_);
+      beat_hold_ = true;
+      beat_writing_ = true;
+    }
+    this->StartWrite(&control_);
     handoff_.Publish();
     this->StartCall();
   }
 
-  void Cancel() override { ctx_.TryCancel(); }
+  void Cancel() override {
+    ctx_.TryCancel();
+    EndHeartbeats();
+  }
+
+  void SendHeartbeat() override {
+    {
+      MutexLock l(&beat_mu_);
+      if (!beat_hold_ || beat_ending_ || beat_writing_) return;
+      // The hold cannot go while a write is in flight: safe to start it
+      // outside the lock, which its completion takes.
+      beat_writing_ = true;
+    }
+    this->StartWrite(&control_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool release = false;
+    {
+      MutexLock l(&beat_mu_);
+      beat_writing_ = false;
+      if (!ok) beat_ending_ = true;  // the call is broken
+      if (beat_ending_ && beat_hold_) {
+        beat_hold_ = false;
+        release = true;
+      }
+    }
+    if (release) this->RemoveHold();
+  }
 
   void OnReadInitialMetadataDone(bool ok) override {
     handoff_.Acquire();
@@ -436,9 +489,10 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
   void OnReadDone(bool ok) override {
     handoff_.Acquire();
     if (!ok) {
-      // Either the server ended the stream (OnDone follows at once with its
-      // status) or a frame did not parse, which gRPC reports as a failed
-      // read but leaves the call open. The core tells them apart.
+      // Either the server ended the stream (OnDone follows once the
+      // heartbeats let go) or a frame did not parse, which gRPC reports as a
+      // failed read but leaves the call open. The core tells them apart.
+      EndHeartbeats();
       core_->OnReadFailed(this);
       return;
     }
@@ -452,7 +506,7 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
                             });
     }
     if (!keep) {
-      ctx_.TryCancel();
+      Cancel();
       return;
     }
     frame_.Clear();
@@ -464,7 +518,11 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
   }
 
   void ResumeRead(bool read) override {
-    if (read) this->StartRead(&frame_);
+    if (read) {
+      this->StartRead(&frame_);
+    } else {
+      EndHeartbeats();  // not reading on: the call is ending
+    }
     this->RemoveHold();
   }
 
@@ -479,10 +537,29 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
  private:
   std::shared_ptr<Core> core_;
   std::unique_ptr<v1::RaftTransport::Stub> stub_;
+  // No more heartbeats; lets go of their hold once none is in flight.
+  void EndHeartbeats() {
+    bool release = false;
+    {
+      MutexLock l(&beat_mu_);
+      beat_ending_ = true;
+      if (beat_hold_ && !beat_writing_) {
+        beat_hold_ = false;
+        release = true;
+      }
+    }
+    if (release) this->RemoveHold();
+  }
+
   grpc::ClientContext ctx_;
   Frame frame_;
   MsgAppV2Decoder dec_;  // v2 only: fresh state per call
   Handoff handoff_;
+  Mutex beat_mu_;
+  bool beat_hold_ ABSL_GUARDED_BY(beat_mu_) = false;  // the heartbeats' hold is held
+  bool beat_writing_ ABSL_GUARDED_BY(beat_mu_) = false;
+  bool beat_ending_ ABSL_GUARDED_BY(beat_mu_) = false;
+  const v1::StreamControl control_;  // what every heartbeat writes
 };
 
 }  // namespace

@@ -54,7 +54,14 @@ class BadServer final : public v1::RaftTransport::CallbackService {
       }
       this->StartRead(&control_);
     }
-    void OnReadDone(bool) override { this->Finish(grpc::Status::OK); }
+    // The client half carries stream heartbeats until it ends.
+    void OnReadDone(bool ok) override {
+      if (ok) {
+        this->StartRead(&control_);
+      } else {
+        this->Finish(grpc::Status::OK);
+      }
+    }
     void OnDone() override { delete this; }
 
    private:
@@ -205,7 +212,13 @@ class UnparseableFrameServer final : public grpc::CallbackGenericService {
       StartWrite(&out_);
       StartRead(&in_);
     }
-    void OnReadDone(bool) override { Finish(grpc::Status::OK); }
+    void OnReadDone(bool ok) override {
+      if (ok) {
+        StartRead(&in_);
+      } else {
+        Finish(grpc::Status::OK);
+      }
+    }
     void OnDone() override { delete this; }
 
    private:

@@ -1,6 +1,8 @@
 // Stream channels end to end: two (or three) transports on 127.0.0.1 with
 // real gRPC servers and streams.
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -220,6 +222,73 @@ TEST(StreamTest, NewerStreamReplacesAndClosesTheOlder) {
   c->t(1).Send(Msg(raftpb::MsgHeartbeat, 1, 2, 7));
   ASSERT_TRUE(c->raft(2).WaitForMessages(1));
   EXPECT_EQ(c->raft(2).messages()[0].commit(), 7u);
+}
+
+// Stream heartbeats, the reader's half: a dialler that announced them (one
+// StreamControl) and then fell silent is frozen or cut off, and the writer
+// drops its stream within the detection bound, although
+// every write still succeeds; a dialler that never sent one (an older or
+// other-language reader) is not judged by them.
+TEST(StreamWriterLivenessTest, AReaderWhoseHeartbeatsStopIsDropped) {
+  testing::FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 0x1000;
+  o.conn_read_timeout = absl::Milliseconds(600);  // silence limit 400 ms
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  ASSERT_OK_AND_ASSIGN(int port, t->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
+  ASSERT_TRUE(t->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
+  std::shared_ptr<Peer> peer = t->GetPeer(2);
+
+  auto stub = v1::RaftTransport::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  TransportOptions as2 = o;
+  as2.local_id = 2;
+  // "Member 2", v3 stream: never beats. v2 stream: beats once, then not.
+  grpc::ClientContext quiet_ctx, beat_ctx;
+  AddIdentityMetadata(&quiet_ctx, as2, 1);
+  AddIdentityMetadata(&beat_ctx, as2, 1);
+  auto quiet = stub->MessageStream(&quiet_ctx);
+  auto beat = stub->MsgAppV2Stream(&beat_ctx);
+  ASSERT_TRUE(beat->Write(v1::StreamControl()));
+  ASSERT_TRUE(WaitUntil([&] {
+    return peer->writer(StreamType::kMessage)->Working() &&
+           peer->writer(StreamType::kMsgAppV2)->Working();
+  }));
+  const absl::Time attached = absl::Now();
+  // Both readers keep reading: link heartbeats arrive, the process is alive
+  // as far as the writes can tell.
+  std::atomic<int> beat_frames{0};
+  std::thread drain([&] {
+    v1::MsgAppV2Frame f;
+    while (beat->Read(&f)) beat_frames.fetch_add(1);
+  });
+
+  ASSERT_TRUE(WaitUntil([&] { return !peer->writer(StreamType::kMsgAppV2)->Working(); }));
+  const absl::Duration took = absl::Now() - attached;
+  drain.join();
+  // Silent for 2/3 of the read timeout, checked every 1/3: 400-600 ms
+  // plus scheduling.
+  EXPECT_GE(took, absl::Milliseconds(350));  // measured from attach, not the beat
+  EXPECT_GT(beat_frames.load(), 0) << "link heartbeats flowed meanwhile";
+  EXPECT_EQ(beat->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // Reported to Raft and counted as a send failure of the peer (its log
+  // line appears when the peer was active; here its own dials to nowhere
+  // keep it inactive). Both follow the drop on the writer's thread.
+  EXPECT_TRUE(WaitUntil([&] { return !raft.unreachable().empty(); }));
+  auto failures = [&] {
+    uint64_t n = 0;
+    for (const PeerMetrics& p : t->Metrics().peers) n += p.id == 2 ? p.sent_failures : 0;
+    return n;
+  };
+  EXPECT_TRUE(WaitUntil([&] { return failures() >= 1; }));
+  EXPECT_EQ(failures(), 1u);
+  // Just as silent for as long, and never judged by heartbeats.
+  EXPECT_TRUE(peer->writer(StreamType::kMessage)->Working());
+  std::printf("beating reader dropped %s after it fell silent\n",
+              absl::FormatDuration(took).c_str());
+  quiet_ctx.TryCancel();
+  quiet->Finish();
 }
 
 // A reader that never reads (a hostile or wedged peer) holds at most

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
@@ -276,7 +277,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
 
   // A write on `s` failed or stalled: etcd deactivates the peer, drops the
   // conn, and reports the peer unreachable; Pick then falls back.
-  void Fail(Stream* s, const char* action, const char* why) {
+  void Fail(Stream* s, const char* action, const std::string& why) {
     std::shared_ptr<Conn> old;
     {
       MutexLock l(&mu_);
@@ -307,24 +308,38 @@ class GrpcStreamWriter::Core final : public CoreBase,
     });
   }
 
-  // Link heartbeat on an idle stream; failure of a stalled write.
+  // Link heartbeat on an idle stream; failure of a stalled write or of a
+  // reader whose stream heartbeats stopped.
   void Tick() {
     std::shared_ptr<Conn> conn;
     std::unique_ptr<Frame> frame;
     Stream* stalled = nullptr;
+    Stream* silent = nullptr;
     {
       MutexLock l(&mu_);
       if (stopped_) return;
       ScheduleTickLocked();
       if (conn_ == nullptr) return;
       const absl::Time now = absl::Now();
-      if (writing_) {
+      // Our writes succeed into socket buffers even when the reader is
+      // frozen or its link silently cut; its heartbeats stopping is what
+      // shows it. Two intervals of silence, checked every interval: found
+      // within three, like the reader's own idle timeout. Per stream, so a
+      // stalled link does not also fail the snapshots sharing it.
+      if (conn_->stream()->ReaderSilentFor(2 * heartbeat_interval_, now)) {
+        silent = conn_->stream();
+      } else if (writing_) {
         if (now - write_started_ > write_timeout_) stalled = conn_->stream();
       } else if (pending_.empty() && now - last_write_ >= heartbeat_interval_ / 2) {
         EncodeLocked(LinkHeartbeat(), 2);
         ++stats_.link_heartbeats;
         TakeNextLocked(&conn, &frame);
       }
+    }
+    if (silent != nullptr) {
+      Fail(silent, "read",
+           absl::StrCat("the reader sent no stream heartbeat for ",
+                        absl::FormatDuration(2 * heartbeat_interval_)));
     }
     if (stalled != nullptr) Fail(stalled, "write", "write timed out");
     if (frame) StartWrite(conn, std::move(frame));
