@@ -28,6 +28,7 @@ void PeerCounters::AddTo(PeerMetrics* m) const {
   m->sent_failures += sent_failures_.load(std::memory_order_relaxed);
   m->received_bytes += received_bytes_.load(std::memory_order_relaxed);
   m->received_failures += received_failures_.load(std::memory_order_relaxed);
+  m->snapshot_send_resumed_bytes += snapshot_resumed_bytes_.load(std::memory_order_relaxed);
   MutexLock l(&mu_);
   m->snapshot_send_success = snapshot_success_;
   m->snapshot_send_failures = snapshot_failures_;

@@ -37,6 +37,10 @@ class PeerCounters {
   void SnapshotSendStarted();
   void SnapshotSendEnded(bool ok, double seconds);
   void SnapshotSendRefused();
+  // A resumed transfer skipped `bytes` the receiver had kept.
+  void AddSnapshotResumed(uint64_t bytes) {
+    snapshot_resumed_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
 
   // Adds these counters to `m` (sent/received bytes and failures add up
   // with what other sources already put there).
@@ -47,6 +51,7 @@ class PeerCounters {
   std::atomic<uint64_t> sent_failures_{0};
   std::atomic<uint64_t> received_bytes_{0};
   std::atomic<uint64_t> received_failures_{0};
+  std::atomic<uint64_t> snapshot_resumed_bytes_{0};
   mutable Mutex mu_;  // the snapshot fields
   uint64_t snapshot_success_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t snapshot_failures_ ABSL_GUARDED_BY(mu_) = 0;

@@ -127,6 +127,11 @@ std::string PrometheusText(const TransportMetrics& m) {
   peers_family("etcd_network_snapshot_send_failures", "counter",
                "Total number of snapshot send failures", true, to,
                [](const PeerMetrics& p) { return double(p.snapshot_send_failures); });
+  peers_family("raftgrpc_snapshot_send_resumed_bytes_total", "counter",
+               "Snapshot bytes not sent again because the receiver kept them from a broken "
+               "transfer",
+               true, to,
+               [](const PeerMetrics& p) { return double(p.snapshot_send_resumed_bytes); });
   peers_family("etcd_network_snapshot_send_inflights_total", "gauge",
                "Total number of inflight snapshot sends", true, to,
                [](const PeerMetrics& p) { return double(p.snapshot_send_inflight); });

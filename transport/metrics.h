@@ -24,6 +24,8 @@
 //     oversize, stopped (To="0" for transport-wide reasons)
 //   raftgrpc_inbound_dropped_messages_total{From,Reason}   counter
 //     Reason: buffer_full, paused
+//   raftgrpc_snapshot_send_resumed_bytes_total{To}         counter
+//     data a resumed snapshot did not send again (the receiver kept it)
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
 
@@ -76,6 +78,7 @@ struct PeerMetrics {
   uint64_t snapshot_send_success = 0;
   uint64_t snapshot_send_failures = 0;
   uint64_t snapshot_send_inflight = 0;
+  uint64_t snapshot_send_resumed_bytes = 0;  // not sent again: the receiver kept them
   Histogram snapshot_send_seconds = SnapshotHistogram();
   uint64_t snapshot_receive_success = 0;
   uint64_t snapshot_receive_failures = 0;

@@ -19,6 +19,9 @@ absl::Status TransportOptions::Validate() const {
     return bad("pipeline_reconnect_wait", "must be >= 0");
   }
   if (probe_interval < absl::Milliseconds(10)) return bad("probe_interval", "must be >= 10ms");
+  if (snapshot_partial_ttl <= absl::ZeroDuration()) {
+    return bad("snapshot_partial_ttl", "must be > 0");
+  }
   if (snapshot_progress_timeout <= absl::ZeroDuration()) {
     return bad("snapshot_progress_timeout", "must be > 0");
   }

@@ -77,6 +77,12 @@ struct TransportOptions {
   // chunks or, at the end, waiting for the receiver's answer). Progress-based,
   // so large snapshots on slow links are not cut off.
   absl::Duration snapshot_progress_timeout = absl::Seconds(30);
+  // Resume broken snapshot transfers (proto/README.md): as a sender, ask the
+  // receiver what it kept and send only the rest; as a receiver with the
+  // default store, keep the verified prefix of a transfer the link broke,
+  // one per sender, for snapshot_partial_ttl.
+  bool snapshot_resume = true;
+  absl::Duration snapshot_partial_ttl = absl::Hours(1);
   // Receiver: snapshot transfers received at once, from all senders
   // together (each sender has at most one). Each holds a disk thread and a
   // temporary file; the excess is refused at its header with

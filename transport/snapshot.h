@@ -33,6 +33,11 @@ class SnapshotData {
   // Reads up to `n` bytes into `buf`: bytes read (0 only at the end) or an
   // error. May block on I/O; called from the snapshot sender's thread.
   virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
+  // Resuming a broken transfer: skips the first `offset` bytes (called
+  // before any Read) and returns their CRC-32C, which the end-to-end
+  // checksum covers. May block reading them (no network is involved). The
+  // default, UNIMPLEMENTED, makes the transfer start from 0.
+  virtual absl::StatusOr<uint32_t> SkipTo(uint64_t offset);
 };
 
 // A MsgSnap plus its data (etcd's snap.Message).
@@ -64,6 +69,8 @@ class FileSnapshotData : public SnapshotData {
 
   uint64_t size() const override { return size_; }
   absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  // Reads the prefix to checksum it.
+  absl::StatusOr<uint32_t> SkipTo(uint64_t offset) override;
 
  private:
   FileSnapshotData(int fd, uint64_t size) : fd_(fd), size_(size) {}

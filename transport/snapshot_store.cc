@@ -10,9 +10,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
 namespace {
@@ -21,6 +28,9 @@ namespace {
 // start-up cleanup never touches a file of the user's.
 constexpr char kTempPrefix[] = "raftgrpc-recv-";
 constexpr char kTempSuffix[] = ".tmp";
+// A kept prefix's record: "raftgrpc-partial-<sender %016x>.rec".
+constexpr char kRecordPrefix[] = "raftgrpc-partial-";
+constexpr char kRecordSuffix[] = ".rec";
 
 // A full disk or quota is RESOURCE_EXHAUSTED; anything else INTERNAL.
 absl::Status Errno(absl::string_view what, const std::string& path) {
@@ -48,11 +58,98 @@ absl::Status FsyncDir(const std::string& dir) {
   return rc == 0 ? absl::OkStatus() : Errno("fsync", dir);
 }
 
+// What a kept prefix belongs to, and how much of it is verified.
+struct Record {
+  std::string file;  // the temporary file's name, in the store's directory
+  uint64_t index = 0, term = 0, size = 0, offset = 0;
+  int64_t created = 0;  // Unix seconds: the time-to-live counts from here
+};
+
+std::string RecordPath(const std::string& dir, uint64_t from) {
+  return absl::StrFormat("%s/%s%016x%s", dir, kRecordPrefix, from, kRecordSuffix);
+}
+
+std::optional<Record> ReadRecord(const std::string& dir, uint64_t from) {
+  FILE* f = std::fopen(RecordPath(dir, from).c_str(), "re");
+  if (f == nullptr) return std::nullopt;
+  char file[256] = {0};
+  Record r;
+  unsigned long long index, term, size, offset;
+  long long created;
+  const int n = std::fscanf(f, "v1 %255s %llu %llu %llu %llu %lld", file, &index, &term, &size,
+                            &offset, &created);
+  std::fclose(f);
+  if (n != 6) return std::nullopt;
+  r.file = file;
+  r.index = index, r.term = term, r.size = size, r.offset = offset, r.created = created;
+  return r;
+}
+
+// Atomically (a new file renamed over the old), and durably.
+absl::Status WriteRecord(const std::string& dir, uint64_t from, const Record& r) {
+  const std::string path = RecordPath(dir, from), next = path + ".new";
+  const std::string text = absl::StrFormat("v1 %s %d %d %d %d %d\n", r.file, r.index, r.term,
+                                           r.size, r.offset, r.created);
+  int fd = ::open(next.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return Errno("create", next);
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(next.c_str(), path.c_str()) != 0) {
+    absl::Status s = Errno("write", next);
+    ::unlink(next.c_str());
+    return s;
+  }
+  return FsyncDir(dir);
+}
+
+// Removes a sender's record and the file it names.
+void RemovePartial(const std::string& dir, uint64_t from) {
+  if (std::optional<Record> r = ReadRecord(dir, from)) {
+    ::unlink(absl::StrCat(dir, "/", r->file).c_str());
+  }
+  ::unlink(RecordPath(dir, from).c_str());
+}
+
+bool Expired(const Record& r, absl::Duration ttl) {
+  return absl::Now() - absl::FromUnixSeconds(r.created) > ttl;
+}
+
+// The file holds at least the verified prefix.
+bool FileHolds(const std::string& dir, const Record& r) {
+  struct stat st;
+  return ::stat(absl::StrCat(dir, "/", r.file).c_str(), &st) == 0 &&
+         static_cast<uint64_t>(st.st_size) >= r.offset;
+}
+
+}  // namespace
+
+struct DiskSnapshotStore::State {
+  std::mutex mu;
+  // Per sender, the generation of its newest resumable sink while it is
+  // open: only that one may write the sender's record.
+  std::map<uint64_t, uint64_t> owner;
+  uint64_t generations = 0;
+};
+
+namespace {
+
 class DiskSink : public SnapshotSink {
  public:
   DiskSink(std::string dir, std::string tmp, std::string final_path, int fd)
       : dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(fd) {}
   ~DiskSink() override { Abort(); }
+
+  // Makes this sink resumable: it records its prefix for `from`.
+  void SetResumable(std::shared_ptr<DiskSnapshotStore::State> state, uint64_t from,
+                    uint64_t generation, Record record, bool recorded) {
+    state_ = std::move(state);
+    from_ = from;
+    generation_ = generation;
+    record_ = std::move(record);
+    recorded_ = recorded;
+    written_ = record_.offset;
+  }
 
   absl::Status Write(const char* data, size_t n) override {
     while (n > 0) {
@@ -63,8 +160,39 @@ class DiskSink : public SnapshotSink {
       }
       data += w;
       n -= static_cast<size_t>(w);
+      written_ += static_cast<uint64_t>(w);
     }
     return absl::OkStatus();
+  }
+
+  absl::Status Checkpoint() override {
+    if (state_ == nullptr || fd_ < 0) return absl::OkStatus();
+    if (::fsync(fd_) != 0) return Errno("fsync", tmp_);
+    std::lock_guard<std::mutex> l(state_->mu);
+    if (!OwnerLocked()) return absl::OkStatus();  // a newer transfer took over
+    Record r = record_;
+    r.offset = written_;
+    absl::Status s = WriteRecord(dir_, from_, r);
+    if (s.ok()) recorded_ = true;
+    return s;
+  }
+
+  uint64_t offset() const override { return record_.offset; }
+  // The temporary file's name in the directory.
+  std::string name() const { return tmp_.substr(tmp_.rfind('/') + 1); }
+
+  absl::StatusOr<uint32_t> PrefixCrc32c() override {
+    std::string buf(1 << 20, '\0');
+    uint32_t crc = 0;
+    for (uint64_t pos = 0; pos < record_.offset;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), record_.offset - pos));
+      ssize_t r = ::pread(fd_, &buf[0], want, static_cast<off_t>(pos));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return r < 0 ? Errno("read", tmp_) : absl::DataLossError("kept prefix is short");
+      crc = Crc32cExtend(crc, buf.data(), static_cast<size_t>(r));
+      pos += static_cast<uint64_t>(r);
+    }
+    return crc;
   }
 
   absl::StatusOr<std::string> Commit() override {
@@ -78,6 +206,7 @@ class DiskSink : public SnapshotSink {
     if (::rename(tmp_.c_str(), final_.c_str()) != 0) return Errno("rename", tmp_);
     tmp_.clear();
     committed_ = true;
+    Release(/*forget=*/true);
     absl::Status s = FsyncDir(dir_);
     if (!s.ok()) return s;
     return final_;
@@ -90,11 +219,30 @@ class DiskSink : public SnapshotSink {
     }
   }
 
+  void Keep() override {
+    if (state_ == nullptr || fd_ < 0) return Abort();
+    {
+      std::lock_guard<std::mutex> l(state_->mu);
+      if (recorded_ && OwnerLocked()) {
+        // The file stays, named by the record; only its unverified tail is
+        // beyond the recorded length (cut off when resumed).
+        state_->owner.erase(from_);
+        ::close(fd_);
+        fd_ = -1;
+        tmp_.clear();
+        state_.reset();
+        return;
+      }
+    }
+    Abort();
+  }
+
   void Abort() override {
     if (fd_ >= 0) {
       ::close(fd_);
       fd_ = -1;
     }
+    Release(/*forget=*/true);
     if (!tmp_.empty()) {
       ::unlink(tmp_.c_str());
       tmp_.clear();
@@ -102,11 +250,34 @@ class DiskSink : public SnapshotSink {
   }
 
  private:
+  bool OwnerLocked() const {
+    auto it = state_->owner.find(from_);
+    return it != state_->owner.end() && it->second == generation_;
+  }
+
+  // Gives up ownership; `forget`: removes the record if it names our file.
+  void Release(bool forget) {
+    if (state_ == nullptr) return;
+    std::lock_guard<std::mutex> l(state_->mu);
+    if (forget) {
+      std::optional<Record> r = ReadRecord(dir_, from_);
+      if (r && r->file == record_.file) ::unlink(RecordPath(dir_, from_).c_str());
+    }
+    if (OwnerLocked()) state_->owner.erase(from_);
+    state_.reset();
+  }
+
   const std::string dir_;
   std::string tmp_;
   const std::string final_;
   int fd_;
   bool committed_ = false;
+  // Resumable sinks only.
+  std::shared_ptr<DiskSnapshotStore::State> state_;
+  uint64_t from_ = 0, generation_ = 0;
+  Record record_;          // what a checkpoint records (offset: where we started)
+  bool recorded_ = false;  // the sender's record names our file
+  uint64_t written_ = 0;   // bytes in the file
 };
 
 }  // namespace
@@ -123,19 +294,99 @@ bool DiskSnapshotStore::IsTempName(const std::string& name) {
   return true;
 }
 
-std::vector<std::string> DiskSnapshotStore::RemoveLeftovers() const {
+DiskSnapshotStore::DiskSnapshotStore(std::string dir, absl::Duration partial_ttl)
+    : dir_(std::move(dir)), partial_ttl_(partial_ttl), state_(std::make_shared<State>()) {}
+
+DiskSnapshotStore::~DiskSnapshotStore() = default;
+
+namespace {
+
+// The sender a record's file name is for; false if `name` is no record's.
+bool ParseRecordName(const std::string& name, uint64_t* from) {
+  const size_t prefix = sizeof(kRecordPrefix) - 1, suffix = sizeof(kRecordSuffix) - 1;
+  if (name.size() != prefix + 16 + suffix || name.compare(0, prefix, kRecordPrefix) != 0 ||
+      name.compare(prefix + 16, suffix, kRecordSuffix) != 0) {
+    return false;
+  }
+  char* end = nullptr;
+  const std::string hex = name.substr(prefix, 16);
+  *from = std::strtoull(hex.c_str(), &end, 16);
+  return end == hex.c_str() + 16;
+}
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  return names;
+}
+
+}  // namespace
+
+std::vector<std::string> DiskSnapshotStore::RemoveLeftovers() {
   std::vector<std::string> removed;
   if (dir_.empty()) return removed;
-  DIR* d = ::opendir(dir_.c_str());
-  if (d == nullptr) return removed;  // no directory yet: nothing left over
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (IsTempName(name) && ::unlink(absl::StrCat(dir_, "/", name).c_str()) == 0) {
+  std::lock_guard<std::mutex> l(state_->mu);
+  const std::vector<std::string> names = List(dir_);
+  // Kept prefixes whose record still matches their file survive.
+  std::set<std::string> kept;
+  for (const std::string& name : names) {
+    uint64_t from;
+    if (absl::EndsWith(name, ".rec.new")) {
+      if (absl::StartsWith(name, kRecordPrefix)) ::unlink(absl::StrCat(dir_, "/", name).c_str());
+      continue;
+    }
+    if (!ParseRecordName(name, &from)) continue;
+    std::optional<Record> r = ReadRecord(dir_, from);
+    if (r && IsTempName(r->file) && FileHolds(dir_, *r) && !Expired(*r, partial_ttl_)) {
+      kept.insert(r->file);
+    } else {
+      ::unlink(absl::StrCat(dir_, "/", name).c_str());
       removed.push_back(name);
     }
   }
-  ::closedir(d);
+  for (const std::string& name : names) {
+    if (IsTempName(name) && kept.count(name) == 0 &&
+        ::unlink(absl::StrCat(dir_, "/", name).c_str()) == 0) {
+      removed.push_back(name);
+    }
+  }
   return removed;
+}
+
+std::vector<uint64_t> DiskSnapshotStore::RemoveExpired() {
+  std::vector<uint64_t> removed;
+  if (dir_.empty()) return removed;
+  std::lock_guard<std::mutex> l(state_->mu);
+  for (const std::string& name : List(dir_)) {
+    uint64_t from;
+    if (!ParseRecordName(name, &from) || state_->owner.count(from) != 0) continue;
+    std::optional<Record> r = ReadRecord(dir_, from);
+    if (!r || Expired(*r, partial_ttl_)) {
+      RemovePartial(dir_, from);
+      removed.push_back(from);
+    }
+  }
+  return removed;
+}
+
+uint64_t DiskSnapshotStore::ResumeOffset(uint64_t from, const raftpb::Message& msg, uint64_t size) {
+  if (dir_.empty()) return 0;
+  std::lock_guard<std::mutex> l(state_->mu);
+  // A prefix still being written (a transfer this end has not yet seen
+  // fail) is not offered: the new transfer replaces that one from 0.
+  if (state_->owner.count(from) != 0) return 0;
+  std::optional<Record> r = ReadRecord(dir_, from);
+  if (!r) return 0;
+  const auto& md = msg.snapshot().metadata();
+  if (r->index != md.index() || r->term != md.term() || r->size != size ||
+      Expired(*r, partial_ttl_) || !FileHolds(dir_, *r) || r->offset > size) {
+    RemovePartial(dir_, from);  // another snapshot, or past its time
+    return 0;
+  }
+  return r->offset;
 }
 
 std::string DiskSnapshotStore::FileName(uint64_t index) {
@@ -153,6 +404,60 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raf
   std::string final_path = absl::StrCat(dir_, "/", FileName(msg.snapshot().metadata().index()));
   return std::unique_ptr<SnapshotSink>(
       new DiskSink(dir_, std::move(tmp), std::move(final_path), fd));
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
+    uint64_t from, const raftpb::Message& msg, uint64_t size, uint64_t offset) {
+  const auto& md = msg.snapshot().metadata();
+  Record rec;
+  rec.index = md.index();
+  rec.term = md.term();
+  rec.size = size;
+  rec.created = absl::ToUnixSeconds(absl::Now());
+  std::unique_ptr<DiskSink> sink;
+  uint64_t generation;
+  if (offset == 0) {
+    auto fresh = Begin(msg, size);
+    if (!fresh.ok()) return fresh.status();
+    sink.reset(static_cast<DiskSink*>(fresh->release()));
+    std::lock_guard<std::mutex> l(state_->mu);
+    // At most one kept prefix per sender: a new transfer from it replaces
+    // whatever it had (a transfer still writing it goes on with its file
+    // unlinked, and may no longer record it).
+    RemovePartial(dir_, from);
+    generation = ++state_->generations;
+    state_->owner[from] = generation;
+  } else {
+    if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
+    std::lock_guard<std::mutex> l(state_->mu);
+    std::optional<Record> r = ReadRecord(dir_, from);
+    if (state_->owner.count(from) != 0 || !r || r->index != rec.index || r->term != rec.term ||
+        r->size != size || r->offset != offset || Expired(*r, partial_ttl_)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no kept prefix of ", offset, " bytes of this snapshot"));
+    }
+    const std::string path = absl::StrCat(dir_, "/", r->file);
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      RemovePartial(dir_, from);
+      return absl::FailedPreconditionError(absl::StrCat("kept prefix gone: ", path));
+    }
+    // What lies beyond the verified length was never checked: cut it off.
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 ||
+        ::lseek(fd, 0, SEEK_END) != static_cast<off_t>(offset)) {
+      absl::Status s = Errno("truncate", path);
+      ::close(fd);
+      return s;
+    }
+    rec.created = r->created;  // the time-to-live counts from the first attempt
+    sink.reset(new DiskSink(dir_, path, absl::StrCat(dir_, "/", FileName(rec.index)), fd));
+    generation = ++state_->generations;
+    state_->owner[from] = generation;
+  }
+  rec.file = sink->name();
+  rec.offset = offset;
+  sink->SetResumable(state_, from, generation, rec, /*recorded=*/offset != 0);
+  return std::unique_ptr<SnapshotSink>(std::move(sink));
 }
 
 }  // namespace raftgrpc

@@ -6,6 +6,16 @@
 // RemoveLeftovers, which Transport::Create runs for the default store,
 // deletes those (and only those) at start-up.
 //
+// Resumable receives (BeginFrom): a transfer that breaks on the link (reset,
+// cancel, timeout, the sender gone) keeps the durable, checksum-verified
+// prefix of its temporary file, with a record of what it belongs to
+// (`raftgrpc-partial-<sender %016x>.rec`: sender, index, term, size, the
+// verified length, its creation time). At most one per sender; it goes
+// when that sender starts another snapshot, when it is older than its
+// time-to-live, when the data turns out corrupt, and at start-up when its
+// record no longer matches its file. The sender's retry of the same
+// snapshot continues from the verified length (ResumeOffset).
+//
 // Thread-safety: a store may be used by several receivers at once; each
 // SnapshotSink is used by one thread.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_STORE_H_
@@ -19,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "proto/raftpb/raft.pb.h"
 
 namespace raftgrpc {
@@ -38,6 +49,20 @@ class SnapshotSink {
   virtual void Discard() {}
   // Discards what was written. Idempotent.
   virtual void Abort() = 0;
+
+  // Resumable sinks only (the defaults suit any other). Makes what was
+  // written so far durable and records it as the verified prefix (the
+  // caller checked its checksum first). May block on disk I/O.
+  virtual absl::Status Checkpoint() { return absl::OkStatus(); }
+  // The transfer broke on the link, not on its data: keeps the prefix of
+  // the last Checkpoint for a resume; without one, as Abort.
+  virtual void Keep() { Abort(); }
+  // Where this sink's data starts (BeginFrom's offset) and the CRC-32C of
+  // the bytes before it, re-read from disk: the end-to-end checksum then
+  // also catches a prefix that rotted between attempts. Blocks on reading
+  // `offset` bytes.
+  virtual uint64_t offset() const { return 0; }
+  virtual absl::StatusOr<uint32_t> PrefixCrc32c() { return 0u; }
 };
 
 class SnapshotStore {
@@ -46,27 +71,59 @@ class SnapshotStore {
   // Starts receiving the data of `msg` (a MsgSnap), `size` bytes.
   virtual absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& msg,
                                                               uint64_t size) = 0;
+
+  // Resume support; the defaults (no resume) suit any store.
+  // The verified length of the prefix kept from member `from`'s earlier
+  // attempt at this very snapshot (same index, term and size), 0 if none.
+  // Drops a kept prefix of another snapshot, or one past its time-to-live.
+  virtual uint64_t ResumeOffset(uint64_t from, const raftpb::Message& msg, uint64_t size) {
+    (void)from, (void)msg, (void)size;
+    return 0;
+  }
+  // As Begin, for member `from`, with the data that follows starting at
+  // `offset` (0, or ResumeOffset's answer): FAILED_PRECONDITION if that
+  // prefix is not (or no longer) kept.
+  virtual absl::StatusOr<std::unique_ptr<SnapshotSink>> BeginFrom(uint64_t from,
+                                                                  const raftpb::Message& msg,
+                                                                  uint64_t size, uint64_t offset) {
+    (void)from;
+    if (offset != 0) return absl::FailedPreconditionError("this store does not resume");
+    return Begin(msg, size);
+  }
 };
 
 class DiskSnapshotStore : public SnapshotStore {
  public:
-  // `dir` (and its parents) are created when the first snapshot arrives.
-  explicit DiskSnapshotStore(std::string dir) : dir_(std::move(dir)) {}
+  // `dir` (and its parents) are created when the first snapshot arrives. A
+  // kept prefix lives at most `partial_ttl`.
+  explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1));
+  ~DiskSnapshotStore() override;
 
   absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& msg,
                                                       uint64_t size) override;
+  uint64_t ResumeOffset(uint64_t from, const raftpb::Message& msg, uint64_t size) override;
+  absl::StatusOr<std::unique_ptr<SnapshotSink>> BeginFrom(uint64_t from, const raftpb::Message& msg,
+                                                          uint64_t size, uint64_t offset) override;
+  // Removes kept prefixes past their time-to-live (not ones in use).
+  // Returns the senders whose prefix went. Blocks on the directory scan.
+  std::vector<uint64_t> RemoveExpired();
   // etcd's file name for a snapshot at `index`.
   static std::string FileName(uint64_t index);
   // Whether `name` is one of this store's temporary files.
   static bool IsTempName(const std::string& name);
-  // Deletes the temporary files of interrupted receives from dir(); never
-  // another file. Returns the names removed. Call before receiving (it
-  // would delete a receive in progress). Blocks on the directory scan.
-  std::vector<std::string> RemoveLeftovers() const;
+  // Deletes the temporary files of interrupted receives from dir(), except
+  // the kept prefixes whose record matches them; never another file.
+  // Returns the names removed. Call before receiving (it would delete a
+  // receive in progress). Blocks on the directory scan.
+  std::vector<std::string> RemoveLeftovers();
   const std::string& dir() const { return dir_; }
+
+  struct State;  // shared with its sinks, which may outlive the store
 
  private:
   const std::string dir_;
+  const absl::Duration partial_ttl_;
+  const std::shared_ptr<State> state_;
 };
 
 }  // namespace raftgrpc

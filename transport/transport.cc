@@ -73,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (!s.ok()) return s;
   if (raft == nullptr) return absl::InvalidArgumentError("Transport needs a Raft");
   if (store == nullptr && !opts.snapshot_dir.empty()) {
-    auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir);
+    auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir, opts.snapshot_partial_ttl);
     // A receive interrupted by a crash left its temporary file behind.
     for (const std::string& name : disk->RemoveLeftovers()) {
       LogLine(opts, absl::StrCat("removed ", opts.snapshot_dir, "/", name,
@@ -97,6 +97,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
     return absl::ResourceExhaustedError(absl::StrCat("cannot start the transport: ", e.what()));
   }
   t->SweepRemotes();  // and every remote_idle_timeout / 4 from now on
+  t->SweepPartials();
   return t;
 }
 
@@ -292,6 +293,21 @@ void Transport::SweepRemotes() {
   Retire(evicted);
   scheduler_->RunAfter(std::max(absl::Milliseconds(10), opts_->remote_idle_timeout / 4),
                        [this] { SweepRemotes(); });
+}
+
+void Transport::SweepPartials() {
+  auto* disk = dynamic_cast<DiskSnapshotStore*>(store_.get());
+  if (disk == nullptr) return;
+  {
+    ReaderLock l(&state_->mu);
+    if (state_->stopped) return;
+  }
+  for (uint64_t from : disk->RemoveExpired()) {
+    LogLine(*opts_, absl::StrCat("removed the kept snapshot prefix from peer ", absl::Hex(from),
+                                 ": older than snapshot_partial_ttl"));
+  }
+  scheduler_->RunAfter(std::max(absl::Seconds(1), opts_->snapshot_partial_ttl / 4),
+                       [this] { SweepPartials(); });
 }
 
 void Transport::Send(raftpb::Message m) {

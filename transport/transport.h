@@ -140,6 +140,9 @@ class Transport {
   std::function<void(bool, const std::string&)> TransitionLogger(uint64_t peer_id);
   // Removes unused remotes, then runs again on the timer thread.
   void SweepRemotes();
+  // Removes kept snapshot prefixes past snapshot_partial_ttl (the default
+  // store's), every ttl / 4.
+  void SweepPartials();
   // Stops the remotes AddRemote evicted (State::retiring).
   void StopRetiring();
   // Stops remotes and releases their channels. Never on a gRPC thread.

@@ -136,6 +136,31 @@ grpc::ServerReadReactor<v1::SnapshotFrame>* TransportService::Snapshot(
   return SnapshotReceiver::Start(env_, ctx);
 }
 
+grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerContext* ctx,
+                                                           const v1::SnapshotOffsetRequest* req,
+                                                           v1::SnapshotOffsetResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  ServiceHost* host = env_.host;
+  const TransportOptions& opts = host->options();
+  RequestIdentity id;
+  grpc::Status s = ValidateRequest(ctx, opts, &id);
+  if (s.ok() && req->message().type() != raftpb::MsgSnap) {
+    s = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wrong raft message type");
+  }
+  // Only the sender's own prefix: the MsgSnap must agree with the header.
+  if (s.ok()) s = CheckMessageIdentity(req->message(), id.from, opts.local_id);
+  if (s.ok() && host->raft()->IsIdRemoved(id.from)) s = RemovedMemberStatus(ctx);
+  if (s.ok()) {
+    SnapshotStore* store = host->snapshot_store();
+    // A stat and a small file read: short enough for this thread.
+    resp->set_offset(store && opts.snapshot_resume
+                         ? store->ResumeOffset(id.from, req->message(), req->data_size())
+                         : 0);
+  }
+  reactor->Finish(s);
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* TransportService::Probe(grpc::CallbackServerContext* ctx,
                                                   const v1::ProbeRequest*,
                                                   v1::ProbeResponse* resp) {

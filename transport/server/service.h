@@ -34,6 +34,9 @@ class TransportService final : public v1::RaftTransport::CallbackService {
                                      v1::PipelineResponse* resp) override;
   grpc::ServerReadReactor<v1::SnapshotFrame>* Snapshot(grpc::CallbackServerContext* ctx,
                                                        v1::SnapshotResponse* resp) override;
+  grpc::ServerUnaryReactor* SnapshotOffset(grpc::CallbackServerContext* ctx,
+                                           const v1::SnapshotOffsetRequest* req,
+                                           v1::SnapshotOffsetResponse* resp) override;
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const v1::ProbeRequest* req,
                                   v1::ProbeResponse* resp) override;
 

@@ -112,13 +112,14 @@ void SnapshotReceiver::OnHeaderTimeout() {
        /*before_header=*/true);
 }
 
-void SnapshotReceiver::Fail(const grpc::Status& s, bool before_header) {
+void SnapshotReceiver::Fail(const grpc::Status& s, bool before_header, bool link) {
   std::unique_ptr<SnapshotSink> sink;
   bool defer;
   {
     MutexLock l(&mu_);
     if (finished_ || (before_header && header_seen_)) return;
     finished_ = true;
+    keep_on_fail_ = link || LinkFailure(s.error_code());
     sink = std::move(sink_);
     // While the disk thread owns the sink, it aborts and then answers, so
     // the sender never sees the failure before the partial file is gone.
@@ -188,8 +189,21 @@ void SnapshotReceiver::HandleHeader() {
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(admitted.message())));
   }
   admitted_.store(true);
-  auto sink = store->Begin(m, h->data_size());
+  if (h->offset() > h->data_size()) {
+    return Fail(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("snapshot offset ", h->offset(), " beyond its size ", h->data_size())));
+  }
+  auto sink = opts.snapshot_resume ? store->BeginFrom(from_, m, h->data_size(), h->offset())
+              : h->offset() != 0   ? absl::StatusOr<std::unique_ptr<SnapshotSink>>(
+                                       absl::FailedPreconditionError("snapshot resume is off"))
+                                 : store->Begin(m, h->data_size());
   if (!sink.ok()) {
+    if (sink.status().code() == absl::StatusCode::kFailedPrecondition) {
+      // A resume of a prefix we no longer hold: the sender starts over.
+      return Fail(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                               std::string(sink.status().message())));
+    }
     return Fail(
         grpc::Status(grpc::StatusCode::INTERNAL,
                      absl::StrCat("failed to save KV snapshot (", sink.status().ToString(), ")")));
@@ -197,6 +211,7 @@ void SnapshotReceiver::HandleHeader() {
   env_.counters->AddReceivedBytes(from_, size);
   have_header_ = true;
   declared_ = h->data_size();
+  received_ = h->offset();
   {
     MutexLock l(&mu_);
     msg_ = std::move(*h->mutable_message());
@@ -224,9 +239,12 @@ void SnapshotReceiver::OnReadDone(bool ok) {
       cv_.notify_all();
     }
     if (truncated) {
+      // A sender never half-closes early, but a reset or a cancel often
+      // shows as just this: what was verified is kept.
       Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
                         absl::StrCat("truncated snapshot: stream ended after ", received_, " of ",
-                                     declared_, " bytes")));
+                                     declared_, " bytes")),
+           /*before_header=*/false, /*link=*/true);
     }
     return;
   }
@@ -256,7 +274,11 @@ void SnapshotReceiver::OnReadDone(bool ok) {
       {
         MutexLock l(&mu_);
         NoteBuffered(static_cast<int64_t>(chunk->size()));
-        chunks_.emplace_back(std::move(*chunk));
+        Chunk c;
+        c.data = std::move(*chunk);
+        c.has_crc = frame_.has_chunk_crc32c();
+        c.crc = frame_.chunk_crc32c();
+        chunks_.push_back(std::move(c));
         // Cleared before the disk thread may resume reading into it.
         frame_.Clear();
         cv_.notify_all();
@@ -318,8 +340,30 @@ void SnapshotReceiver::DiskLoop() {
   // done with the file, whatever the exit.
   absl::Cleanup answer_deferred = [this] { FinishDeferred(); };
   uint32_t crc = 0;
+  uint64_t written = sink->offset();
+  if (written > 0) {
+    LogLine(env_.host->options(),
+            absl::StrCat("resuming database snapshot from peer ", absl::Hex(from_), " at offset ",
+                         written, " of ", declared_, " bytes"));
+    // Re-read, not remembered: a prefix that rotted on disk between the
+    // attempts then fails the end-to-end checksum.
+    absl::StatusOr<uint32_t> prefix = sink->PrefixCrc32c();
+    if (!prefix.ok()) {
+      sink->Abort();
+      Fail(grpc::Status(grpc::StatusCode::INTERNAL,
+                        absl::StrCat("reading the kept prefix: ", prefix.status().ToString())));
+      return;
+    }
+    crc = *prefix;
+  }
+  // Checkpoints (fsync, then the recorded verified length) about every
+  // 1/64 of the data: a break costs at most that much again.
+  const uint64_t checkpoint_every =
+      std::clamp<uint64_t>(declared_ / 64, uint64_t{1} << 20, uint64_t{64} << 20);
+  uint64_t since_checkpoint = 0;
+  bool all_checked = true;  // every chunk carried its checksum: resumable
   for (;;) {
-    std::string chunk;
+    Chunk chunk;
     bool resume_read = false;
     {
       UniqueLock l(&mu_);
@@ -328,13 +372,18 @@ void SnapshotReceiver::DiskLoop() {
                                        return finished_ || !chunks_.empty() || trailer_;
                                      });
       if (finished_) {
+        const bool keep = keep_on_fail_;
         l.unlock();
-        sink->Abort();
+        if (keep) {
+          sink->Keep();
+        } else {
+          sink->Abort();
+        }
         return;
       }
       if (!progressed) {
         l.unlock();
-        sink->Abort();
+        sink->Keep();  // the sender or the link went silent
         // Answered, not cancelled: the sender must see the real cause.
         Fail(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                           absl::StrCat("no snapshot data for ", absl::FormatDuration(timeout))));
@@ -349,11 +398,25 @@ void SnapshotReceiver::DiskLoop() {
       }
     }
     if (resume_read) StartRead(&frame_);
-    crc = Crc32cExtend(crc, chunk.data(), chunk.size());
-    absl::Status s = sink->Write(chunk.data(), chunk.size());
+    const size_t n = chunk.data.size();
+    if (chunk.has_crc && Crc32cExtend(0, chunk.data.data(), n) != chunk.crc) {
+      sink->Abort();
+      Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        absl::StrCat("snapshot chunk checksum mismatch at offset ", written)));
+      return;
+    }
+    all_checked = all_checked && chunk.has_crc;
+    crc = Crc32cExtend(crc, chunk.data.data(), n);
+    absl::Status s = sink->Write(chunk.data.data(), n);
+    written += n;
+    since_checkpoint += n;
     {
       MutexLock l(&mu_);
-      NoteBuffered(-static_cast<int64_t>(chunk.size()));
+      NoteBuffered(-static_cast<int64_t>(n));
+    }
+    if (s.ok() && all_checked && since_checkpoint >= checkpoint_every && written < declared_) {
+      since_checkpoint = 0;
+      s = sink->Checkpoint();
     }
     if (!s.ok()) {
       sink->Abort();
@@ -412,6 +475,18 @@ void SnapshotReceiver::DiskLoop() {
                        " bytes, took ", absl::FormatDuration(took), ")"));
   ReleaseAdmission();
   Finish(grpc::Status::OK);
+}
+
+bool SnapshotReceiver::LinkFailure(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::UNAVAILABLE:
+      return true;
+    default:
+      return false;
+  }
 }
 
 void SnapshotReceiver::OnDone() {

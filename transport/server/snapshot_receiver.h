@@ -15,8 +15,12 @@
 // (no header within it: the same, so a silent client holds nothing for
 // long); more than max_snapshot_receives senders at once, or no thread to
 // be had -> RESOURCE_EXHAUSTED; replaced by a newer transfer from the same
-// sender (one per sender) -> ABORTED; store or Raft failure -> INTERNAL. A
-// failed transfer leaves no file.
+// sender (one per sender) -> ABORTED; store or Raft failure -> INTERNAL; a
+// resume (header offset) of a prefix the store does not hold ->
+// FAILED_PRECONDITION; a chunk whose chunk_crc32c does not match ->
+// DATA_LOSS. A failed transfer leaves no file, except that a transfer
+// broken on the link (CANCELLED, DEADLINE_EXCEEDED, ABORTED, UNAVAILABLE)
+// leaves the verified prefix of a resumable store for the sender's retry.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_SERVER_SNAPSHOT_RECEIVER_H_
 
@@ -93,7 +97,10 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
 
   // Finishes once; aborts the sink. `before_header`: only if the header has
   // not arrived (the header timeout, racing with the header).
-  void Fail(const grpc::Status& s, bool before_header = false);
+  // `link`: the failure may be the link's (also for codes that do not say
+  // so, e.g. a reset that ends the stream without a trailer): a verified
+  // prefix is kept for a resume.
+  void Fail(const grpc::Status& s, bool before_header = false, bool link = false);
   void FinishDeferred();  // disk thread: answers a deferred Fail
   void HandleHeader();
   void OnHeaderTimeout();
@@ -101,6 +108,8 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   void Preempt();
   void ReleaseAdmission();  // idempotent
   void DiskLoop();
+  // Whether a failure with `code` may be the link's (not the data's).
+  static bool LinkFailure(grpc::StatusCode code);
   void NoteBuffered(int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ServerEnv env_;
@@ -123,7 +132,15 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
 
   Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> chunks_ ABSL_GUARDED_BY(mu_);
+  struct Chunk {
+    std::string data;
+    bool has_crc = false;  // the sender sent chunk_crc32c
+    uint32_t crc = 0;
+  };
+  std::deque<Chunk> chunks_ ABSL_GUARDED_BY(mu_);
+  // The Fail that finished the transfer was the link's: the verified
+  // prefix is kept for a resume; otherwise discarded.
+  bool keep_on_fail_ ABSL_GUARDED_BY(mu_) = false;
   bool trailer_ ABSL_GUARDED_BY(mu_) = false;
   uint32_t want_crc_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

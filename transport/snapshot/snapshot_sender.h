@@ -29,6 +29,7 @@
 #include "peer/channels.h"
 #include "peer/mutex.h"
 #include "peer/peer_env.h"
+#include "proto/transport.grpc.pb.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/internal/scheduler.h"
 #include "transport/options.h"
@@ -50,6 +51,9 @@ class GrpcSnapshotSender : public SnapshotSender {
   void ScheduleWatch(std::shared_ptr<Watch> w);
   grpc::Status Transfer(SnapshotMessage& snap, const std::string& url, grpc::ClientContext* ctx,
                         Watch* watch);
+  // The receiver's verified prefix of this snapshot (SnapshotOffset RPC);
+  // 0 if none or if it does not support resume.
+  uint64_t AskOffset(v1::RaftTransport::Stub* stub, const SnapshotMessage& snap, uint64_t size);
   void Finish(SnapshotMessage& snap, const grpc::Status& s, const grpc::ClientContext& ctx,
               absl::Duration took);
 
