@@ -7,8 +7,27 @@ void PeerCounters::SnapshotSendStarted() {
   ++snapshot_inflight_;
 }
 
+void PeerCounters::SnapshotSendBegin(uint64_t index, uint64_t total, uint64_t resumed) {
+  MutexLock l(&mu_);
+  progress_ = SnapshotProgress();
+  progress_.active = true;
+  progress_.index = index;
+  progress_.total_bytes = total;
+  progress_.done_bytes = resumed;
+  progress_.resumed_bytes = resumed;
+  progress_start_ = absl::Now();
+  snapshot_resumed_bytes_ += resumed;
+}
+
+void PeerCounters::SnapshotSendProgress(uint64_t done, uint64_t chunk) {
+  MutexLock l(&mu_);
+  progress_.done_bytes = done;
+  snapshot_data_bytes_ += chunk;
+}
+
 void PeerCounters::SnapshotSendEnded(bool ok, double seconds) {
   MutexLock l(&mu_);
+  progress_ = SnapshotProgress();
   if (snapshot_inflight_ > 0) --snapshot_inflight_;
   if (ok) {
     ++snapshot_success_;
@@ -28,8 +47,13 @@ void PeerCounters::AddTo(PeerMetrics* m) const {
   m->sent_failures += sent_failures_.load(std::memory_order_relaxed);
   m->received_bytes += received_bytes_.load(std::memory_order_relaxed);
   m->received_failures += received_failures_.load(std::memory_order_relaxed);
-  m->snapshot_send_resumed_bytes += snapshot_resumed_bytes_.load(std::memory_order_relaxed);
   MutexLock l(&mu_);
+  m->snapshot_send_resumed_bytes = snapshot_resumed_bytes_;
+  m->snapshot_sent_data_bytes = snapshot_data_bytes_;
+  m->snapshot_sending = progress_;
+  if (progress_.active) {
+    m->snapshot_sending.seconds = absl::ToDoubleSeconds(absl::Now() - progress_start_);
+  }
   m->snapshot_send_success = snapshot_success_;
   m->snapshot_send_failures = snapshot_failures_;
   m->snapshot_send_inflight = snapshot_inflight_;

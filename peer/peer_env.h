@@ -14,6 +14,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "peer/inbound_router.h"
 #include "peer/mutex.h"
 #include "peer/peer_status.h"
@@ -37,10 +39,11 @@ class PeerCounters {
   void SnapshotSendStarted();
   void SnapshotSendEnded(bool ok, double seconds);
   void SnapshotSendRefused();
-  // A resumed transfer skipped `bytes` the receiver had kept.
-  void AddSnapshotResumed(uint64_t bytes) {
-    snapshot_resumed_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  }
+  // Progress of the transfer in flight (one per peer): it starts (with
+  // what the receiver kept, not sent again), `done` grows per chunk
+  // (`chunk` bytes sent), and SnapshotSendEnded ends it.
+  void SnapshotSendBegin(uint64_t index, uint64_t total, uint64_t resumed);
+  void SnapshotSendProgress(uint64_t done, uint64_t chunk);
 
   // Adds these counters to `m` (sent/received bytes and failures add up
   // with what other sources already put there).
@@ -51,12 +54,15 @@ class PeerCounters {
   std::atomic<uint64_t> sent_failures_{0};
   std::atomic<uint64_t> received_bytes_{0};
   std::atomic<uint64_t> received_failures_{0};
-  std::atomic<uint64_t> snapshot_resumed_bytes_{0};
   mutable Mutex mu_;  // the snapshot fields
   uint64_t snapshot_success_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t snapshot_failures_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t snapshot_inflight_ ABSL_GUARDED_BY(mu_) = 0;
   Histogram snapshot_seconds_ ABSL_GUARDED_BY(mu_) = SnapshotHistogram();
+  uint64_t snapshot_resumed_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t snapshot_data_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  SnapshotProgress progress_ ABSL_GUARDED_BY(mu_);
+  absl::Time progress_start_ ABSL_GUARDED_BY(mu_);
 };
 
 using CriticalErrorFn = std::function<void(const absl::Status&)>;

@@ -132,6 +132,15 @@ std::string PrometheusText(const TransportMetrics& m) {
                "transfer",
                true, to,
                [](const PeerMetrics& p) { return double(p.snapshot_send_resumed_bytes); });
+  peers_family("raftgrpc_snapshot_sent_bytes_total", "counter",
+               "Snapshot data sent, counted per chunk", true, to,
+               [](const PeerMetrics& p) { return double(p.snapshot_sent_data_bytes); });
+  peers_family("raftgrpc_snapshot_send_progress_bytes", "gauge",
+               "Data done of the snapshot being sent (resumed prefix included)", true, to,
+               [](const PeerMetrics& p) { return double(p.snapshot_sending.done_bytes); });
+  peers_family("raftgrpc_snapshot_send_size_bytes", "gauge",
+               "Size of the snapshot being sent (0: none)", true, to,
+               [](const PeerMetrics& p) { return double(p.snapshot_sending.total_bytes); });
   peers_family("etcd_network_snapshot_send_inflights_total", "gauge",
                "Total number of inflight snapshot sends", true, to,
                [](const PeerMetrics& p) { return double(p.snapshot_send_inflight); });
@@ -144,6 +153,18 @@ std::string PrometheusText(const TransportMetrics& m) {
   peers_family("etcd_network_snapshot_receive_failures", "counter",
                "Total number of snapshot receive failures", false, from,
                [](const PeerMetrics& p) { return double(p.snapshot_receive_failures); });
+  peers_family("raftgrpc_snapshot_receive_resumed_bytes_total", "counter",
+               "Snapshot bytes kept from a broken transfer and used by its resume", false, from,
+               [](const PeerMetrics& p) { return double(p.snapshot_receive_resumed_bytes); });
+  peers_family("raftgrpc_snapshot_received_bytes_total", "counter",
+               "Snapshot data written, counted per chunk", false, from,
+               [](const PeerMetrics& p) { return double(p.snapshot_received_data_bytes); });
+  peers_family("raftgrpc_snapshot_receive_progress_bytes", "gauge",
+               "Data done of the snapshot being received (resumed prefix included)", false, from,
+               [](const PeerMetrics& p) { return double(p.snapshot_receiving.done_bytes); });
+  peers_family("raftgrpc_snapshot_receive_size_bytes", "gauge",
+               "Size of the snapshot being received (0: none)", false, from,
+               [](const PeerMetrics& p) { return double(p.snapshot_receiving.total_bytes); });
   peers_family("etcd_network_snapshot_receive_inflights_total", "gauge",
                "Total number of inflight snapshot receives", false, from,
                [](const PeerMetrics& p) { return double(p.snapshot_receive_inflight); });

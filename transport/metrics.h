@@ -26,6 +26,14 @@
 //     Reason: buffer_full, paused
 //   raftgrpc_snapshot_send_resumed_bytes_total{To}         counter
 //     data a resumed snapshot did not send again (the receiver kept it)
+//   raftgrpc_snapshot_receive_resumed_bytes_total{From}    counter
+//   raftgrpc_snapshot_sent_bytes_total{To}                 counter
+//   raftgrpc_snapshot_received_bytes_total{From}           counter
+//     snapshot data, counted as each chunk goes (progress while in flight)
+//   raftgrpc_snapshot_send_progress_bytes{To}              gauge
+//   raftgrpc_snapshot_receive_progress_bytes{From}         gauge
+//     done_bytes of the transfer in flight (0: none); with
+//   raftgrpc_snapshot_send_size_bytes{To}, ..._receive_size_bytes{From}  gauge
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_METRICS_H_
 
@@ -62,6 +70,20 @@ class Histogram {
 Histogram RttHistogram();       // 0.0001 s * 2^k, k < 16
 Histogram SnapshotHistogram();  // 0.1 s * 2^k, k < 14
 
+// A snapshot transfer in flight, one way (see PeerMetrics).
+struct SnapshotProgress {
+  bool active = false;         // a transfer is in flight; the rest is its
+  uint64_t index = 0;          // snapshot index
+  uint64_t total_bytes = 0;    // size of the data
+  uint64_t done_bytes = 0;     // sent / written so far, resumed prefix included
+  uint64_t resumed_bytes = 0;  // kept by the receiver from an earlier attempt
+  double seconds = 0;          // since this attempt started
+  // This attempt's rate: (done_bytes - resumed_bytes) / seconds.
+  double bytes_per_second() const {
+    return seconds > 0 ? static_cast<double>(done_bytes - resumed_bytes) / seconds : 0;
+  }
+};
+
 // One peer's (or, for received_* only, one sender's) metrics.
 struct PeerMetrics {
   uint64_t id = 0;
@@ -79,11 +101,16 @@ struct PeerMetrics {
   uint64_t snapshot_send_failures = 0;
   uint64_t snapshot_send_inflight = 0;
   uint64_t snapshot_send_resumed_bytes = 0;  // not sent again: the receiver kept them
+  uint64_t snapshot_sent_data_bytes = 0;     // snapshot data sent, counted per chunk
+  SnapshotProgress snapshot_sending;         // to this peer, now
   Histogram snapshot_send_seconds = SnapshotHistogram();
   uint64_t snapshot_receive_success = 0;
   uint64_t snapshot_receive_failures = 0;
   uint64_t snapshot_receive_inflight = 0;
   Histogram snapshot_receive_seconds = SnapshotHistogram();
+  uint64_t snapshot_receive_resumed_bytes = 0;  // kept from broken attempts, used
+  uint64_t snapshot_received_data_bytes = 0;    // snapshot data written, per chunk
+  SnapshotProgress snapshot_receiving;          // from this sender, now
 };
 
 // Transport-wide counters (ours; etcd only logs these). Monotonic.

@@ -375,14 +375,16 @@ std::vector<uint64_t> DiskSnapshotStore::RemoveExpired() {
 uint64_t DiskSnapshotStore::ResumeOffset(uint64_t from, const raftpb::Message& msg, uint64_t size) {
   if (dir_.empty()) return 0;
   std::lock_guard<std::mutex> l(state_->mu);
-  // A prefix still being written (a transfer this end has not yet seen
-  // fail) is not offered: the new transfer replaces that one from 0.
-  if (state_->owner.count(from) != 0) return 0;
   std::optional<Record> r = ReadRecord(dir_, from);
   if (!r) return 0;
   const auto& md = msg.snapshot().metadata();
-  if (r->index != md.index() || r->term != md.term() || r->size != size ||
-      Expired(*r, partial_ttl_) || !FileHolds(dir_, *r) || r->offset > size) {
+  const bool matches = r->index == md.index() && r->term == md.term() && r->size == size &&
+                       !Expired(*r, partial_ttl_) && FileHolds(dir_, *r) && r->offset <= size;
+  // A prefix still being written (by a transfer this end has not yet seen
+  // fail: its sender's retry came first) is offered as far as it is
+  // recorded; the new transfer takes it over once the old one lets go.
+  if (state_->owner.count(from) != 0) return matches ? r->offset : 0;
+  if (!matches) {
     RemovePartial(dir_, from);  // another snapshot, or past its time
     return 0;
   }
@@ -430,9 +432,13 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
   } else {
     if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
     std::lock_guard<std::mutex> l(state_->mu);
+    if (state_->owner.count(from) != 0) {
+      return absl::UnavailableError("the kept prefix is still in use by an earlier transfer");
+    }
     std::optional<Record> r = ReadRecord(dir_, from);
-    if (state_->owner.count(from) != 0 || !r || r->index != rec.index || r->term != rec.term ||
-        r->size != size || r->offset != offset || Expired(*r, partial_ttl_)) {
+    // Any verified length from `offset` on will do: the rest is cut off.
+    if (!r || r->index != rec.index || r->term != rec.term || r->size != size ||
+        r->offset < offset || Expired(*r, partial_ttl_)) {
       return absl::FailedPreconditionError(
           absl::StrCat("no kept prefix of ", offset, " bytes of this snapshot"));
     }

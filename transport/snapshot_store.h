@@ -82,7 +82,8 @@ class SnapshotStore {
   }
   // As Begin, for member `from`, with the data that follows starting at
   // `offset` (0, or ResumeOffset's answer): FAILED_PRECONDITION if that
-  // prefix is not (or no longer) kept.
+  // prefix is not (or no longer) kept; UNAVAILABLE while an earlier
+  // transfer of that sender still writes it (try again once it ended).
   virtual absl::StatusOr<std::unique_ptr<SnapshotSink>> BeginFrom(uint64_t from,
                                                                   const raftpb::Message& msg,
                                                                   uint64_t size, uint64_t offset) {

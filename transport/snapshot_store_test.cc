@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
 namespace {
@@ -125,6 +126,103 @@ TEST(DiskSnapshotStoreTest, SameIndexReplacesAndDiscardRemoves) {
 TEST(DiskSnapshotStoreTest, NoDirectoryIsAClearError) {
   DiskSnapshotStore store("");
   EXPECT_EQ(store.Begin(Snap(1), 1).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace raftgrpc
+
+namespace raftgrpc {
+namespace {
+
+raftpb::Message SnapAt(uint64_t index, uint64_t term) {
+  raftpb::Message m = Snap(index);
+  m.mutable_snapshot()->mutable_metadata()->set_term(term);
+  return m;
+}
+
+// Writes `n` bytes to a resumable sink from `from` and checkpoints them.
+std::unique_ptr<SnapshotSink> Kept(DiskSnapshotStore& store, uint64_t from, uint64_t index,
+                                   uint64_t size, uint64_t n) {
+  auto sink = store.BeginFrom(from, SnapAt(index, 2), size, 0);
+  EXPECT_TRUE(sink.ok()) << sink.status();
+  const std::string data(n, 'k');
+  EXPECT_TRUE((*sink)->Write(data.data(), n).ok());
+  EXPECT_TRUE((*sink)->Checkpoint().ok());
+  return std::move(*sink);
+}
+
+size_t Count(const std::vector<std::string>& names, const std::string& prefix) {
+  return std::count_if(names.begin(), names.end(),
+                       [&](const std::string& n) { return n.rfind(prefix, 0) == 0; });
+}
+
+// What a link failure leaves: the checkpointed prefix and its record, one per
+// sender; the same snapshot resumes there, another one (or another sender's
+// claim) does not.
+TEST(DiskSnapshotStorePartialTest, KeptPrefixResumesOnlyTheSameSnapshotOnePerSender) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/partial";
+  DiskSnapshotStore store(dir);
+  Kept(store, 7, 100, 10 << 20, 3 << 20)->Keep();
+  EXPECT_EQ(Count(List(dir), "raftgrpc-recv-"), 1u);
+  EXPECT_EQ(Count(List(dir), "raftgrpc-partial-"), 1u);
+  EXPECT_EQ(store.ResumeOffset(7, SnapAt(100, 2), 10 << 20), 3u << 20);
+  EXPECT_EQ(store.ResumeOffset(8, SnapAt(100, 2), 10 << 20), 0u) << "another sender's prefix";
+  EXPECT_EQ(store.ResumeOffset(7, SnapAt(100, 3), 10 << 20), 0u) << "another term";
+  // That question about another snapshot dropped the prefix.
+  EXPECT_TRUE(List(dir).empty());
+
+  // At most one per sender: the newer transfer's prefix replaces the older.
+  Kept(store, 7, 100, 10 << 20, 1 << 20)->Keep();
+  Kept(store, 7, 101, 10 << 20, 2 << 20)->Keep();
+  Kept(store, 9, 101, 10 << 20, 2 << 20)->Keep();  // another sender: its own
+  EXPECT_EQ(Count(List(dir), "raftgrpc-recv-"), 2u);
+  EXPECT_EQ(store.ResumeOffset(7, SnapAt(100, 2), 10 << 20), 0u);
+  EXPECT_EQ(store.ResumeOffset(9, SnapAt(101, 2), 10 << 20), 2u << 20);
+
+  // Resuming: the rest, then commit; the prefix and record go.
+  auto sink = store.BeginFrom(9, SnapAt(101, 2), 10 << 20, 2 << 20);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  EXPECT_EQ((*sink)->offset(), 2u << 20);
+  auto crc = (*sink)->PrefixCrc32c();
+  ASSERT_TRUE(crc.ok());
+  const std::string prefix(2 << 20, 'k');
+  EXPECT_EQ(*crc, Crc32cExtend(0, prefix.data(), prefix.size()));
+  // While it is in use, it is offered, but no other transfer may take it
+  // before this one lets go.
+  EXPECT_EQ(store.ResumeOffset(9, SnapAt(101, 2), 10 << 20), 2u << 20);
+  EXPECT_EQ(store.BeginFrom(9, SnapAt(101, 2), 10 << 20, 2 << 20).status().code(),
+            absl::StatusCode::kUnavailable);
+  const std::string rest(8 << 20, 'r');
+  ASSERT_TRUE((*sink)->Write(rest.data(), rest.size()).ok());
+  ASSERT_TRUE((*sink)->Commit().ok());
+  EXPECT_EQ(List(dir), std::vector<std::string>{DiskSnapshotStore::FileName(101)});
+}
+
+// Past its time-to-live a prefix goes (the sweep), and start-up keeps a
+// prefix whose record matches but removes every other temporary file.
+TEST(DiskSnapshotStorePartialTest, TimeToLiveAndStartUpCleanUp) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/ttl";
+  {
+    DiskSnapshotStore expiring(dir, absl::Nanoseconds(1));
+    Kept(expiring, 7, 5, 4 << 20, 1 << 20)->Keep();
+    EXPECT_EQ(List(dir).size(), 2u);
+    EXPECT_EQ(expiring.RemoveExpired(), std::vector<uint64_t>{7});
+    EXPECT_TRUE(List(dir).empty());
+  }
+  DiskSnapshotStore store(dir);
+  Kept(store, 7, 5, 4 << 20, 1 << 20)->Keep();
+  { auto unkept = store.BeginFrom(8, SnapAt(5, 2), 4 << 20, 0); }  // aborted: nothing
+  EXPECT_EQ(store.RemoveExpired(), std::vector<uint64_t>{});
+  std::ofstream(dir + "/raftgrpc-recv-zzzzzz.tmp") << "an interrupted receive";
+  EXPECT_EQ(DiskSnapshotStore(dir).RemoveLeftovers(),
+            std::vector<std::string>{"raftgrpc-recv-zzzzzz.tmp"});
+  EXPECT_EQ(store.ResumeOffset(7, SnapAt(5, 2), 4 << 20), 1u << 20);
+  // A record whose file lost its verified length no longer matches.
+  for (const std::string& n : List(dir)) {
+    if (DiskSnapshotStore::IsTempName(n)) ASSERT_EQ(truncate((dir + "/" + n).c_str(), 100), 0);
+  }
+  EXPECT_EQ(DiskSnapshotStore(dir).RemoveLeftovers().size(), 2u);
+  EXPECT_TRUE(List(dir).empty());
 }
 
 }  // namespace

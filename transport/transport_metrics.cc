@@ -49,6 +49,9 @@ TransportMetrics Transport::Metrics() const {
     m.snapshot_receive_failures = f.snapshot_failures;
     m.snapshot_receive_inflight = f.snapshot_inflight;
     m.snapshot_receive_seconds = f.snapshot_seconds;
+    m.snapshot_receive_resumed_bytes = f.snapshot_resumed_bytes;
+    m.snapshot_received_data_bytes = f.snapshot_data_bytes;
+    m.snapshot_receiving = f.receiving;
   }
   for (auto& [id, m] : by_id) out.peers.push_back(std::move(m));
   TransportCounters& t = out.totals;

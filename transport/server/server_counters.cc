@@ -17,9 +17,31 @@ void InboundMetrics::SnapshotStarted(uint64_t from) {
   ++from_[from].snapshot_inflight;
 }
 
+void InboundMetrics::SnapshotReceiveBegin(uint64_t from, uint64_t index, uint64_t total,
+                                          uint64_t resumed) {
+  MutexLock l(&mu_);
+  From& f = from_[from];
+  f.receiving = SnapshotProgress();
+  f.receiving.active = true;
+  f.receiving.index = index;
+  f.receiving.total_bytes = total;
+  f.receiving.done_bytes = resumed;
+  f.receiving.resumed_bytes = resumed;
+  f.receiving_since = absl::Now();
+  f.snapshot_resumed_bytes += resumed;
+}
+
+void InboundMetrics::SnapshotReceiveProgress(uint64_t from, uint64_t done, uint64_t chunk) {
+  MutexLock l(&mu_);
+  From& f = from_[from];
+  f.receiving.done_bytes = done;
+  f.snapshot_data_bytes += chunk;
+}
+
 void InboundMetrics::SnapshotEnded(uint64_t from, bool ok, double seconds) {
   MutexLock l(&mu_);
   From& f = from_[from];
+  f.receiving = SnapshotProgress();
   if (f.snapshot_inflight > 0) --f.snapshot_inflight;
   if (ok) {
     ++f.snapshot_success;
@@ -32,7 +54,12 @@ void InboundMetrics::SnapshotEnded(uint64_t from, bool ok, double seconds) {
 
 std::map<uint64_t, InboundMetrics::From> InboundMetrics::Get() const {
   MutexLock l(&mu_);
-  return from_;
+  std::map<uint64_t, From> out = from_;
+  const absl::Time now = absl::Now();
+  for (auto& [id, f] : out) {
+    if (f.receiving.active) f.receiving.seconds = absl::ToDoubleSeconds(now - f.receiving_since);
+  }
+  return out;
 }
 
 void ServerCounters::ReadTotals(TransportCounters* t) const {

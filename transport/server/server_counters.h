@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <map>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "peer/mutex.h"
 #include "transport/metrics.h"
 
@@ -27,11 +29,18 @@ class InboundMetrics {
     uint64_t snapshot_failures = 0;
     uint64_t snapshot_inflight = 0;
     Histogram snapshot_seconds = SnapshotHistogram();
+    uint64_t snapshot_resumed_bytes = 0;
+    uint64_t snapshot_data_bytes = 0;
+    SnapshotProgress receiving;  // seconds filled in by Get
+    absl::Time receiving_since;
   };
   void AddBytes(uint64_t from, uint64_t n);
   void AddFailure(uint64_t from);
   void SnapshotStarted(uint64_t from);
   void SnapshotEnded(uint64_t from, bool ok, double seconds);
+  // Progress of the receive in flight from `from` (one per sender).
+  void SnapshotReceiveBegin(uint64_t from, uint64_t index, uint64_t total, uint64_t resumed);
+  void SnapshotReceiveProgress(uint64_t from, uint64_t done, uint64_t chunk);
   std::map<uint64_t, From> Get() const;
 
  private:

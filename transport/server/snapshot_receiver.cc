@@ -198,7 +198,8 @@ void SnapshotReceiver::HandleHeader() {
               : h->offset() != 0   ? absl::StatusOr<std::unique_ptr<SnapshotSink>>(
                                        absl::FailedPreconditionError("snapshot resume is off"))
                                  : store->Begin(m, h->data_size());
-  if (!sink.ok()) {
+  const bool later = !sink.ok() && sink.status().code() == absl::StatusCode::kUnavailable;
+  if (!sink.ok() && !later) {
     if (sink.status().code() == absl::StatusCode::kFailedPrecondition) {
       // A resume of a prefix we no longer hold: the sender starts over.
       return Fail(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -212,10 +213,15 @@ void SnapshotReceiver::HandleHeader() {
   have_header_ = true;
   declared_ = h->data_size();
   received_ = h->offset();
+  begin_offset_ = h->offset();
   {
     MutexLock l(&mu_);
     msg_ = std::move(*h->mutable_message());
-    sink_ = *std::move(sink);
+    if (later) {
+      begin_later_ = true;
+    } else {
+      sink_ = *std::move(sink);
+    }
   }
   try {
     disk_ = std::thread([this] { DiskLoop(); });
@@ -329,18 +335,58 @@ void SnapshotReceiver::DiskLoop() {
   // The disk thread owns the sink from here on: Fail() elsewhere only marks
   // the transfer finished, and this thread aborts what it wrote.
   std::unique_ptr<SnapshotSink> sink;
+  bool later;
   {
     MutexLock l(&mu_);
     sink = std::move(sink_);
-    disk_owns_sink_ = sink != nullptr;
+    later = begin_later_ && !finished_;
+    disk_owns_sink_ = sink != nullptr || later;
     disk_tid_ = std::this_thread::get_id();
   }
-  if (!sink) return;  // failed (and answered) before we started
+  if (!sink && !later) return;  // failed (and answered) before we started
   // A failure the reactor saw meanwhile is answered once this thread is
   // done with the file, whatever the exit.
   absl::Cleanup answer_deferred = [this] { FinishDeferred(); };
+  if (later) {
+    // The earlier transfer this one preempted is letting go of the prefix:
+    // that takes its disk thread a moment, not more than a few seconds.
+    raftpb::Message m;
+    {
+      MutexLock l(&mu_);
+      m = msg_;
+    }
+    const absl::Time give_up = absl::Now() + absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<SnapshotSink>> s;
+    for (;;) {
+      s = env_.host->snapshot_store()->BeginFrom(from_, m, declared_, begin_offset_);
+      if (s.ok() || s.status().code() != absl::StatusCode::kUnavailable || absl::Now() > give_up) {
+        break;
+      }
+      UniqueLock l(&mu_);
+      if (cv_.wait_for(l, std::chrono::milliseconds(10),
+                       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_; })) {
+        return;  // failed meanwhile (answered by the cleanup)
+      }
+    }
+    if (!s.ok()) {
+      Fail(grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("the kept prefix did not become free: ", s.status().ToString())));
+      return;
+    }
+    sink = *std::move(s);
+  }
   uint32_t crc = 0;
   uint64_t written = sink->offset();
+  {
+    raftpb::Message m;
+    {
+      MutexLock l(&mu_);
+      m = msg_;
+    }
+    env_.counters->by_sender.SnapshotReceiveBegin(from_, m.snapshot().metadata().index(), declared_,
+                                                  written);
+  }
   if (written > 0) {
     LogLine(env_.host->options(),
             absl::StrCat("resuming database snapshot from peer ", absl::Hex(from_), " at offset ",
@@ -410,6 +456,7 @@ void SnapshotReceiver::DiskLoop() {
     absl::Status s = sink->Write(chunk.data.data(), n);
     written += n;
     since_checkpoint += n;
+    env_.counters->by_sender.SnapshotReceiveProgress(from_, written, n);
     {
       MutexLock l(&mu_);
       NoteBuffered(-static_cast<int64_t>(n));

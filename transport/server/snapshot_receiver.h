@@ -154,6 +154,10 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   bool eof_ ABSL_GUARDED_BY(mu_) = false;  // the client half ended (maybe early)
   raftpb::Message msg_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SnapshotSink> sink_ ABSL_GUARDED_BY(mu_);
+  // The resumed prefix was still in use by the sender's earlier transfer
+  // (this one preempted it): the disk thread opens the sink once it is free.
+  bool begin_later_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t begin_offset_ = 0;  // set before the disk thread starts
   std::thread disk_;
   int64_t buffered_ ABSL_GUARDED_BY(mu_) = 0;
   Handoff handoff_;

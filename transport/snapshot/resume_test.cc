@@ -50,10 +50,13 @@ std::string Slurp(const std::string& path) {
 
 class ResumeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  virtual TransportOptions Options() {
     TransportOptions o;
     o.snapshot_progress_timeout = absl::Seconds(20);
-    ASSERT_OK_AND_ASSIGN(c_, Cluster::StartWithProxies(2, o));
+    return o;
+  }
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(c_, Cluster::StartWithProxies(2, Options()));
     ASSERT_TRUE(c_->WaitAllStreams());
     src_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/resume-src");
     std::ofstream out(src_, std::ios::binary | std::ios::trunc);
@@ -89,15 +92,28 @@ class ResumeTest : public ::testing::Test {
     return c_->raft(1).snapshot_reports().at(n - 1).second;
   }
 
-  // Sends snapshot `index` and resets the link once about 60% has crossed
-  // it; waits for the failure report (number `n`) and heals the link.
+  // Node 2's progress receiving from node 1 (Metrics()).
+  SnapshotProgress Receiving() {
+    for (const PeerMetrics& p : c_->t(2).Metrics().peers) {
+      if (p.id == 1) return p.snapshot_receiving;
+    }
+    return {};
+  }
+
+  // Sends snapshot `index` and resets the link once the receiver has about
+  // 60% (what the proxy forwarded runs ahead by the flow-control windows);
+  // waits for the failure report (number `n`) and heals the link.
   void BreakAtSixtyPercent(uint64_t index, size_t n) {
-    const uint64_t start = Forwarded();
     auto snap = testing::FileSnapshot(1, 2, index, src_);
     ASSERT_TRUE(snap.ok()) << snap.status();
     c_->t(1).SendSnapshot(*std::move(snap));
     ASSERT_TRUE(
-        WaitUntil([&] { return Forwarded() - start >= kSize * 6 / 10; }, absl::Seconds(120)));
+        WaitUntil([&] { return Receiving().done_bytes >= kSize * 6 / 10; }, absl::Seconds(120)));
+    const SnapshotProgress r = Receiving();
+    EXPECT_TRUE(r.active);
+    EXPECT_EQ(r.index, index);
+    EXPECT_EQ(r.total_bytes, kSize);
+    EXPECT_EQ(r.resumed_bytes, 0u);
     Link().SetMode(FaultProxy::Mode::kReset);
     ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(n, absl::Seconds(60)));
     EXPECT_EQ(c_->raft(1).snapshot_reports().at(n - 1).second, SnapshotStatus::kFailure);
@@ -129,6 +145,13 @@ TEST_F(ResumeTest, ResetAtSixtyPercentResendsOnlyTheRestByteIdentical) {
   EXPECT_LE(resent, kSize * 45 / 100);
   EXPECT_GE(Resumed(), kSize / 2);
   EXPECT_TRUE(Stored(7) == Slurp(src_)) << "stored snapshot differs from the source";
+  // Both sides count it; nothing is in flight any more.
+  const std::string prom2 = c_->t(2).PrometheusMetrics();
+  EXPECT_NE(prom2.find(absl::StrCat("raftgrpc_snapshot_receive_resumed_bytes_total{From=\"1\"} ",
+                                    Resumed())),
+            std::string::npos)
+      << prom2;
+  EXPECT_FALSE(Receiving().active);
   // Nothing left of the kept prefix.
   EXPECT_TRUE(Files(dir(), "raftgrpc-").empty());
 }
@@ -175,6 +198,37 @@ TEST_F(ResumeTest, ANewerSnapshotDiscardsTheOlderPrefix) {
   EXPECT_EQ(Resumed(), 0u) << "index 11 resumed from index 10's data";
   EXPECT_TRUE(Files(dir(), "raftgrpc-").empty()) << "the older prefix stayed";
   EXPECT_TRUE(Stored(11) == Slurp(src_));
+}
+
+// A silent link (blackhole): the sender gives up at its progress timeout,
+// about when the receiver does, so Raft's retry may reach a receiver that
+// still holds the old transfer open. The new one preempts it and takes the
+// kept prefix over once it is free.
+class SilentLinkResumeTest : public ResumeTest {
+ protected:
+  TransportOptions Options() override {
+    TransportOptions o;
+    o.snapshot_progress_timeout = absl::Seconds(2);
+    o.conn_read_timeout = absl::Seconds(1);
+    return o;
+  }
+};
+
+TEST_F(SilentLinkResumeTest, RetryAfterAStallResumesEvenBeforeTheReceiverGaveUp) {
+  auto snap = testing::FileSnapshot(1, 2, 12, src_);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  c_->t(1).SendSnapshot(*std::move(snap));
+  ASSERT_TRUE(
+      WaitUntil([&] { return Receiving().done_bytes >= kSize * 6 / 10; }, absl::Seconds(120)));
+  Link().SetMode(FaultProxy::Mode::kBlackhole);
+  ASSERT_TRUE(c_->raft(1).WaitForSnapshotReports(1, absl::Seconds(60)));
+  EXPECT_EQ(c_->raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  Link().Heal();
+  // At once, whether or not node 2 has seen its end fail yet.
+  ASSERT_EQ(SendAndWait(12, 2), SnapshotStatus::kFinish);
+  EXPECT_GE(Resumed(), kSize / 2);
+  EXPECT_TRUE(Stored(12) == Slurp(src_));
+  EXPECT_TRUE(Files(dir(), "raftgrpc-").empty());
 }
 
 }  // namespace

@@ -165,7 +165,6 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
       crc = *prefix;
       LogLine(*opts_, absl::StrCat("resuming database snapshot to peer ", absl::Hex(env_.peer_id),
                                    " at offset ", offset, " of ", size, " bytes"));
-      env_.counters->AddSnapshotResumed(offset);
     } else if (prefix.status().code() == absl::StatusCode::kUnimplemented) {
       offset = 0;  // a source that cannot skip: from the start
     } else {
@@ -174,6 +173,7 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
     }
   }
   progress();
+  env_.counters->SnapshotSendBegin(snap.message.snapshot().metadata().index(), size, offset);
   v1::SnapshotResponse resp;
   std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w = stub->Snapshot(ctx, &resp);
   auto abort = [&](grpc::StatusCode code, std::string why) {
@@ -213,6 +213,7 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
     if (!w->Write(frame)) return w->Finish();
     sent += *n;
     progress();
+    env_.counters->SnapshotSendProgress(sent, *n);
   }
   char extra;
   if (snap.data) {
