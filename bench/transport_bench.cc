@@ -7,7 +7,11 @@
 //                      node 2; msgs/s and MB/s counted at node 2's Process.
 //   --mode=latency     MsgHeartbeat -> MsgHeartbeatResp ping-pong, N times;
 //                      p50/p90/p99/max in microseconds.
-//   --mode=snapshot    a --size MiB snapshot from a file to node 2's disk
+//   --mode=snapshot    a --size MiB snapshot from a file to node 2's disk;
+//                      --break-at=F resets the link once at fraction F of
+//                      the data and sends it again (time to a stored
+//                      snapshot, resumed_bytes, sent_twice_bytes), with
+//                      --resume=1 (default) or 0
 //                      (fsync'd); MB/s, both sides' peak RSS.
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
@@ -45,6 +49,7 @@
 #include "absl/time/clock.h"
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
+#include "testing/fault_proxy.h"
 #include "testing/messages.h"
 #include "testing/snapshot_file.h"
 #include "transport/transport.h"
@@ -105,7 +110,15 @@ struct Flags {
   uint64_t hb = 3000;        // hbload: at least this many heartbeat round trips
   uint64_t gap_us = 1000;    // hbload: pause between round trips
   uint64_t snap_mib = 1024;  // hbload: snapshot size
+  // snapshot: reset the link once when this fraction of the data is sent,
+  // then send the snapshot again (as Raft would); --resume=0 turns resume
+  // off on both nodes, for the comparison.
+  double break_at = -1;
+  bool resume = true;
 };
+
+// Set from the flags before the receiver is forked: both nodes use it.
+bool g_snapshot_resume = true;
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -139,6 +152,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.gap_us = std::strtoull(v, nullptr, 10);
     else if (const char* v = val("snap-mib"))
       f.snap_mib = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("break-at"))
+      f.break_at = std::strtod(v, nullptr);
+    else if (const char* v = val("resume"))
+      f.resume = std::atoi(v) != 0;
     else if (a == "--json")
       f.json = true;
     else if (a == "--one-process")
@@ -272,9 +289,10 @@ class BenchRaft : public Raft {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [&] { return responses_ >= n; });
   }
-  bool WaitSnapshot() {
+  // Waits for the n-th snapshot report; whether it was a success.
+  bool WaitSnapshot(int n = 1) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return snapshot_reports_ > 0; });
+    cv_.wait(l, [&] { return snapshot_reports_ >= n; });
     return snapshot_ok_;
   }
   int64_t first_ns() const { return first_ns_; }
@@ -326,6 +344,7 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
   o.local_id = id;
   o.cluster_id = 0xbe;
   o.snapshot_dir = snap_dir;
+  o.snapshot_resume = g_snapshot_resume;
   // BENCH_LOG=1 keeps the transport's log lines (stderr), e.g. the
   // receiver's per-snapshot timing.
   if (std::getenv("BENCH_LOG") == nullptr) o.log = [](const std::string&) {};
@@ -358,6 +377,7 @@ struct Result {
   int64_t dropped = -1;
   double flood_msgs_per_sec = -1, snap_mb_per_sec = -1;
   int64_t samples = -1;
+  int64_t resumed_bytes = -1, sent_twice_bytes = -1;  // snapshot --break-at
   std::string label;
 };
 
@@ -390,6 +410,8 @@ void Print(const Result& r, bool json) {
     add("flood_msgs_per_sec", r.flood_msgs_per_sec, "%.0f");
     add("snap_mb_per_sec", r.snap_mb_per_sec, "%.1f");
     add("samples", static_cast<double>(r.samples), "%.0f");
+    add("resumed_bytes", static_cast<double>(r.resumed_bytes), "%.0f");
+    add("sent_twice_bytes", static_cast<double>(r.sent_twice_bytes), "%.0f");
     if (!r.label.empty()) absl::StrAppend(&s, ",\"label\":\"", r.label, "\"");
     absl::StrAppend(&s, ",\"impl\":\"raft-grpc-transport\"");
     std::printf("%s}\n", s.c_str());
@@ -477,8 +499,9 @@ struct Sender {
   BenchRaft& raft;
   Transport* t;
   std::shared_ptr<Peer> peer;
-  uint64_t index = 0;   // of the last MsgApp sent
-  int64_t refused = 0;  // Send said the buffer was full (etcd drops those)
+  testing::FaultProxy* proxy = nullptr;  // --break-at: the link to node 2
+  uint64_t index = 0;                    // of the last MsgApp sent
+  int64_t refused = 0;                   // Send said the buffer was full (etcd drops those)
 
   void Mark() {
     link.to_child.Send("mark");
@@ -591,11 +614,44 @@ void Snapshot(Sender& s, Result* r) {
   const double cpu0 = CpuSeconds();
   const int64_t start = NowNs();
   s.t->SendSnapshot(*std::move(snap));
-  if (!s.raft.WaitSnapshot()) {
+  int reports = 1;
+  if (s.proxy != nullptr) {
+    // Break the link once, at --break-at of the data sent; then send the
+    // snapshot again, as Raft does after ReportSnapshot(kFailure).
+    const uint64_t total = s.f.size << 20;
+    auto sent = [&] {
+      for (const PeerMetrics& p : s.t->Metrics().peers) {
+        if (p.id == 2) return p.snapshot_sending.done_bytes;
+      }
+      return uint64_t{0};
+    };
+    while (sent() < s.f.break_at * total) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s.proxy->SetMode(testing::FaultProxy::Mode::kReset);
+    if (s.raft.WaitSnapshot(1)) {
+      std::fprintf(stderr, "the snapshot finished before the break\n");
+      std::exit(1);
+    }
+    s.proxy->Heal();
+    auto again = testing::FileSnapshot(1, 2, 1, path);
+    if (!again.ok()) std::exit(1);
+    s.t->SendSnapshot(*std::move(again));
+    reports = 2;
+  }
+  if (!s.raft.WaitSnapshot(reports)) {
     std::fprintf(stderr, "snapshot failed\n");
     std::exit(1);
   }
   r->seconds = (NowNs() - start) / 1e9;
+  if (s.proxy != nullptr) {
+    for (const PeerMetrics& p : s.t->Metrics().peers) {
+      if (p.id == 2) {
+        r->resumed_bytes = static_cast<int64_t>(p.snapshot_send_resumed_bytes);
+        // Data sent in all, less the size: what crossed twice.
+        r->sent_twice_bytes =
+            static_cast<int64_t>(p.snapshot_sent_data_bytes) - static_cast<int64_t>(s.f.size << 20);
+      }
+    }
+  }
   r->cpu_seconds = CpuSeconds() - cpu0;
   r->mb_per_sec = s.f.size * 1048576.0 / 1e6 / r->seconds;
   r->sender_rss_kb = ProcStatusKb("VmHWM") - rss_before;  // growth during the transfer
@@ -662,7 +718,14 @@ Result TransportParent(const Flags& f, Link& link) {
   auto t = StartNode(1, &raft, &port);
   const int child_port = std::atoi(link.to_parent.Recv().c_str());
   link.to_child.Send(std::to_string(port));
-  (void)t->AddPeer(2, {Url(child_port)});
+  // --break-at: what node 1 sends node 2 (snapshots) crosses a proxy.
+  std::unique_ptr<testing::FaultProxy> proxy;
+  if (f.break_at > 0 && f.mode == "snapshot") {
+    auto p = testing::FaultProxy::Start(child_port);
+    if (!p.ok()) std::exit(1);
+    proxy = *std::move(p);
+  }
+  (void)t->AddPeer(2, {proxy ? proxy->url() : Url(child_port)});
   auto peer = t->GetPeer(2);
   // Both streams up (node 2 dials us).
   raftpb::Message probe = App(1, "");
@@ -677,7 +740,7 @@ Result TransportParent(const Flags& f, Link& link) {
   r.n = f.n;
   r.size = f.size;
   r.label = f.label;
-  Sender s{f, link, raft, t.get(), peer};
+  Sender s{f, link, raft, t.get(), peer, proxy.get()};
   if (f.mode == "throughput") {
     Throughput(s, &r);
   } else if (f.mode == "latency") {
@@ -945,6 +1008,7 @@ int main(int argc, char** argv) {
   using namespace raftgrpc::bench;
   const Flags f = ParseFlags(argc, argv);
   g_count_allocs = f.count_allocs;
+  g_snapshot_resume = f.resume;
   if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers" &&
       f.mode != "hbload") {
     std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");

@@ -219,7 +219,9 @@ TEST(DiskSnapshotStorePartialTest, TimeToLiveAndStartUpCleanUp) {
   EXPECT_EQ(store.ResumeOffset(7, SnapAt(5, 2), 4 << 20), 1u << 20);
   // A record whose file lost its verified length no longer matches.
   for (const std::string& n : List(dir)) {
-    if (DiskSnapshotStore::IsTempName(n)) ASSERT_EQ(truncate((dir + "/" + n).c_str(), 100), 0);
+    if (DiskSnapshotStore::IsTempName(n)) {
+      ASSERT_EQ(truncate((dir + "/" + n).c_str(), 100), 0);
+    }
   }
   EXPECT_EQ(DiskSnapshotStore(dir).RemoveLeftovers().size(), 2u);
   EXPECT_TRUE(List(dir).empty());

@@ -237,7 +237,11 @@ TEST_F(SnapshotTest, SenderFailureMidTransferKeepsOnlyAPrefixAndReportsOnce) {
   c_->t(1).SendSnapshot(Wrap(SnapMsg(60), std::make_unique<TestData>(1 << 20), &next));
   ASSERT_TRUE(next.Wait());
   EXPECT_TRUE(next.ok);
-  EXPECT_EQ(Files(c_->node(2).snap_dir), std::vector<std::string>{DiskSnapshotStore::FileName(60)});
+  // The cancelled receive's disk thread may still be letting go of its file.
+  EXPECT_TRUE(WaitUntil([&] {
+    return Files(c_->node(2).snap_dir) == std::vector<std::string>{DiskSnapshotStore::FileName(60)};
+  })) << Files(c_->node(2).snap_dir).size()
+      << " files";
   // The peer keeps working for normal messages.
   raftpb::Message hb;
   hb.set_type(raftpb::MsgHeartbeat);
