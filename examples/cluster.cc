@@ -2,7 +2,8 @@
 // raft-like workload. Node 1 leads: it streams MsgApp (one 128 B entry each,
 // at most 512 in flight per follower, like etcd's MaxInflightMsgs) and
 // heartbeats; followers answer. Along the way it pauses a follower, kills
-// and restarts one, and sends it a 64 MiB snapshot. Prints a progress line
+// and restarts one, and sends it a 64 MiB snapshot whose link it resets at
+// about 60%, so that the retry resumes. Prints a progress line
 // per phase and a final table per follower; exits 0 if every phase did what
 // it should.
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "peer/peer.h"
+#include "testing/fault_proxy.h"
 #include "testing/messages.h"
 #include "transport/pipeline/prober.h"
 #include "transport/snapshot.h"
@@ -189,9 +191,15 @@ int main() {
     n.transport = StartTransport(n.id, 0, n.raft.get(), {}, absl::StrCat(dir, "/n", n.id), &n.port);
     if (!n.transport) return std::fprintf(stderr, "cannot start node %lu\n", n.id), 1;
   }
+  // What the leader sends follower 2 itself (pipeline, snapshots) crosses a
+  // TCP proxy, so that the snapshot phase can break that link.
+  auto link2 = raftgrpc::testing::FaultProxy::Start(nodes[1].port);
+  if (!link2.ok()) return std::fprintf(stderr, "cannot start the proxy\n"), 1;
   for (Node& n : nodes) {
     for (Node& o : nodes) {
-      if (o.id != n.id) n.transport->AddPeer(o.id, {Url(o.port)}).IgnoreError();
+      if (o.id == n.id) continue;
+      const std::string url = n.id == kLeader && o.id == 2 ? (*link2)->url() : Url(o.port);
+      n.transport->AddPeer(o.id, {url}).IgnoreError();
     }
   }
   std::printf("3 nodes on 127.0.0.1:%d,%d,%d\n", nodes[0].port, nodes[1].port, nodes[2].port);
@@ -321,7 +329,9 @@ int main() {
   ok &= back;
   progress("all followers back", absl::Seconds(1));
 
-  // A 64 MiB snapshot to follower 2.
+  // A 64 MiB snapshot to follower 2, its link reset at about 60%; Raft's
+  // retry (the same snapshot again) resumes where the break left it, from
+  // the prefix follower 2 kept on disk.
   std::string src = absl::StrCat(dir, "/snapshot.src");
   {
     std::FILE* f = std::fopen(src.c_str(), "wb");
@@ -329,23 +339,82 @@ int main() {
     for (int i = 0; f && i < 64; ++i) std::fwrite(block.data(), 1, block.size(), f);
     if (f) std::fclose(f);
   }
-  auto data = raftgrpc::FileSnapshotData::Open(src);
-  raftgrpc::SnapshotMessage snap;
-  snap.message.set_type(raftpb::MsgSnap);
-  snap.message.set_from(kLeader);
-  snap.message.set_to(2);
-  snap.message.set_term(1);
-  snap.message.mutable_snapshot()->mutable_metadata()->set_index(1000);
-  snap.message.mutable_snapshot()->mutable_metadata()->set_term(1);
-  if (data.ok()) snap.data = *std::move(data);
+  auto send_snapshot = [&] {
+    auto data = raftgrpc::FileSnapshotData::Open(src);
+    raftgrpc::SnapshotMessage snap;
+    snap.message.set_type(raftpb::MsgSnap);
+    snap.message.set_from(kLeader);
+    snap.message.set_to(2);
+    snap.message.set_term(1);
+    snap.message.mutable_snapshot()->mutable_metadata()->set_index(1000);
+    snap.message.mutable_snapshot()->mutable_metadata()->set_term(1);
+    if (data.ok()) snap.data = *std::move(data);
+    leader.view(2)->snapshot.store(0);
+    lt.SendSnapshot(std::move(snap));
+  };
+  auto sending = [&] {
+    for (const raftgrpc::PeerMetrics& p : lt.Metrics().peers) {
+      if (p.id == 2) return p;
+    }
+    return raftgrpc::PeerMetrics();
+  };
+  // What follower 2 has written (its Metrics()): the sender's count runs
+  // ahead by what gRPC's flow-control windows hold.
+  auto receiving = [&] {
+    if (nodes[1].transport) {
+      for (const raftgrpc::PeerMetrics& p : nodes[1].transport->Metrics().peers) {
+        if (p.id == kLeader) return p.snapshot_receiving;
+      }
+    }
+    return raftgrpc::SnapshotProgress();
+  };
+  // One progress line per quarter of the data.
+  auto watch = [&](int* next_quarter, uint64_t stop_at) {
+    for (;;) {
+      const raftgrpc::SnapshotProgress p = receiving();
+      if (p.active && p.total_bytes > 0) {
+        while (*next_quarter <= 4 && p.done_bytes * 4 >= *next_quarter * p.total_bytes) {
+          std::printf(
+              "      snapshot to follower 2: %5.1f of %.1f MiB (%3.0f%%), %.0f MB/s%s\n",
+              p.done_bytes / 1048576.0, p.total_bytes / 1048576.0,
+              100.0 * p.done_bytes / p.total_bytes, p.bytes_per_second() / 1e6,
+              p.resumed_bytes
+                  ? absl::StrFormat(", %.1f MiB resumed", p.resumed_bytes / 1048576.0).c_str()
+                  : "");
+          ++*next_quarter;
+        }
+        if (p.done_bytes >= stop_at) return true;
+      }
+      if (leader.view(2)->snapshot.load() != 0) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  };
+  constexpr uint64_t kSnapBytes = 64ull << 20;
   absl::Time s0 = absl::Now();
-  lt.SendSnapshot(std::move(snap));
+  send_snapshot();
+  int quarter = 1;
+  const bool reached = watch(&quarter, kSnapBytes * 6 / 10);
+  (*link2)->SetMode(raftgrpc::testing::FaultProxy::Mode::kReset);
+  const bool failed =
+      WaitFor([&] { return leader.view(2)->snapshot.load() != 0; }, absl::Seconds(30)) &&
+      leader.view(2)->snapshot.load() == 2;
+  (*link2)->Heal();
+  std::printf("[%s] link to follower 2 reset at 60%% of the snapshot: one failure reported\n",
+              reached && failed ? "ok" : "FAIL");
+  ok &= reached && failed;
+  send_snapshot();  // Raft's retry
+  watch(&quarter, UINT64_MAX);
   bool snap_ok = WaitFor([&] { return leader.view(2)->snapshot.load() != 0; }, absl::Seconds(30)) &&
                  leader.view(2)->snapshot.load() == 1;
+  const raftgrpc::PeerMetrics m = sending();
   double snap_secs = absl::ToDoubleSeconds(absl::Now() - s0);
-  std::printf("[%s] 64 MiB snapshot to follower 2 in %.2f s (%.0f MB/s), stored at %s\n",
-              snap_ok ? "ok" : "FAIL", snap_secs, 64 * 1.048576 / snap_secs,
-              nodes[1].raft->snapshot_path_.c_str());
+  snap_ok &= m.snapshot_send_resumed_bytes > 0;
+  std::printf(
+      "[%s] 64 MiB snapshot to follower 2 in %.2f s with the break; %.1f MiB resumed, %.1f MiB "
+      "sent twice; stored at %s\n",
+      snap_ok ? "ok" : "FAIL", snap_secs, m.snapshot_send_resumed_bytes / 1048576.0,
+      (static_cast<double>(m.snapshot_sent_data_bytes) - kSnapBytes) / 1048576.0,
+      nodes[1].raft->snapshot_path_.c_str());
   ok &= snap_ok;
 
   stop.store(true);
