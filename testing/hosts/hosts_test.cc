@@ -145,10 +145,16 @@ TEST_F(HostsTest, SilentlyDroppingLinkIsDetected) {
   ExpectNoDuplicates();
 }
 
+// Temporary files of receives, less the one a kept prefix's record names
+// (snapshot resume keeps that one on purpose, one per sender): leftovers.
 int TempFiles(const std::string& dir) {
   int n = 0;
   if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) n += std::string(e->d_name).rfind("raftgrpc-recv-", 0) == 0;
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      n += name.rfind("raftgrpc-recv-", 0) == 0;
+      n -= name.rfind("raftgrpc-partial-", 0) == 0;
+    }
     closedir(d);
   }
   return n;
@@ -167,7 +173,8 @@ TEST_F(HostsTest, FollowerKilledAndRestartedFiveTimesUnderTraffic) {
     ::testing::Test::RecordProperty(absl::StrCat("round", round, "_recovery_ms"),
                                     std::to_string(recovery));
     ASSERT_GE(recovery, 0) << "round " << round << ": the leader never reconnected";
-    // A killed receive leaves its temporary file; the restart removes it.
+    // A killed receive leaves its temporary file; the restart removes it,
+    // unless it is a verified prefix a record names (kept for a resume).
     EXPECT_EQ(TempFiles(hosts_->snap_dir(2)), 0) << "round " << round;
     if (round == 1) {
       fds_after_first = Stat(1, "fds");

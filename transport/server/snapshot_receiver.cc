@@ -387,7 +387,10 @@ void SnapshotReceiver::DiskLoop() {
     env_.counters->by_sender.SnapshotReceiveBegin(from_, m.snapshot().metadata().index(), declared_,
                                                   written);
   }
-  if (written > 0) {
+  if (written == 0) {
+    LogLine(env_.host->options(), absl::StrCat("start to receive database snapshot from peer ",
+                                               absl::Hex(from_), " (", declared_, " bytes)"));
+  } else {
     LogLine(env_.host->options(),
             absl::StrCat("resuming database snapshot from peer ", absl::Hex(from_), " at offset ",
                          written, " of ", declared_, " bytes"));

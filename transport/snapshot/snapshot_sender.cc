@@ -157,6 +157,9 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   auto stub = v1::RaftTransport::NewStub(channels_->GetForSnapshots(url, env_.peer_id));
   // Resume: what the receiver kept of an earlier attempt at this snapshot
   // is checksummed here (no network) and not sent again.
+  LogLine(*opts_, absl::StrCat("start to send database snapshot to peer ", absl::Hex(env_.peer_id),
+                               " (index ", snap.message.snapshot().metadata().index(), ", ", size,
+                               " bytes)"));
   uint64_t offset = size > 0 && opts_->snapshot_resume ? AskOffset(stub.get(), snap, size) : 0;
   uint32_t crc = 0;
   if (offset > 0) {
