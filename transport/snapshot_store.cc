@@ -208,7 +208,7 @@ class DiskSink : public SnapshotSink {
     if (::rename(tmp_.c_str(), final_.c_str()) != 0) return Errno("rename", tmp_);
     tmp_.clear();
     committed_ = true;
-    Release(/*forget=*/true);
+    Release();
     absl::Status s = FsyncDir(dir_);
     if (!s.ok()) return s;
     return final_;
@@ -244,7 +244,7 @@ class DiskSink : public SnapshotSink {
       ::close(fd_);
       fd_ = -1;
     }
-    Release(/*forget=*/true);
+    Release();
     if (!tmp_.empty()) {
       ::unlink(tmp_.c_str());
       tmp_.clear();
@@ -257,14 +257,12 @@ class DiskSink : public SnapshotSink {
     return it != state_->owner.end() && it->second == generation_;
   }
 
-  // Gives up ownership; `forget`: removes the record if it names our file.
-  void Release(bool forget) {
+  // Gives up ownership, and removes the record if it names our file.
+  void Release() {
     if (state_ == nullptr) return;
     std::lock_guard<std::mutex> l(state_->mu);
-    if (forget) {
-      std::optional<Record> r = ReadRecord(dir_, from_);
-      if (r && r->file == record_.file) ::unlink(RecordPath(dir_, from_).c_str());
-    }
+    std::optional<Record> r = ReadRecord(dir_, from_);
+    if (r && r->file == record_.file) ::unlink(RecordPath(dir_, from_).c_str());
     if (OwnerLocked()) state_->owner.erase(from_);
     state_.reset();
   }
@@ -397,17 +395,27 @@ std::string DiskSnapshotStore::FileName(uint64_t index) {
   return absl::StrFormat("%016x.snap.db", index);
 }
 
+namespace {
+
+// A sink on a new temporary file in `dir`, for snapshot `index`.
+absl::StatusOr<std::unique_ptr<DiskSink>> NewTempSink(const std::string& dir, uint64_t index) {
+  if (dir.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
+  absl::Status made = MakeDirs(dir);
+  if (!made.ok()) return made;
+  std::string tmp = absl::StrCat(dir, "/", kTempPrefix, "XXXXXX", kTempSuffix);
+  int fd = ::mkostemps(&tmp[0], sizeof(kTempSuffix) - 1, O_CLOEXEC);
+  if (fd < 0) return Errno("create temp file in", dir);
+  return std::make_unique<DiskSink>(dir, std::move(tmp),
+                                    absl::StrCat(dir, "/", DiskSnapshotStore::FileName(index)), fd);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raftpb::Message& msg,
                                                                        uint64_t) {
-  if (dir_.empty()) return absl::FailedPreconditionError("no snapshot directory configured");
-  absl::Status made = MakeDirs(dir_);
-  if (!made.ok()) return made;
-  std::string tmp = absl::StrCat(dir_, "/", kTempPrefix, "XXXXXX", kTempSuffix);
-  int fd = ::mkostemps(&tmp[0], sizeof(kTempSuffix) - 1, O_CLOEXEC);
-  if (fd < 0) return Errno("create temp file in", dir_);
-  std::string final_path = absl::StrCat(dir_, "/", FileName(msg.snapshot().metadata().index()));
-  return std::unique_ptr<SnapshotSink>(
-      new DiskSink(dir_, std::move(tmp), std::move(final_path), fd));
+  auto sink = NewTempSink(dir_, msg.snapshot().metadata().index());
+  if (!sink.ok()) return sink.status();
+  return std::unique_ptr<SnapshotSink>(*std::move(sink));
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
@@ -421,9 +429,9 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
   std::unique_ptr<DiskSink> sink;
   uint64_t generation;
   if (offset == 0) {
-    auto fresh = Begin(msg, size);
+    auto fresh = NewTempSink(dir_, rec.index);
     if (!fresh.ok()) return fresh.status();
-    sink.reset(static_cast<DiskSink*>(fresh->release()));
+    sink = *std::move(fresh);
     std::lock_guard<std::mutex> l(state_->mu);
     // At most one kept prefix per sender: a new transfer from it replaces
     // whatever it had (a transfer still writing it goes on with its file

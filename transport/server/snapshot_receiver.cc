@@ -336,8 +336,10 @@ void SnapshotReceiver::DiskLoop() {
   // the transfer finished, and this thread aborts what it wrote.
   std::unique_ptr<SnapshotSink> sink;
   bool later;
+  raftpb::Message msg;  // the MsgSnap: set before this thread started
   {
     MutexLock l(&mu_);
+    msg = msg_;
     sink = std::move(sink_);
     later = begin_later_ && !finished_;
     disk_owns_sink_ = sink != nullptr || later;
@@ -350,15 +352,10 @@ void SnapshotReceiver::DiskLoop() {
   if (later) {
     // The earlier transfer this one preempted is letting go of the prefix:
     // that takes its disk thread a moment, not more than a few seconds.
-    raftpb::Message m;
-    {
-      MutexLock l(&mu_);
-      m = msg_;
-    }
     const absl::Time give_up = absl::Now() + absl::Seconds(5);
     absl::StatusOr<std::unique_ptr<SnapshotSink>> s;
     for (;;) {
-      s = env_.host->snapshot_store()->BeginFrom(from_, m, declared_, begin_offset_);
+      s = env_.host->snapshot_store()->BeginFrom(from_, msg, declared_, begin_offset_);
       if (s.ok() || s.status().code() != absl::StatusCode::kUnavailable || absl::Now() > give_up) {
         break;
       }
@@ -378,15 +375,8 @@ void SnapshotReceiver::DiskLoop() {
   }
   uint32_t crc = 0;
   uint64_t written = sink->offset();
-  {
-    raftpb::Message m;
-    {
-      MutexLock l(&mu_);
-      m = msg_;
-    }
-    env_.counters->by_sender.SnapshotReceiveBegin(from_, m.snapshot().metadata().index(), declared_,
-                                                  written);
-  }
+  env_.counters->by_sender.SnapshotReceiveBegin(from_, msg.snapshot().metadata().index(), declared_,
+                                                written);
   if (written == 0) {
     LogLine(env_.host->options(), absl::StrCat("start to receive database snapshot from peer ",
                                                absl::Hex(from_), " (", declared_, " bytes)"));
@@ -486,7 +476,6 @@ void SnapshotReceiver::DiskLoop() {
       return;
     }
   }
-  raftpb::Message msg;
   bool crc_ok;
   {
     MutexLock l(&mu_);
@@ -495,7 +484,6 @@ void SnapshotReceiver::DiskLoop() {
       return;
     }
     crc_ok = crc == want_crc_;
-    msg = msg_;
   }
   if (!crc_ok) {
     sink->Abort();
