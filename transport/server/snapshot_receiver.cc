@@ -419,6 +419,9 @@ void SnapshotReceiver::DiskLoop() {
         const bool keep = keep_on_fail_;
         l.unlock();
         if (keep) {
+          // Everything written was checked chunk by chunk: record it all,
+          // not just the last periodic checkpoint (one sync per failure).
+          if (all_checked && written > 0 && written < declared_) (void)sink->Checkpoint();
           sink->Keep();
         } else {
           sink->Abort();
@@ -427,6 +430,7 @@ void SnapshotReceiver::DiskLoop() {
       }
       if (!progressed) {
         l.unlock();
+        if (all_checked && written > 0 && written < declared_) (void)sink->Checkpoint();
         sink->Keep();  // the sender or the link went silent
         // Answered, not cancelled: the sender must see the real cause.
         Fail(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
