@@ -3,7 +3,8 @@
 //
 // A raft-grpc-transport Transport with an echo Raft: every message it
 // receives from a peer goes back to that peer through Send (to and from
-// swapped), so a runner sees what the node decoded. A received snapshot is
+// swapped), so a runner sees what the node decoded; a message from member 0
+// (a link heartbeat, which must never be delivered) goes to every peer. A received snapshot is
 // answered with MsgAppResp{index: its index, context: "snapshot <crc32c of
 // the stored data, 8 hex> <size>"}. A message whose context is
 // "conformance-fail" makes Process fail (the pipeline answers INTERNAL).
@@ -38,14 +39,23 @@ constexpr char kFailContext[] = "conformance-fail";
 
 class EchoRaft : public Raft {
  public:
-  explicit EchoRaft(std::set<uint64_t> removed) : removed_(std::move(removed)) {}
+  EchoRaft(std::set<uint64_t> removed, std::set<uint64_t> peers)
+      : removed_(std::move(removed)), peers_(std::move(peers)) {}
   void set_transport(Transport* t) { transport_ = t; }
 
   absl::Status Process(const raftpb::Message& m) override {
     if (m.context() == kFailContext) return absl::InternalError("conformance: Process fails");
     raftpb::Message echo = m;
+    echo.set_from(transport_->id());
+    if (m.from() == 0) {
+      // A link heartbeat must never get here: tell every peer if one did.
+      for (uint64_t p : peers_) {
+        echo.set_to(p);
+        transport_->Send(echo);
+      }
+      return absl::OkStatus();
+    }
     echo.set_to(m.from());
-    echo.set_from(m.to());
     transport_->Send(std::move(echo));
     return absl::OkStatus();
   }
@@ -77,6 +87,7 @@ class EchoRaft : public Raft {
 
  private:
   const std::set<uint64_t> removed_;
+  const std::set<uint64_t> peers_;
   Transport* transport_ = nullptr;
 };
 
@@ -120,7 +131,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "cpp_node: --dir is required\n");
     return 2;
   }
-  EchoRaft raft(removed);
+  std::set<uint64_t> peer_ids;
+  for (const auto& [pid, url] : peers) peer_ids.insert(pid);
+  EchoRaft raft(removed, peer_ids);
   TransportOptions o;
   o.local_id = id;
   o.cluster_id = cluster;

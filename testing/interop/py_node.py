@@ -1,17 +1,28 @@
 #!/usr/bin/python3
 """A Raft peer in Python that speaks raft-grpc-transport's protocol.
 
-Driven by testing/interop/interop_test.cc over stdin/stdout, one line each:
+Two modes, both using only python3-grpcio and stubs generated from proto/
+(--stubs):
+
+The conformance node (proto/CONFORMANCE.md), with --listen: serves both
+stream kinds, the pipeline, snapshots and probes, dials its peers' streams
+as their reader, and echoes every Raft message back to its sender.
+  --listen=HOST:PORT --id=1 --cluster-id=c1 --peer=2=http://HOST:PORT
+  --removed=3 --dir=DIR --stubs=DIR
+Prints "PORT <n>" once serving; stops when stdin closes.
+
+The interop scenario (without --listen), driven by
+testing/interop/interop_test.cc over stdin/stdout, one line each:
   -> "PORT <n>"       our server is up (the C++ node may add us as a peer)
   <- "GO"             the C++ node added us; it sends once our stream is up
   -> "RESULT ok" | "RESULT fail: <why>"
 Files in --workdir (4-byte big-endian length + serialized raftpb.Message):
   cpp_to_py.bin   what the C++ node sends us (we compare byte for byte)
   py_to_cpp.bin   what we send it (it compares), py_snapshot.data our snapshot
-Uses only python3-grpcio and stubs generated from proto/ (--stubs).
 """
 import argparse
 import os
+import queue
 import struct
 import sys
 import threading
@@ -25,10 +36,18 @@ DEADLINE_S = 20
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument("--cpp-port", type=int, required=True)
-    p.add_argument("--cluster-id", type=lambda s: int(s, 16), required=True)
-    p.add_argument("--workdir", required=True)
     p.add_argument("--stubs", required=True)
+    # The interop scenario.
+    p.add_argument("--cpp-port", type=int)
+    p.add_argument("--cluster-id", type=lambda s: int(s, 16), default=0xC1)
+    p.add_argument("--workdir")
+    # The conformance node.
+    p.add_argument("--listen")
+    p.add_argument("--id", type=lambda s: int(s, 16), default=1)
+    p.add_argument("--peer", action="append", default=[])
+    p.add_argument("--removed", action="append", default=[], type=lambda s: int(s, 16))
+    p.add_argument("--dir")
+    p.add_argument("--vectors", help="check the vectors in this directory and exit")
     return p.parse_args()
 
 
@@ -270,6 +289,9 @@ def main():
     return "; ".join(errors)
 
 
+if __name__ == "__main__" and (args.listen or args.vectors):
+    import conformance_node  # noqa: E402  (beside this file)
+    sys.exit(conformance_node.run(args, grpc, raftpb, tpb, tgrpc, crc32c))
 if __name__ == "__main__":
     try:
         failure = main()

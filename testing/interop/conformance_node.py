@@ -1,0 +1,381 @@
+"""The conformance node in Python (proto/CONFORMANCE.md): run through
+py_node.py --listen=... (which parses the flags and loads the stubs).
+
+A complete peer of raft-grpc-transport: it serves both stream kinds (as
+their writer), the pipeline, snapshots and probes; it dials its peers'
+streams (as their reader); it sends as etcd's pick does (MsgApp on the v2
+stream, the rest on the v3 stream, the pipeline when no stream is up).
+Its Raft echoes every message back to the sender.
+"""
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+
+SERVER_VERSION = "3.5.0"
+MIN_VERSION = (3, 0)
+READ_TIMEOUT_S = 5.0
+HEARTBEAT_S = READ_TIMEOUT_S / 3
+MAX_MESSAGE = 2 * 1024 * 1024 + 400 * 1024
+FAIL_CONTEXT = b"conformance-fail"
+
+
+class Abort(Exception):
+    def __init__(self, code, msg, trailer=None):
+        super().__init__(msg)
+        self.code, self.msg, self.trailer = code, msg, trailer
+
+
+def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
+    if args.vectors:
+        import vectors  # noqa: E402  (beside this file)
+        return vectors.check(args.vectors, raftpb, tpb)
+
+    def parse_version(s):
+        if not s:
+            return (2, 0)  # etcd: a missing version is 2.0.0
+        p = s.split(".")
+        if len(p) < 2 or not all(x.isdigit() and 1 <= len(x) <= 3 for x in p[:2]):
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed version %r" % s)
+        return (int(p[0]), int(p[1]))
+
+    def is_link_heartbeat(m):
+        return m.type == raftpb.MsgHeartbeat and m.to == 0 and getattr(m, "from") == 0
+
+    peers = {}
+    for p in args.peer:
+        pid, url = p.split("=", 1)
+        peers[int(pid, 16)] = url.split("://", 1)[-1]
+    removed = set(args.removed)
+    local = args.id
+
+    class Writer:
+        def __init__(self):
+            self.q = queue.Queue(maxsize=4096)
+            self.done = threading.Event()
+
+    lock = threading.Lock()
+    outgoing = {p: {} for p in peers}  # peer -> "v3"/"v2" -> Writer
+    pipeq = {p: queue.Queue(maxsize=4096) for p in peers}
+    channels = {p: grpc.insecure_channel(a, options=[("grpc.max_receive_message_length", 16 << 20)])
+                for p, a in peers.items()}
+    stubs = {p: tgrpc.RaftTransportStub(c) for p, c in channels.items()}
+    stopping = threading.Event()
+
+    def out_md(to):
+        return (("x-server-from", format(local, "x")), ("x-raft-to", format(to, "x")),
+                ("x-etcd-cluster-id", format(args.cluster_id, "x")),
+                ("x-server-version", SERVER_VERSION), ("x-min-cluster-version", "3.0.0"))
+
+    # ---- sending: etcd's pick ----
+    def send(m):
+        to = m.to
+        if to not in peers:
+            return  # not a peer: dropped
+        with lock:
+            ws = outgoing[to]
+            w = ws.get("v2") if m.type == raftpb.MsgApp else None
+            if w is None and m.type != raftpb.MsgSnap:
+                w = ws.get("v3")
+        try:
+            if w is not None and not w.done.is_set():
+                w.q.put_nowait(m)
+            else:
+                pipeq[to].put_nowait(m)
+        except queue.Full:
+            print("py_node: queue to %x full: dropped (unreachable)" % to, file=sys.stderr)
+
+    def pipeline_worker(peer):
+        while not stopping.is_set():
+            try:
+                m = pipeq[peer].get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                stubs[peer].Pipeline(tpb.PipelineRequest(message=m), metadata=out_md(peer), timeout=5)
+            except grpc.RpcError as e:
+                print("py_node: pipeline to %x: %s" % (peer, e.code()), file=sys.stderr)
+
+    # ---- the echo Raft ----
+    def process(m):
+        if m.context == FAIL_CONTEXT:
+            raise RuntimeError("conformance: Process fails")
+        echo = raftpb.Message()
+        echo.CopyFrom(m)
+        sender = getattr(m, "from")
+        setattr(echo, "from", local)
+        if sender == 0:  # a link heartbeat must never get here: tell every peer
+            for p in peers:
+                echo.to = p
+                send(echo)
+            return
+        echo.to = sender
+        send(echo)
+
+    # ---- identity checks, in etcd's order ----
+    def validate(context):
+        md = dict(context.invocation_metadata())
+        sv = parse_version(md.get("x-server-version", ""))
+        mv = parse_version(md.get("x-min-cluster-version", ""))
+        if sv < MIN_VERSION or mv > parse_version(SERVER_VERSION):
+            raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "incompatible version")
+        if md.get("x-etcd-cluster-id") != format(args.cluster_id, "x"):
+            raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "cluster ID mismatch")
+        try:
+            frm = int(md.get("x-server-from", ""), 16)
+        except ValueError:
+            frm = 0
+        if frm == 0:
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid from")
+        if frm in removed:
+            raise Abort(grpc.StatusCode.PERMISSION_DENIED,
+                        "the member has been permanently removed from the cluster",
+                        (("raft-error", "removed-member"),))
+        return frm, md
+
+    def check_body(m, frm):
+        if getattr(m, "from") != frm:
+            raise Abort(grpc.StatusCode.PERMISSION_DENIED,
+                        "message from %x in a request from %x" % (getattr(m, "from"), frm))
+        if m.to != local:
+            raise Abort(grpc.StatusCode.PERMISSION_DENIED,
+                        "message to %x sent to member %x" % (m.to, local))
+
+    def abort(context, a):
+        if a.trailer:
+            context.set_trailing_metadata(a.trailer)
+        context.abort(a.code, a.msg)
+
+    class Servicer(tgrpc.RaftTransportServicer):
+        def _stream(self, request_iterator, context, kind):
+            try:
+                frm, md = validate(context)
+                if frm not in peers:
+                    raise Abort(grpc.StatusCode.NOT_FOUND, "error sender not found")
+                if md.get("x-raft-to") != format(local, "x"):
+                    raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "to field mismatch")
+            except Abort as a:
+                abort(context, a)
+            context.send_initial_metadata((("x-server-version", SERVER_VERSION),))
+            w = Writer()
+            with lock:
+                old = outgoing[frm].get(kind)
+                if old is not None:
+                    old.done.set()  # a new call replaces the old one
+                outgoing[frm][kind] = w
+
+            def drain_client():  # half-close or cancel ends the stream
+                try:
+                    for _ in request_iterator:
+                        pass
+                except Exception:
+                    pass
+                w.done.set()
+            threading.Thread(target=drain_client, daemon=True).start()
+            context.add_callback(w.done.set)
+            term = index = 0  # v2 encoder state
+            try:
+                while not w.done.is_set() and not stopping.is_set():
+                    batch = []
+                    try:
+                        batch.append(w.q.get(timeout=HEARTBEAT_S))
+                        while len(batch) < 1024:
+                            batch.append(w.q.get_nowait())
+                    except queue.Empty:
+                        pass
+                    if not batch:
+                        batch = [raftpb.Message(type=raftpb.MsgHeartbeat)]  # link heartbeat
+                    if w.done.is_set():
+                        break
+                    if kind == "v3":
+                        yield tpb.MessageFrame(messages=batch)
+                        continue
+                    f = tpb.MsgAppV2Frame()
+                    for m in batch:
+                        r = f.records.add()
+                        if is_link_heartbeat(m):
+                            r.link_heartbeat.SetInParent()
+                        elif m.index == index and m.logTerm == term and m.logTerm == m.term:
+                            r.app_entries.entries.extend(m.entries)
+                            r.app_entries.commit = m.commit
+                            index += len(m.entries)
+                        else:
+                            r.app.CopyFrom(m)
+                            term = m.term
+                            index = m.entries[-1].Index if m.entries else m.index
+                    yield f
+            finally:
+                with lock:
+                    if outgoing[frm].get(kind) is w:
+                        del outgoing[frm][kind]
+                w.done.set()
+
+        def MessageStream(self, request_iterator, context):
+            yield from self._stream(request_iterator, context, "v3")
+
+        def MsgAppV2Stream(self, request_iterator, context):
+            yield from self._stream(request_iterator, context, "v2")
+
+        def Pipeline(self, request, context):
+            try:
+                frm, _ = validate(context)
+                check_body(request.message, frm)
+            except Abort as a:
+                abort(context, a)
+            try:
+                process(request.message)
+            except RuntimeError as e:
+                context.abort(grpc.StatusCode.INTERNAL, str(e))
+            return tpb.PipelineResponse()
+
+        def Snapshot(self, request_iterator, context):
+            try:
+                return self._snapshot(request_iterator, context)
+            except Abort as a:
+                abort(context, a)
+
+        def _snapshot(self, request_iterator, context):
+            frm, _ = validate(context)
+            it = iter(request_iterator)
+            first = next(it, None)
+            if first is None:
+                raise Abort(grpc.StatusCode.DATA_LOSS, "no snapshot header")
+            if first.WhichOneof("kind") != "header":
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "the first snapshot frame must be the header")
+            m, size = first.header.message, first.header.data_size
+            if m.type != raftpb.MsgSnap:
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong raft message type")
+            check_body(m, frm)
+            if first.header.offset:
+                raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "no kept prefix: this node does not resume")
+            fd, tmp = tempfile.mkstemp(dir=args.dir, suffix=".tmp")
+            try:
+                written, crc, trailer = 0, 0, None
+                with os.fdopen(fd, "wb") as out:
+                    for f in it:
+                        kind = f.WhichOneof("kind")
+                        if kind == "trailer":
+                            trailer = f.trailer.crc32c
+                            break
+                        if kind != "chunk":
+                            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "a second snapshot header")
+                        if f.HasField("chunk_crc32c") and crc32c(f.chunk) != f.chunk_crc32c:
+                            raise Abort(grpc.StatusCode.DATA_LOSS,
+                                        "snapshot chunk checksum mismatch at offset %d" % written)
+                        written += len(f.chunk)
+                        if written > size:
+                            raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        "snapshot data beyond its declared %d bytes" % size)
+                        crc = crc32c(f.chunk, crc)
+                        out.write(f.chunk)
+                    if trailer is None:
+                        raise Abort(grpc.StatusCode.DATA_LOSS, "snapshot ended without a trailer")
+                    if written != size:
+                        raise Abort(grpc.StatusCode.DATA_LOSS,
+                                    "snapshot truncated: %d of %d bytes" % (written, size))
+                    if crc != trailer:
+                        raise Abort(grpc.StatusCode.DATA_LOSS, "snapshot checksum mismatch")
+                    out.flush()
+                    os.fsync(out.fileno())
+                idx = m.snapshot.metadata.index
+                os.rename(tmp, os.path.join(args.dir, "%016x.snap.db" % idx))
+                tmp = None
+            finally:
+                if tmp is not None:
+                    os.unlink(tmp)
+            # Raft's ProcessSnapshot: the echo node acknowledges what it stored.
+            ack = raftpb.Message(type=raftpb.MsgAppResp, to=frm, term=m.term,
+                                 index=m.snapshot.metadata.index,
+                                 context=b"snapshot %08x %d" % (crc, size))
+            setattr(ack, "from", local)
+            send(ack)
+            return tpb.SnapshotResponse()
+
+        def Probe(self, request, context):
+            return tpb.ProbeResponse(ok=True, now_unix_nanos=time.time_ns())
+        # SnapshotOffset is optional: the generated base answers UNIMPLEMENTED.
+
+    # ---- reading our peers' streams (we dial) ----
+    def read(peer, kind):
+        while not stopping.is_set():
+            done = threading.Event()
+
+            def hold():  # never half-close: that would end the stream
+                done.wait()
+                return
+                yield
+
+            stub = stubs[peer]
+            call = (stub.MessageStream if kind == "v3" else stub.MsgAppV2Stream)(
+                hold(), metadata=out_md(peer))
+            last = [time.monotonic()]
+
+            def watchdog():  # no frame for the read timeout: the stream is dead
+                while not done.wait(0.2):
+                    if time.monotonic() - last[0] > READ_TIMEOUT_S:
+                        call.cancel()
+                        return
+            threading.Thread(target=watchdog, daemon=True).start()
+            term = index = 0  # v2 decoder state
+            try:
+                for frame in call:
+                    last[0] = time.monotonic()
+                    msgs = []
+                    if kind == "v3":
+                        msgs = list(frame.messages)
+                    else:
+                        for r in frame.records:
+                            k = r.WhichOneof("kind")
+                            if k == "link_heartbeat":
+                                continue
+                            if k == "app_entries":
+                                m = raftpb.Message(type=raftpb.MsgApp, to=local, term=term, logTerm=term,
+                                                   index=index, commit=r.app_entries.commit)
+                                setattr(m, "from", peer)
+                                m.entries.extend(r.app_entries.entries)
+                                index += len(r.app_entries.entries)
+                            elif k == "app" and r.app.type == raftpb.MsgApp:
+                                m = r.app
+                                term = m.term
+                                index = m.entries[-1].Index if m.entries else m.index
+                            else:
+                                raise ValueError("v2 record %s is not a MsgApp" % k)
+                            msgs.append(m)
+                    for m in msgs:
+                        if is_link_heartbeat(m):
+                            continue
+                        if getattr(m, "from") != peer:
+                            raise ValueError("stream of %x carried a message from %x"
+                                             % (peer, getattr(m, "from")))
+                        try:
+                            process(m)
+                        except RuntimeError:
+                            pass
+            except grpc.RpcError:
+                pass
+            except ValueError as e:
+                print("py_node: %s: dropped the stream" % e, file=sys.stderr)
+            finally:
+                done.set()
+                call.cancel()
+            stopping.wait(0.1)  # redial backoff, as etcd's 100 ms
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64),
+                         options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+    tgrpc.add_RaftTransportServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port(args.listen)
+    server.start()
+    for p in peers:
+        threading.Thread(target=pipeline_worker, args=(p,), daemon=True).start()
+        for kind in ("v3", "v2"):
+            threading.Thread(target=read, args=(p, kind), daemon=True).start()
+    print("PORT %d" % port, flush=True)
+    sys.stdin.read()  # the runner closes stdin to stop us
+    stopping.set()
+    server.stop(grace=None)
+    for c in channels.values():
+        c.close()
+    return 0

@@ -1,0 +1,3 @@
+package main
+
+func checkVectors(dir string) error { return nil }
