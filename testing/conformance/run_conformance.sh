@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Runs the conformance runner against one implementation's node, started
-# with the suite's configuration (proto/CONFORMANCE.md):
-#   run_conformance.sh RUNNER cpp|go|py NODE_FILE [RUNNER_FLAGS...]
+# One implementation's node against the conformance suite, or against the
+# vectors:
+#   run_conformance.sh suite RUNNER cpp|go|py NODE_FILE [RUNNER_FLAGS...]
+#   run_conformance.sh vectors VECTOR_FILE go|py NODE_FILE
+# The node is started with the suite's configuration (proto/CONFORMANCE.md).
 # cpp: NODE_FILE is the cpp_node binary; go: any file of the Go node's
 # package (built here, GOPATH mode, from Debian's Go packages); py:
 # py_node.py (stubs generated here from proto/). Fails if any case fails,
 # or if the language's toolchain is missing (./bazelw installs it).
 set -euo pipefail
-runner=$1 lang=$2 node=$3
-shift 3
+mode=$1 tool=$2 lang=$3 node=$4
+shift 4
 work=${TEST_TMPDIR:-$(mktemp -d)}
-config="--listen=127.0.0.1:0 --id=1 --cluster-id=c1 --peer=2=http://{RUNNER} --removed=3 --dir={DIR}"
 case $lang in
   cpp)
-    cmd="$node $config"
+    cmd=("$node")
     ;;
   go)
     command -v go >/dev/null || { echo "go not installed: ./bazelw installs golang-go" >&2; exit 1; }
@@ -23,7 +24,7 @@ case $lang in
     # GOPATH mode against Debian's /usr/share/gocode: nothing is downloaded.
     (cd "$src" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode GOCACHE=$work/gocache \
       go build -o "$work/go_node" .)
-    cmd="$work/go_node $config"
+    cmd=("$work/go_node")
     ;;
   py)
     py=/usr/bin/python3
@@ -35,11 +36,20 @@ case $lang in
     (cd "$root" && protoc -I. --python_out="$stubs" --grpc_out="$stubs" \
       --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
       proto/raftpb/raft.proto proto/transport.proto)
-    cmd="$py $node --stubs=$stubs $config"
+    cmd=("$py" "$node" "--stubs=$stubs")
     ;;
   *)
     echo "unknown language $lang" >&2
     exit 2
     ;;
 esac
-exec "$runner" "--exec=$cmd" "$@"
+case $mode in
+  suite)
+    exec "$tool" "--exec=${cmd[*]} --listen=127.0.0.1:0 --id=1 --cluster-id=c1 --peer=2=http://{RUNNER} --removed=3 --dir={DIR}" "$@"
+    ;;
+  vectors)
+    exec "${cmd[@]}" "--vectors=$(dirname "$tool")"
+    ;;
+esac
+echo "unknown mode $mode" >&2
+exit 2

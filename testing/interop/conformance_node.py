@@ -16,12 +16,11 @@ import time
 from concurrent import futures
 
 SERVER_VERSION = "3.5.0"
-MIN_VERSION = (3, 0)
+MIN_VERSION = "3.0.0"
 READ_TIMEOUT_S = 5.0
 HEARTBEAT_S = READ_TIMEOUT_S / 3
 MAX_MESSAGE = 2 * 1024 * 1024 + 400 * 1024
 FAIL_CONTEXT = b"conformance-fail"
-
 
 class Abort(Exception):
     def __init__(self, code, msg, trailer=None):
@@ -29,21 +28,101 @@ class Abort(Exception):
         self.code, self.msg, self.trailer = code, msg, trailer
 
 
+def parse_id(s):
+    """1 to 16 hex digits, as etcd writes IDs; no sign, prefix or spaces."""
+    if not s or len(s) > 16 or any(c not in "0123456789abcdefABCDEF" for c in s):
+        return None
+    return int(s, 16)
+
+
+def parse_version(s):
+    """major * 1000 + minor of "X.Y[.anything]", each 1 to 3 digits; a
+    missing version is 2.0.0, as etcd assumes. None when malformed."""
+    if not s:
+        return 2000
+    p = s.split(".", 2)
+    if len(p) < 2 or not all(1 <= len(x) <= 3 and all(c in "0123456789" for c in x) for x in p[:2]):
+        return None
+    return int(p[0]) * 1000 + int(p[1])
+
+
+def validate_md(md, cluster, codes):
+    """Versions, cluster ID, sender, in etcd's order: the sender, or Abort."""
+    sv = parse_version(md.get("x-server-version", ""))
+    mv = parse_version(md.get("x-min-cluster-version", ""))
+    if sv is None or mv is None:
+        raise Abort(codes.INVALID_ARGUMENT, "malformed version")
+    if sv < parse_version(MIN_VERSION) or mv > parse_version(SERVER_VERSION):
+        raise Abort(codes.FAILED_PRECONDITION, "incompatible version")
+    if parse_id(md.get("x-etcd-cluster-id", "")) != cluster:
+        raise Abort(codes.FAILED_PRECONDITION, "cluster ID mismatch")
+    frm = parse_id(md.get("x-server-from", ""))
+    if not frm:
+        raise Abort(codes.INVALID_ARGUMENT, "invalid from")
+    return frm
+
+
+def check_body(m, frm, local, codes):
+    """A member speaks only for itself, to us."""
+    if getattr(m, "from") != frm:
+        raise Abort(codes.PERMISSION_DENIED,
+                    "message from %x in a request from %x" % (getattr(m, "from"), frm))
+    if m.to != local:
+        raise Abort(codes.PERMISSION_DENIED, "message to %x sent to member %x" % (m.to, local))
+
+
+def is_link_heartbeat(raftpb, m):
+    return m.type == raftpb.MsgHeartbeat and m.to == 0 and getattr(m, "from") == 0
+
+
+class V2Encoder:
+    """etcd's msgappv2 encoder state: (term, index), zero at stream start."""
+
+    def __init__(self):
+        self.term = self.index = 0
+
+    def encode(self, raftpb, m, r):
+        """Fills the MsgAppV2Record r for message m."""
+        if is_link_heartbeat(raftpb, m):
+            r.link_heartbeat.SetInParent()
+        elif m.index == self.index and m.logTerm == self.term and m.logTerm == m.term:
+            r.app_entries.entries.extend(m.entries)
+            r.app_entries.commit = m.commit
+            self.index += len(m.entries)
+        else:
+            r.app.CopyFrom(m)
+            self.term = m.term
+            self.index = m.entries[-1].Index if m.entries else m.index
+
+
+class V2Decoder:
+    """The reader's side: rebuilds what app_entries leaves out."""
+
+    def __init__(self, frm, to):
+        self.frm, self.to, self.term, self.index = frm, to, 0, 0
+
+    def decode(self, raftpb, r):
+        k = r.WhichOneof("kind")
+        if k == "link_heartbeat":
+            return raftpb.Message(type=raftpb.MsgHeartbeat)
+        if k == "app_entries":
+            m = raftpb.Message(type=raftpb.MsgApp, to=self.to, term=self.term, logTerm=self.term,
+                               index=self.index, commit=r.app_entries.commit)
+            setattr(m, "from", self.frm)
+            m.entries.extend(r.app_entries.entries)
+            self.index += len(r.app_entries.entries)
+            return m
+        if k == "app" and r.app.type == raftpb.MsgApp:
+            self.term = r.app.term
+            self.index = r.app.entries[-1].Index if r.app.entries else r.app.index
+            return r.app
+        raise ValueError("v2 record %s is not a MsgApp" % k)
+
+
 def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
     if args.vectors:
         import vectors  # noqa: E402  (beside this file)
         return vectors.check(args.vectors, raftpb, tpb)
-
-    def parse_version(s):
-        if not s:
-            return (2, 0)  # etcd: a missing version is 2.0.0
-        p = s.split(".")
-        if len(p) < 2 or not all(x.isdigit() and 1 <= len(x) <= 3 for x in p[:2]):
-            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed version %r" % s)
-        return (int(p[0]), int(p[1]))
-
-    def is_link_heartbeat(m):
-        return m.type == raftpb.MsgHeartbeat and m.to == 0 and getattr(m, "from") == 0
 
     peers = {}
     for p in args.peer:
@@ -118,31 +197,12 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
     # ---- identity checks, in etcd's order ----
     def validate(context):
         md = dict(context.invocation_metadata())
-        sv = parse_version(md.get("x-server-version", ""))
-        mv = parse_version(md.get("x-min-cluster-version", ""))
-        if sv < MIN_VERSION or mv > parse_version(SERVER_VERSION):
-            raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "incompatible version")
-        if md.get("x-etcd-cluster-id") != format(args.cluster_id, "x"):
-            raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "cluster ID mismatch")
-        try:
-            frm = int(md.get("x-server-from", ""), 16)
-        except ValueError:
-            frm = 0
-        if frm == 0:
-            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid from")
+        frm = validate_md(md, args.cluster_id, grpc.StatusCode)
         if frm in removed:
             raise Abort(grpc.StatusCode.PERMISSION_DENIED,
                         "the member has been permanently removed from the cluster",
                         (("raft-error", "removed-member"),))
         return frm, md
-
-    def check_body(m, frm):
-        if getattr(m, "from") != frm:
-            raise Abort(grpc.StatusCode.PERMISSION_DENIED,
-                        "message from %x in a request from %x" % (getattr(m, "from"), frm))
-        if m.to != local:
-            raise Abort(grpc.StatusCode.PERMISSION_DENIED,
-                        "message to %x sent to member %x" % (m.to, local))
 
     def abort(context, a):
         if a.trailer:
@@ -176,7 +236,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                 w.done.set()
             threading.Thread(target=drain_client, daemon=True).start()
             context.add_callback(w.done.set)
-            term = index = 0  # v2 encoder state
+            enc = V2Encoder()
             try:
                 while not w.done.is_set() and not stopping.is_set():
                     batch = []
@@ -195,17 +255,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                         continue
                     f = tpb.MsgAppV2Frame()
                     for m in batch:
-                        r = f.records.add()
-                        if is_link_heartbeat(m):
-                            r.link_heartbeat.SetInParent()
-                        elif m.index == index and m.logTerm == term and m.logTerm == m.term:
-                            r.app_entries.entries.extend(m.entries)
-                            r.app_entries.commit = m.commit
-                            index += len(m.entries)
-                        else:
-                            r.app.CopyFrom(m)
-                            term = m.term
-                            index = m.entries[-1].Index if m.entries else m.index
+                        enc.encode(raftpb, m, f.records.add())
                     yield f
             finally:
                 with lock:
@@ -222,7 +272,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
         def Pipeline(self, request, context):
             try:
                 frm, _ = validate(context)
-                check_body(request.message, frm)
+                check_body(request.message, frm, local, grpc.StatusCode)
             except Abort as a:
                 abort(context, a)
             try:
@@ -248,7 +298,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
             m, size = first.header.message, first.header.data_size
             if m.type != raftpb.MsgSnap:
                 raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong raft message type")
-            check_body(m, frm)
+            check_body(m, frm, local, grpc.StatusCode)
             if first.header.offset:
                 raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "no kept prefix: this node does not resume")
             fd, tmp = tempfile.mkstemp(dir=args.dir, suffix=".tmp")
@@ -319,7 +369,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                         call.cancel()
                         return
             threading.Thread(target=watchdog, daemon=True).start()
-            term = index = 0  # v2 decoder state
+            dec = V2Decoder(peer, local)
             try:
                 for frame in call:
                     last[0] = time.monotonic()
@@ -327,25 +377,9 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                     if kind == "v3":
                         msgs = list(frame.messages)
                     else:
-                        for r in frame.records:
-                            k = r.WhichOneof("kind")
-                            if k == "link_heartbeat":
-                                continue
-                            if k == "app_entries":
-                                m = raftpb.Message(type=raftpb.MsgApp, to=local, term=term, logTerm=term,
-                                                   index=index, commit=r.app_entries.commit)
-                                setattr(m, "from", peer)
-                                m.entries.extend(r.app_entries.entries)
-                                index += len(r.app_entries.entries)
-                            elif k == "app" and r.app.type == raftpb.MsgApp:
-                                m = r.app
-                                term = m.term
-                                index = m.entries[-1].Index if m.entries else m.index
-                            else:
-                                raise ValueError("v2 record %s is not a MsgApp" % k)
-                            msgs.append(m)
+                        msgs = [dec.decode(raftpb, r) for r in frame.records]
                     for m in msgs:
-                        if is_link_heartbeat(m):
+                        if is_link_heartbeat(raftpb, m):
                             continue
                         if getattr(m, "from") != peer:
                             raise ValueError("stream of %x carried a message from %x"

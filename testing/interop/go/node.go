@@ -63,23 +63,54 @@ type node struct {
 
 func hex(v uint64) string { return strconv.FormatUint(v, 16) }
 
-func parseVersion(s string) (int, int, error) {
-	if s == "" {
-		return 2, 0, nil // etcd: a missing version is 2.0.0
+// parseID: 1 to 16 hex digits, as FormatUint(id, 16) writes (upper case
+// accepted); no sign, prefix or spaces (the vectors in metadata.json).
+func parseID(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 16 {
+		return 0, false
 	}
-	p := strings.Split(s, ".")
-	if len(p) < 2 {
-		return 0, 0, fmt.Errorf("malformed version %q", s)
+	var v uint64
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | uint64(c-'A'+10)
+		default:
+			return 0, false
+		}
 	}
-	maj, err1 := strconv.Atoi(p[0])
-	min, err2 := strconv.Atoi(p[1])
-	if err1 != nil || err2 != nil || len(p[0]) > 3 || len(p[1]) > 3 || maj < 0 || min < 0 {
-		return 0, 0, fmt.Errorf("malformed version %q", s)
-	}
-	return maj, min, nil
+	return v, true
 }
 
-func less(a1, a2, b1, b2 int) bool { return a1 < b1 || (a1 == b1 && a2 < b2) }
+// parseVersion: major.minor of "X.Y[.anything]", each 1 to 3 digits; a
+// missing version is 2.0.0, as etcd assumes.
+func parseVersion(s string) (int, error) {
+	if s == "" {
+		return 2000, nil
+	}
+	p := strings.SplitN(s, ".", 3)
+	if len(p) < 2 {
+		return 0, fmt.Errorf("malformed version %q", s)
+	}
+	v := 0
+	for _, part := range p[:2] {
+		if len(part) == 0 || len(part) > 3 {
+			return 0, fmt.Errorf("malformed version %q", s)
+		}
+		n := 0
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return 0, fmt.Errorf("malformed version %q", s)
+			}
+			n = n*10 + int(c-'0')
+		}
+		v = v*1000 + n
+	}
+	return v, nil
+}
 
 func first(md metadata.MD, k string) string {
 	if v := md.Get(k); len(v) > 0 {
@@ -88,30 +119,35 @@ func first(md metadata.MD, k string) string {
 	return ""
 }
 
-// validate: versions, cluster ID, sender. Returns the sender.
-func (n *node) validate(ctx context.Context) (uint64, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	sv1, sv2, err := parseVersion(first(md, "x-server-version"))
+// validateMD: versions, cluster ID, sender, in etcd's order. Returns the
+// sender. Pure, so the vectors can check it.
+func validateMD(md metadata.MD, cluster uint64) (uint64, error) {
+	sv, err := parseVersion(first(md, "x-server-version"))
 	if err != nil {
 		return 0, status.Error(codes.InvalidArgument, "malformed x-server-version")
 	}
-	mv1, mv2, err := parseVersion(first(md, "x-min-cluster-version"))
+	mv, err := parseVersion(first(md, "x-min-cluster-version"))
 	if err != nil {
 		return 0, status.Error(codes.InvalidArgument, "malformed x-min-cluster-version")
 	}
-	own1, own2, _ := parseVersion(serverVersion)
-	min1, min2, _ := parseVersion(minVersion)
-	if less(sv1, sv2, min1, min2) || less(own1, own2, mv1, mv2) {
+	own, _ := parseVersion(serverVersion)
+	min, _ := parseVersion(minVersion)
+	if sv < min || mv > own {
 		return 0, status.Error(codes.FailedPrecondition, "incompatible version")
 	}
-	if first(md, "x-etcd-cluster-id") != hex(n.cluster) {
+	if c, ok := parseID(first(md, "x-etcd-cluster-id")); !ok || c != cluster {
 		return 0, status.Error(codes.FailedPrecondition, "cluster ID mismatch")
 	}
-	from, err := strconv.ParseUint(first(md, "x-server-from"), 16, 64)
-	if err != nil || from == 0 {
+	from, ok := parseID(first(md, "x-server-from"))
+	if !ok || from == 0 {
 		return 0, status.Error(codes.InvalidArgument, "invalid from")
 	}
 	return from, nil
+}
+
+func (n *node) validate(ctx context.Context) (uint64, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return validateMD(md, n.cluster)
 }
 
 func (n *node) removedStatus(ctx context.Context) error {
@@ -120,14 +156,60 @@ func (n *node) removedStatus(ctx context.Context) error {
 }
 
 // checkBody: a member speaks only for itself, to us.
-func (n *node) checkBody(m *raftpb.Message, from uint64) error {
+func (n *node) checkBody(m *raftpb.Message, from uint64) error { return checkBody(m, from, n.id) }
+
+func checkBody(m *raftpb.Message, from, local uint64) error {
 	if m.From != from {
 		return status.Errorf(codes.PermissionDenied, "message from %x in a request from %x", m.From, from)
 	}
-	if m.To != n.id {
-		return status.Errorf(codes.PermissionDenied, "message to %x sent to member %x", m.To, n.id)
+	if m.To != local {
+		return status.Errorf(codes.PermissionDenied, "message to %x sent to member %x", m.To, local)
 	}
 	return nil
+}
+
+// v2Encoder is etcd's msgappv2 encoder state: (term, index) of the last
+// MsgApp sent on this stream, zero at its start.
+type v2Encoder struct{ term, index uint64 }
+
+func (e *v2Encoder) encode(m raftpb.Message) MsgAppV2Record {
+	switch {
+	case m.Type == raftpb.MsgHeartbeat && m.From == 0 && m.To == 0:
+		return MsgAppV2Record{Kind: 1}
+	case m.Index == e.index && m.LogTerm == e.term && m.LogTerm == m.Term:
+		e.index += uint64(len(m.Entries))
+		return MsgAppV2Record{Kind: 2, Entries: m.Entries, Commit: m.Commit}
+	}
+	e.term, e.index = m.Term, m.Index
+	if len(m.Entries) > 0 {
+		e.index = m.Entries[len(m.Entries)-1].Index
+	}
+	return MsgAppV2Record{Kind: 3, App: m}
+}
+
+// v2Decoder is the reader's side: it rebuilds what app_entries leaves out.
+type v2Decoder struct{ from, to, term, index uint64 }
+
+func (d *v2Decoder) decode(r MsgAppV2Record) (raftpb.Message, error) {
+	switch r.Kind {
+	case 1:
+		return raftpb.Message{Type: raftpb.MsgHeartbeat}, nil
+	case 2:
+		m := raftpb.Message{Type: raftpb.MsgApp, From: d.from, To: d.to, Term: d.term,
+			LogTerm: d.term, Index: d.index, Entries: r.Entries, Commit: r.Commit}
+		d.index += uint64(len(r.Entries))
+		return m, nil
+	case 3:
+		if r.App.Type != raftpb.MsgApp {
+			return raftpb.Message{}, fmt.Errorf("%v is not a MsgApp", r.App.Type)
+		}
+		d.term, d.index = r.App.Term, r.App.Index
+		if len(r.App.Entries) > 0 {
+			d.index = r.App.Entries[len(r.App.Entries)-1].Index
+		}
+		return r.App, nil
+	}
+	return raftpb.Message{}, fmt.Errorf("empty record")
 }
 
 // ---- the echo Raft ----
@@ -252,7 +334,7 @@ func (n *node) serveStream(srv interface{}, stream grpc.ServerStream, kind strin
 		}
 		w.close()
 	}()
-	var term, index uint64 // v2 encoder state
+	var enc v2Encoder
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
@@ -282,19 +364,7 @@ func (n *node) serveStream(srv interface{}, stream grpc.ServerStream, kind strin
 		} else {
 			f := &MsgAppV2Frame{}
 			for _, m := range batch {
-				switch {
-				case m.Type == raftpb.MsgHeartbeat && m.From == 0 && m.To == 0:
-					f.Records = append(f.Records, MsgAppV2Record{Kind: 1})
-				case m.Index == index && m.LogTerm == term && m.LogTerm == m.Term:
-					f.Records = append(f.Records, MsgAppV2Record{Kind: 2, Entries: m.Entries, Commit: m.Commit})
-					index += uint64(len(m.Entries))
-				default:
-					f.Records = append(f.Records, MsgAppV2Record{Kind: 3, App: m})
-					term, index = m.Term, m.Index
-					if len(m.Entries) > 0 {
-						index = m.Entries[len(m.Entries)-1].Index
-					}
-				}
+				f.Records = append(f.Records, enc.encode(m))
 			}
 			frame = f
 		}
@@ -330,7 +400,7 @@ func (n *node) readOnce(peer uint64, kind, method string, desc *grpc.StreamDesc)
 	// No frame (not even a link heartbeat) for the read timeout: dead.
 	timer := time.AfterFunc(readTimeout, cancel)
 	defer timer.Stop()
-	var term, index uint64 // v2 decoder state
+	dec := v2Decoder{from: peer, to: n.id}
 	for {
 		var msgs []raftpb.Message
 		if kind == "v3" {
@@ -345,27 +415,12 @@ func (n *node) readOnce(peer uint64, kind, method string, desc *grpc.StreamDesc)
 				return
 			}
 			for _, r := range f.Records {
-				switch r.Kind {
-				case 1:
-					msgs = append(msgs, raftpb.Message{Type: raftpb.MsgHeartbeat})
-				case 2:
-					msgs = append(msgs, raftpb.Message{Type: raftpb.MsgApp, From: peer, To: n.id,
-						Term: term, LogTerm: term, Index: index, Entries: r.Entries, Commit: r.Commit})
-					index += uint64(len(r.Entries))
-				case 3:
-					if r.App.Type != raftpb.MsgApp {
-						log.Printf("v2 stream from %x: %v is not a MsgApp: dropped the stream", peer, r.App.Type)
-						return
-					}
-					msgs = append(msgs, r.App)
-					term, index = r.App.Term, r.App.Index
-					if len(r.App.Entries) > 0 {
-						index = r.App.Entries[len(r.App.Entries)-1].Index
-					}
-				default:
-					log.Printf("v2 stream from %x: empty record: dropped the stream", peer)
+				m, err := dec.decode(r)
+				if err != nil {
+					log.Printf("v2 stream from %x: %v: dropped the stream", peer, err)
 					return
 				}
+				msgs = append(msgs, m)
 			}
 		}
 		timer.Reset(readTimeout)
