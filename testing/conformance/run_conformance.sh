@@ -8,6 +8,7 @@
 # package (built here, GOPATH mode, from Debian's Go packages); py:
 # py_node.py (stubs generated here from proto/). Fails if any case fails,
 # or if the language's toolchain is missing (./bazelw installs it).
+# NODE_FLAGS (environment) adds flags to the node's command line.
 set -euo pipefail
 mode=$1 tool=$2 lang=$3 node=$4
 shift 4
@@ -45,7 +46,7 @@ case $lang in
 esac
 case $mode in
   suite)
-    exec "$tool" "--exec=${cmd[*]} --listen=127.0.0.1:0 --id=1 --cluster-id=c1 --peer=2=http://{RUNNER} --removed=3 --dir={DIR}" "$@"
+    exec "$tool" "--exec=${cmd[*]} ${NODE_FLAGS:-} --listen=127.0.0.1:0 --id=1 --cluster-id=c1 --peer=2=http://{RUNNER} --removed=3 --dir={DIR}" "$@"
     ;;
   vectors)
     exec "${cmd[@]}" "--vectors=$(dirname "$tool")"

@@ -759,6 +759,7 @@ class Runner {
   Result SnapshotChunkCorrupt();
   Result SnapshotNoHeader();
   Result SnapshotWrongType();
+  Result SnapshotReplaced();
   Result SnapshotResume();
   Result SnapshotResumeWithoutPrefix();
   Result ProbeOk();
@@ -805,6 +806,7 @@ const std::vector<std::pair<std::string, Runner::Case>>& Runner::Cases() {
       {"snapshot_chunk_corrupt", &Runner::SnapshotChunkCorrupt},
       {"snapshot_no_header", &Runner::SnapshotNoHeader},
       {"snapshot_wrong_type", &Runner::SnapshotWrongType},
+      {"snapshot_replaced", &Runner::SnapshotReplaced},
       {"snapshot_resume", &Runner::SnapshotResume},
       {"snapshot_resume_without_prefix", &Runner::SnapshotResumeWithoutPrefix},
       {"probe", &Runner::ProbeOk},
@@ -1177,6 +1179,33 @@ Result Runner::SnapshotWrongType() {
   return ExpectCode("a header whose message is a MsgApp",
                     Snapshot(M(), SnapFrames(m, data.size(), data, 512, Crc(data))),
                     grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// One transfer per sender: a newer one replaces one still open (etcd keeps
+// only the latest snapshot from a peer).
+Result Runner::SnapshotReplaced() {
+  const std::string data = Data(256 * 1024, 13);
+  auto old_frames = SnapFrames(SnapMsg(54), data.size(), data, 64 * 1024, Crc(data));
+  grpc::ClientContext ctx;
+  M().Apply(&ctx);
+  ctx.set_deadline(absl::ToChronoTime(Deadline()));
+  v1::SnapshotResponse resp;
+  auto old_call = stub_->Snapshot(&ctx, &resp);
+  old_call->Write(old_frames[0]);
+  old_call->Write(old_frames[1]);
+  // Nothing tells a client that the server has taken the header; this gap
+  // orders the two transfers at the server.
+  absl::SleepFor(absl::Milliseconds(300));
+  grpc::Status newer =
+      Snapshot(M(), SnapFrames(SnapMsg(55), data.size(), data, 64 * 1024, Crc(data)));
+  if (!newer.ok()) return Fail(absl::StrCat("the newer transfer: ", Describe(newer)));
+  // The older one's next frames find it replaced (a server that ended it
+  // at once has already answered).
+  for (size_t i = 2; i < old_frames.size(); ++i) {
+    if (!old_call->Write(old_frames[i])) break;
+  }
+  old_call->WritesDone();
+  return ExpectCode("the replaced transfer", old_call->Finish(), grpc::StatusCode::ABORTED);
 }
 
 Result Runner::SnapshotResume() {

@@ -59,6 +59,8 @@ def validate_md(md, cluster, codes):
     frm = parse_id(md.get("x-server-from", ""))
     if not frm:
         raise Abort(codes.INVALID_ARGUMENT, "invalid from")
+    if md.get("x-raft-to") and parse_id(md["x-raft-to"]) is None:
+        raise Abort(codes.INVALID_ARGUMENT, "invalid to")
     return frm
 
 
@@ -98,8 +100,9 @@ class V2Encoder:
 class V2Decoder:
     """The reader's side: rebuilds what app_entries leaves out."""
 
-    def __init__(self, frm, to):
+    def __init__(self, frm, to, stale_index=False):
         self.frm, self.to, self.term, self.index = frm, to, 0, 0
+        self.stale_index = stale_index  # a deliberate fault (--break)
 
     def decode(self, raftpb, r):
         k = r.WhichOneof("kind")
@@ -110,7 +113,8 @@ class V2Decoder:
                                index=self.index, commit=r.app_entries.commit)
             setattr(m, "from", self.frm)
             m.entries.extend(r.app_entries.entries)
-            self.index += len(r.app_entries.entries)
+            if not self.stale_index:
+                self.index += len(r.app_entries.entries)
             return m
         if k == "app" and r.app.type == raftpb.MsgApp:
             self.term = r.app.term
@@ -138,6 +142,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
 
     lock = threading.Lock()
     outgoing = {p: {} for p in peers}  # peer -> "v3"/"v2" -> Writer
+    receiving = {}  # sender -> its open snapshot's "replaced" event
     pipeq = {p: queue.Queue(maxsize=4096) for p in peers}
     channels = {p: grpc.insecure_channel(a, options=[("grpc.max_receive_message_length", 16 << 20)])
                 for p, a in peers.items()}
@@ -195,10 +200,12 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
         send(echo)
 
     # ---- identity checks, in etcd's order ----
+    breaks = set(args.breaks)
+
     def validate(context):
         md = dict(context.invocation_metadata())
         frm = validate_md(md, args.cluster_id, grpc.StatusCode)
-        if frm in removed:
+        if frm in removed and "accept-removed" not in breaks:
             raise Abort(grpc.StatusCode.PERMISSION_DENIED,
                         "the member has been permanently removed from the cluster",
                         (("raft-error", "removed-member"),))
@@ -301,11 +308,27 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
             check_body(m, frm, local, grpc.StatusCode)
             if first.header.offset:
                 raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "no kept prefix: this node does not resume")
+            replaced = threading.Event()  # one transfer per sender: replace any open
+            with lock:
+                if frm in receiving:
+                    receiving[frm].set()
+                receiving[frm] = replaced
+            try:
+                return self._receive(it, context, frm, m, size, replaced)
+            finally:
+                with lock:
+                    if receiving.get(frm) is replaced:
+                        del receiving[frm]
+
+        def _receive(self, it, context, frm, m, size, replaced):
             fd, tmp = tempfile.mkstemp(dir=args.dir, suffix=".tmp")
             try:
                 written, crc, trailer = 0, 0, None
                 with os.fdopen(fd, "wb") as out:
                     for f in it:
+                        if replaced.is_set():
+                            raise Abort(grpc.StatusCode.ABORTED,
+                                        "replaced by a newer snapshot transfer from the same peer")
                         kind = f.WhichOneof("kind")
                         if kind == "trailer":
                             trailer = f.trailer.crc32c
@@ -326,7 +349,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                     if written != size:
                         raise Abort(grpc.StatusCode.DATA_LOSS,
                                     "snapshot truncated: %d of %d bytes" % (written, size))
-                    if crc != trailer:
+                    if crc != trailer and "ignore-trailer-crc" not in breaks:
                         raise Abort(grpc.StatusCode.DATA_LOSS, "snapshot checksum mismatch")
                     out.flush()
                     os.fsync(out.fileno())
@@ -369,7 +392,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                         call.cancel()
                         return
             threading.Thread(target=watchdog, daemon=True).start()
-            dec = V2Decoder(peer, local)
+            dec = V2Decoder(peer, local, stale_index="v2-stale-index" in breaks)
             try:
                 for frame in call:
                     last[0] = time.monotonic()
@@ -379,9 +402,9 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                     else:
                         msgs = [dec.decode(raftpb, r) for r in frame.records]
                     for m in msgs:
-                        if is_link_heartbeat(raftpb, m):
+                        if is_link_heartbeat(raftpb, m) and "deliver-link-heartbeats" not in breaks:
                             continue
-                        if getattr(m, "from") != peer:
+                        if getattr(m, "from") != peer and not is_link_heartbeat(raftpb, m):
                             raise ValueError("stream of %x carried a message from %x"
                                              % (peer, getattr(m, "from")))
                         try:

@@ -48,6 +48,10 @@ def parse_args():
     p.add_argument("--removed", action="append", default=[], type=lambda s: int(s, 16))
     p.add_argument("--dir")
     p.add_argument("--vectors", help="check the vectors in this directory and exit")
+    # Deliberate faults, so that a test can show the runner catches them.
+    p.add_argument("--break", dest="breaks", action="append", default=[],
+                   choices=["deliver-link-heartbeats", "accept-removed", "v2-stale-index",
+                            "ignore-trailer-crc"])
     return p.parse_args()
 
 

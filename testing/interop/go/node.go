@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/raft/raftpb"
@@ -54,9 +55,10 @@ type node struct {
 	dir         string
 	conns       map[uint64]*grpc.ClientConn
 
-	mu       sync.Mutex
-	outgoing map[uint64]map[string]*writer // peer -> "v3"/"v2" -> attached stream
-	pipeq    map[uint64]chan raftpb.Message
+	mu        sync.Mutex
+	outgoing  map[uint64]map[string]*writer // peer -> "v3"/"v2" -> attached stream
+	receiving map[uint64]*int32             // sender -> its open snapshot's "replaced" flag
+	pipeq     map[uint64]chan raftpb.Message
 }
 
 // ---- identity checks, in etcd's order ----
@@ -141,6 +143,11 @@ func validateMD(md metadata.MD, cluster uint64) (uint64, error) {
 	from, ok := parseID(first(md, "x-server-from"))
 	if !ok || from == 0 {
 		return 0, status.Error(codes.InvalidArgument, "invalid from")
+	}
+	if to := first(md, "x-raft-to"); to != "" {
+		if _, ok := parseID(to); !ok {
+			return 0, status.Error(codes.InvalidArgument, "invalid to")
+		}
 	}
 	return from, nil
 }
@@ -481,6 +488,21 @@ func (n *node) Snapshot(stream grpc.ServerStream) error {
 	if f.Offset != 0 {
 		return status.Error(codes.FailedPrecondition, "no kept prefix: this node does not resume")
 	}
+	// One transfer per sender: this one replaces any still open.
+	replaced := new(int32)
+	n.mu.Lock()
+	if old := n.receiving[from]; old != nil {
+		atomic.StoreInt32(old, 1)
+	}
+	n.receiving[from] = replaced
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		if n.receiving[from] == replaced {
+			delete(n.receiving, from)
+		}
+		n.mu.Unlock()
+	}()
 	tmp, err := ioutil.TempFile(n.dir, "receiving-*.tmp")
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
@@ -495,6 +517,9 @@ func (n *node) Snapshot(stream grpc.ServerStream) error {
 				return status.Error(codes.DataLoss, "snapshot ended without a trailer")
 			}
 			return err
+		}
+		if atomic.LoadInt32(replaced) != 0 {
+			return status.Error(codes.Aborted, "replaced by a newer snapshot transfer from the same peer")
 		}
 		if f.Kind == 3 {
 			break
@@ -616,7 +641,8 @@ func main() {
 	}
 	n := &node{id: *id, cluster: *cluster, peers: peers, removed: removed, dir: *dir,
 		conns: map[uint64]*grpc.ClientConn{}, outgoing: map[uint64]map[string]*writer{},
-		pipeq: map[uint64]chan raftpb.Message{}}
+		receiving: map[uint64]*int32{},
+		pipeq:     map[uint64]chan raftpb.Message{}}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
