@@ -1,10 +1,6 @@
 // A C++ node and the Python node (py_node.py, python3-grpcio, stubs
 // generated from proto/ at test time) against each other: every message,
 // byte for byte, both directions; a snapshot; probes; a wrong cluster ID.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "peer/peer.h"
+#include "testing/child_process.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
 #include "transport/pipeline/prober.h"
@@ -67,73 +64,6 @@ std::vector<std::string> ReadRecords(const std::string& path) {
   }
   return out;
 }
-
-// The Python process, with line-based pipes to its stdin and stdout.
-class Child {
- public:
-  bool Start(const std::vector<std::string>& argv) {
-    // Built before fork: the child of a threaded process may only make
-    // async-signal-safe calls (no malloc) until exec.
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    // A child that died makes WriteLine fail with EPIPE (a clear test
-    // failure) instead of killing the test with SIGPIPE.
-    signal(SIGPIPE, SIG_IGN);
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return false;
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      dup2(in[0], 0);  // dup2 clears O_CLOEXEC on the new descriptors
-      dup2(out[1], 1);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    to_child_ = in[1];
-    from_child_ = out[0];
-    return true;
-  }
-  ~Child() {
-    if (to_child_ >= 0) close(to_child_);
-    if (from_child_ >= 0) close(from_child_);
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool WriteLine(const std::string& s) {
-    std::string l = s + "\n";
-    return write(to_child_, l.data(), l.size()) == static_cast<ssize_t>(l.size());
-  }
-  // Next line, or "" at EOF or after `timeout`.
-  std::string ReadLine(absl::Duration timeout = absl::Seconds(60)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    std::string line;
-    while (true) {
-      pollfd p{from_child_, POLLIN, 0};
-      int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-      if (ms <= 0 || poll(&p, 1, ms) <= 0) return "";
-      char c;
-      if (read(from_child_, &c, 1) != 1) return line;
-      if (c == '\n') return line;
-      line += c;
-    }
-  }
-  int Wait() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int to_child_ = -1;
-  int from_child_ = -1;
-};
 
 // Every message type the enum has, with every scalar field set, and
 // entries, a snapshot and a response where they make sense.
@@ -209,7 +139,7 @@ TEST(InteropTest, PythonNodeAndCppNodeExchangeEverything) {
   for (const raftpb::Message& m : EveryMessage()) to_py.push_back(m.SerializeAsString());
   WriteRecords(work + "/cpp_to_py.bin", to_py);
 
-  Child py;
+  testing::ChildProcess py;
   ASSERT_TRUE(py.Start({"/usr/bin/python3", Runfile("testing/interop/py_node.py"),
                         absl::StrCat("--cpp-port=", *port),
                         absl::StrCat("--cluster-id=", absl::Hex(kClusterId)), "--workdir=" + work,
