@@ -447,14 +447,16 @@ void SnapshotReceiver::DiskLoop() {
     }
     if (resume_read) StartRead(&frame_);
     const size_t n = chunk.data.size();
-    if (chunk.has_crc && Crc32cExtend(0, chunk.data.data(), n) != chunk.crc) {
+    // One pass: the chunk's own checksum, checked, also extends the whole's.
+    const uint32_t chunk_crc = Crc32cExtend(0, chunk.data.data(), n);
+    if (chunk.has_crc && chunk_crc != chunk.crc) {
       sink->Abort();
       Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
                         absl::StrCat("snapshot chunk checksum mismatch at offset ", written)));
       return;
     }
     all_checked = all_checked && chunk.has_crc;
-    crc = Crc32cExtend(crc, chunk.data.data(), n);
+    crc = Crc32cCombine(crc, chunk_crc, n);
     absl::Status s = sink->Write(chunk.data.data(), n);
     written += n;
     since_checkpoint += n;

@@ -28,9 +28,49 @@ uint32_t Software(uint32_t crc, const uint8_t* p, size_t n) {
   return crc;
 }
 
+// A 32x32 matrix over GF(2), one column per input bit, applied to `vec`.
+uint32_t Gf2Times(const uint32_t* mat, uint32_t vec) {
+  uint32_t sum = 0;
+  for (; vec != 0; vec >>= 1, ++mat) {
+    if (vec & 1) sum ^= *mat;
+  }
+  return sum;
+}
+
+void Gf2Square(uint32_t* square, const uint32_t* mat) {
+  for (int n = 0; n < 32; ++n) square[n] = Gf2Times(mat, mat[n]);
+}
+
+// ops.m[k] appends 2^k zero bytes to a CRC register (a linear map), built
+// once by squaring the one-bit map.
+struct ZeroOps {
+  uint32_t m[64][32];
+  ZeroOps() {
+    uint32_t bit[32], two[32], four[32];
+    bit[0] = kPoly;
+    for (int n = 1; n < 32; ++n) bit[n] = 1u << (n - 1);
+    Gf2Square(two, bit);
+    Gf2Square(four, two);
+    Gf2Square(m[0], four);  // one zero byte
+    for (int k = 1; k < 64; ++k) Gf2Square(m[k], m[k - 1]);
+  }
+};
+
+uint32_t Combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  // Pre- and post-inversion cancel out between the two CRCs: the result is
+  // crc_a moved past len_b zero bytes, xor crc_b.
+  static const ZeroOps* ops = new ZeroOps;
+  uint32_t crc = crc_a;
+  for (int k = 0; len_b != 0; ++k, len_b >>= 1) {
+    if (len_b & 1) crc = Gf2Times(ops->m[k], crc);
+  }
+  return crc ^ crc_b;
+}
+
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t* p, size_t n) {
-  uint64_t c = crc;
+// `reg`: the CRC register (inverted form).
+__attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t reg, const uint8_t* p, size_t n) {
+  uint64_t c = reg;
   while (n >= 8) {
     uint64_t v;
     std::memcpy(&v, p, 8);
@@ -43,6 +83,30 @@ __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t*
   return c32;
 }
 
+// Three independent streams over the three thirds of the data, combined:
+// the crc32 instruction takes 3 cycles but can start every cycle, so one
+// stream leaves two thirds of it idle. Extends `crc` (final form) by the
+// first *done bytes.
+__attribute__((target("sse4.2"))) uint32_t Interleaved(uint32_t crc, const uint8_t* p, size_t n,
+                                                       size_t* done) {
+  const size_t third = (n / 3) & ~size_t{7};
+  const uint8_t* p1 = p + third;
+  const uint8_t* p2 = p + 2 * third;
+  uint64_t a = ~crc, b = 0xffffffffu, c = 0xffffffffu;
+  for (size_t i = 0; i < third; i += 8) {
+    uint64_t va, vb, vc;
+    std::memcpy(&va, p + i, 8);
+    std::memcpy(&vb, p1 + i, 8);
+    std::memcpy(&vc, p2 + i, 8);
+    a = _mm_crc32_u64(a, va);
+    b = _mm_crc32_u64(b, vb);
+    c = _mm_crc32_u64(c, vc);
+  }
+  *done = 3 * third;
+  const uint32_t ab = Combine(~static_cast<uint32_t>(a), ~static_cast<uint32_t>(b), third);
+  return Combine(ab, ~static_cast<uint32_t>(c), third);
+}
+
 bool HasSse42() {
   static const bool has = __builtin_cpu_supports("sse4.2");
   return has;
@@ -51,13 +115,21 @@ bool HasSse42() {
 
 }  // namespace
 
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  return Combine(crc_a, crc_b, len_b);
+}
+
 uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
-  crc = ~crc;
 #if defined(__x86_64__)
-  if (HasSse42()) return ~Hardware(crc, p, n);
+  if (HasSse42()) {
+    size_t done = 0;
+    // Below 4 KiB the two combines (0.1 µs each) cost more than they save.
+    if (n >= 4096) crc = Interleaved(crc, p, n, &done);
+    return ~Hardware(~crc, p + done, n - done);
+  }
 #endif
-  return ~Software(crc, p, n);
+  return ~Software(~crc, p, n);
 }
 
 }  // namespace raftgrpc

@@ -209,10 +209,11 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
                    absl::StrCat("snapshot data ended after ", sent, " of ", size, " bytes"));
     }
     buf->resize(*n);
-    crc = Crc32cExtend(crc, buf->data(), *n);
     // Lets the receiver verify each chunk before it counts towards a
-    // resumable prefix.
-    frame.set_chunk_crc32c(Crc32cExtend(0, buf->data(), *n));
+    // resumable prefix; the same pass extends the trailer's checksum.
+    const uint32_t chunk_crc = Crc32cExtend(0, buf->data(), *n);
+    frame.set_chunk_crc32c(chunk_crc);
+    crc = Crc32cCombine(crc, chunk_crc, *n);
     if (!w->Write(frame)) return w->Finish();
     sent += *n;
     progress();

@@ -1,0 +1,267 @@
+// Bare gRPC round trips on one bidi stream, to choose the API the
+// transport's latency path should use: the callback API (what the
+// transport uses today) against the synchronous API on threads of its own,
+// which block in the completion queue instead of being woken through
+// gRPC's callback executor. No transport logic at all: the client writes a
+// StreamControl, the server answers one MessageFrame holding a heartbeat.
+//
+//   grpc_pingpong --server=callback|sync --client=callback|sync
+//                 [--n=20000] [--warmup=2000] [--fork]
+// Prints p50/p90/p99/max round-trip µs and CPU µs per round trip, as JSON
+// with etcd-anchor's keys (it also takes that tool's --mode=latency, --json
+// and --label, so bench/latency_floor.sh can interleave it with etcd).
+// --fork puts the server in a child process (as transport_bench does);
+// by default both ends share the process (as etcd-anchor does).
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/transport.grpc.pb.h"
+
+namespace raftgrpc::bench {
+namespace {
+
+using v1::MessageFrame;
+using v1::StreamControl;
+
+MessageFrame Pong() {
+  MessageFrame f;
+  raftpb::Message* m = f.add_messages();
+  m->set_type(raftpb::MsgHeartbeatResp);
+  m->set_from(2);
+  m->set_to(1);
+  m->set_term(7);
+  m->set_commit(1000);
+  return f;
+}
+
+// Blocks in Read and Write on the handler's thread.
+class SyncService final : public v1::RaftTransport::Service {
+  grpc::Status MessageStream(grpc::ServerContext*,
+                             grpc::ServerReaderWriter<MessageFrame, StreamControl>* s) override {
+    const MessageFrame pong = Pong();
+    StreamControl c;
+    while (s->Read(&c)) {
+      if (!s->Write(pong)) break;
+    }
+    return grpc::Status::OK;
+  }
+};
+
+// Answers from gRPC's callback threads: OnReadDone starts the write,
+// OnWriteDone the next read.
+class CallbackService final : public v1::RaftTransport::CallbackService {
+  grpc::ServerBidiReactor<StreamControl, MessageFrame>* MessageStream(
+      grpc::CallbackServerContext*) override {
+    class Reactor : public grpc::ServerBidiReactor<StreamControl, MessageFrame> {
+     public:
+      Reactor() : pong_(Pong()) { StartRead(&c_); }
+      void OnReadDone(bool ok) override {
+        if (!ok) return Finish(grpc::Status::OK);
+        StartWrite(&pong_);
+      }
+      void OnWriteDone(bool ok) override {
+        if (!ok) return Finish(grpc::Status::OK);
+        StartRead(&c_);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      StreamControl c_;
+      const MessageFrame pong_;
+    };
+    return new Reactor;
+  }
+};
+
+double Now() {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double CpuSeconds(int who) {
+  rusage u{};
+  getrusage(who, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// The client's round trips, `n` of them after `warmup`.
+std::vector<double> SyncClient(v1::RaftTransport::Stub* stub, int warmup, int n) {
+  grpc::ClientContext ctx;
+  auto s = stub->MessageStream(&ctx);
+  StreamControl c;
+  MessageFrame f;
+  std::vector<double> us;
+  for (int i = 0; i < warmup + n; ++i) {
+    const double t0 = Now();
+    if (!s->Write(c) || !s->Read(&f)) std::abort();
+    if (i >= warmup) us.push_back(Now() - t0);
+  }
+  s->WritesDone();
+  (void)s->Finish();
+  return us;
+}
+
+// The caller's thread waits for each answer, as a Raft loop would: the
+// reply arrives on a gRPC callback thread and wakes it.
+std::vector<double> CallbackClient(v1::RaftTransport::Stub* stub, int warmup, int n) {
+  class Reactor : public grpc::ClientBidiReactor<StreamControl, MessageFrame> {
+   public:
+    explicit Reactor(v1::RaftTransport::Stub* stub) {
+      stub->async()->MessageStream(&ctx_, this);
+      StartCall();
+    }
+    void Ping() {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        got_ = wrote_ = false;
+      }
+      StartRead(&f_);
+      StartWrite(&c_);
+      std::unique_lock<std::mutex> l(mu_);
+      // The next write may start only once this one is done.
+      cv_.wait(l, [&] { return got_ && wrote_; });
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) std::abort();
+      std::lock_guard<std::mutex> l(mu_);
+      got_ = true;
+      cv_.notify_one();
+    }
+    void OnWriteDone(bool) override {
+      std::lock_guard<std::mutex> l(mu_);
+      wrote_ = true;
+      cv_.notify_one();
+    }
+    void End() {
+      StartWritesDone();
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return done_; });
+    }
+    void OnDone(const grpc::Status&) override {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+      cv_.notify_one();
+    }
+
+   private:
+    grpc::ClientContext ctx_;
+    StreamControl c_;
+    MessageFrame f_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool got_ = false;
+    bool wrote_ = false;
+    bool done_ = false;
+  };
+  Reactor r(stub);
+  std::vector<double> us;
+  for (int i = 0; i < warmup + n; ++i) {
+    const double t0 = Now();
+    r.Ping();
+    if (i >= warmup) us.push_back(Now() - t0);
+  }
+  r.End();
+  return us;
+}
+
+int Main(int argc, char** argv) {
+  std::string server_api = "callback", client_api = "callback";
+  int n = 20000, warmup = 2000;
+  bool fork_server = false;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (absl::ConsumePrefix(&a, "--server=")) {
+      server_api = std::string(a);
+    } else if (absl::ConsumePrefix(&a, "--client=")) {
+      client_api = std::string(a);
+    } else if (absl::ConsumePrefix(&a, "--n=")) {
+      if (!absl::SimpleAtoi(a, &n)) return 2;
+    } else if (absl::ConsumePrefix(&a, "--warmup=")) {
+      if (!absl::SimpleAtoi(a, &warmup)) return 2;
+    } else if (a == "--fork") {
+      fork_server = true;
+    } else if (a == "--mode=latency" || a == "--json" || absl::StartsWith(a, "--label=")) {
+      // etcd-anchor's flags for its latency workload: this tool has no other.
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
+      return 2;
+    }
+  }
+  // The server's port travels over a pipe when it runs in a child.
+  int fds[2];
+  if (pipe(fds) != 0) return 1;
+  pid_t child = -1;
+  std::unique_ptr<grpc::Server> server;
+  SyncService sync_service;
+  CallbackService callback_service;
+  auto serve = [&]() -> int {
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    if (server_api == "sync") {
+      b.RegisterService(&sync_service);
+    } else {
+      b.RegisterService(&callback_service);
+    }
+    server = b.BuildAndStart();
+    return port;
+  };
+  int port = 0;
+  if (fork_server) {
+    child = fork();  // before any gRPC state exists in this process
+    if (child == 0) {
+      const int p = serve();
+      if (write(fds[1], &p, sizeof p) != sizeof p) _exit(1);
+      char c;
+      (void)!read(0, &c, 0);
+      pause();  // killed by the parent
+      _exit(0);
+    }
+    if (read(fds[0], &port, sizeof port) != sizeof port) return 1;
+  } else {
+    port = serve();
+  }
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  auto stub = v1::RaftTransport::NewStub(channel);
+  const double cpu0 = CpuSeconds(RUSAGE_SELF);
+  std::vector<double> us = client_api == "sync" ? SyncClient(stub.get(), warmup, n)
+                                                : CallbackClient(stub.get(), warmup, n);
+  double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+  std::sort(us.begin(), us.end());
+  auto q = [&](double p) { return us[static_cast<size_t>(p * (us.size() - 1) + 0.5)]; };
+  std::printf(
+      "{\"mode\": \"latency\", \"server\": \"%s\", \"client\": \"%s\", \"fork\": %s, "
+      "\"n\": %d, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
+      "\"cpu_us_per_msg\": %.1f}\n",
+      server_api.c_str(), client_api.c_str(), fork_server ? "true" : "false", n, q(0.5), q(0.9),
+      q(0.99), us.back(), fork_server ? -1.0 : cpu / n * 1e6);
+  if (server) server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  return 0;
+}
+
+}  // namespace
+}  // namespace raftgrpc::bench
+
+int main(int argc, char** argv) { return raftgrpc::bench::Main(argc, argv); }

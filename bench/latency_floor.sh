@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The heartbeat round trip, side by side: etcd 3.4's rafthttp, ours (two
+# processes, and --one-process as etcd runs), and bare gRPC on one stream
+# with no transport logic (callback API both ends, sync API both ends:
+# grpc_pingpong). etcd-anchor's latency workload and flags (--mode=latency
+# --n=20000), R rounds interleaved (default 5), medians and ratios to etcd.
+# Only ratios from one such run count; run nothing else heavy meanwhile.
+# Usage: bench/latency_floor.sh [R]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${1:-5}
+ANCHOR=${ANCHOR:-$(cd ../shared/bench/etcd-anchor && pwd)}
+./bazelw build -c opt //bench:transport_bench //bench:grpc_pingpong >/dev/null 2>&1
+bin=$(./bazelw info -c opt bazel-bin 2>/dev/null)/bench
+E=$("$ANCHOR/build.sh" | tail -1)
+out=$(mktemp -d)
+echo "date: $(date -u '+%F %R UTC'), rounds: $R, $(nproc) cores, commit $(git rev-parse --short HEAD)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+names=(etcd ours ours_one_process grpc_callback grpc_sync)
+cmds=("$E" "$bin/transport_bench" "$bin/transport_bench --one-process"
+  "$bin/grpc_pingpong --server=callback --client=callback"
+  "$bin/grpc_pingpong --server=sync --client=sync")
+for _ in $(seq "$R"); do
+  for k in "${!names[@]}"; do
+    # shellcheck disable=SC2086
+    ${cmds[$k]} --mode=latency --n=20000 --json --label=latency | grep '^{' >>"$out/${names[$k]}.jsonl"
+    sleep 1
+  done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$out" "${names[@]}" <<'PY'
+import json, statistics, sys
+out, names = sys.argv[1], sys.argv[2:]
+rows = {}
+for n in names:
+    rs = [json.loads(l) for l in open("%s/%s.jsonl" % (out, n)) if l.strip()]
+    rows[n] = {k: statistics.median(r[k] for r in rs) for k in ("p50_us", "p99_us", "cpu_us_per_msg")}
+    rows[n]["range"] = "%.1f-%.1f" % (min(r["p50_us"] for r in rs), max(r["p50_us"] for r in rs))
+e = rows[names[0]]
+print("| binary | p50 µs (range) | p99 µs | CPU µs per round trip | p50 / etcd | p99 / etcd |")
+print("|---|---|---|---|---|---|")
+for n in names:
+    r = rows[n]
+    cpu = "%.1f" % r["cpu_us_per_msg"] if r["cpu_us_per_msg"] > 0 else "-"
+    print("| %s | %.1f (%s) | %.1f | %s | %.2fx | %.2fx |" % (
+        n, r["p50_us"], r["range"], r["p99_us"], cpu, r["p50_us"] / e["p50_us"], r["p99_us"] / e["p99_us"]))
+PY
+echo "JSON lines: $out"
