@@ -129,9 +129,12 @@ grpc::Service* Transport::service() { return service_.get(); }
 void Transport::ConfigureServer(grpc::ServerBuilder* builder, const TransportOptions& opts) {
   builder->SetMaxReceiveMessageSize(ChannelPool::MaxReceiveBytes(opts));
   builder->SetMaxSendMessageSize(ChannelPool::MaxReceiveBytes(opts));
-  // Snapshots stream in bulk: a wide window, no BDP probing.
+  // Snapshots stream in bulk: a fixed window, no BDP probing. The window
+  // is memory the receiver holds while its disk is behind: 2 MiB (two
+  // chunks) kept a 1 GiB receive at 29 MB peak RSS where 16 MiB took
+  // 48 MB, at the same rate to disk and tmpfs (2026-11-30, rotated runs).
   builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 2 * 1024 * 1024);
   // A frozen or silently cut stream reader is found by its stream
   // heartbeats stopping (ServerStream::ReaderSilentFor), per stream. HTTP/2
   // keepalive is per connection and covers snapshot uploads too, so its

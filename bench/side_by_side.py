@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Chosen etcd-anchor workloads, interleaved across several binaries that
+take its flags and print its JSON keys (etcd-peer-bench, transport_bench,
+grpc_pingpong for latency): every run of every binary, round by round, so
+drift hits all alike. Prints medians, ranges and ratios to the first
+binary, with the date, the commit and the load average. The order rotates
+each round (compare.sh keeps it fixed, which on disk workloads charges the
+second binary for the first one's writeback). compare.sh does the
+same for all nine workloads; this runs a subset, and more than two binaries
+(e.g. ours before and after a change).
+
+  bench/side_by_side.py -r 5 \\
+    -w 'snap64-tmpfs=--mode=snapshot --size=64 --snap-dir=/dev/shm' \\
+    -b etcd=/tmp/etcd-anchor/etcd-peer-bench -b ours=bazel-bin/bench/transport_bench
+"""
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import time
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("-r", "--runs", type=int, default=5)
+    p.add_argument("-w", "--workload", action="append", required=True, help="NAME=ARGS")
+    p.add_argument("-b", "--bin", action="append", required=True, help="NAME=COMMAND")
+    a = p.parse_args()
+    bins = [b.split("=", 1) for b in a.bin]
+    loads = lambda: open("/proc/loadavg").read().split()[:3]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    print("date: %s UTC, runs: %d, %d cores, commit %s" % (
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime()), a.runs, os.cpu_count(), commit))
+    print("load average before: %s" % " ".join(loads()))
+    res = {}
+    for w in a.workload:
+        wname, wargs = w.split("=", 1)
+        for i in range(a.runs):
+            # Rotated each round: whoever runs right after another's disk
+            # writes pays for their writeback, so no binary keeps one place.
+            for bname, cmd in bins[i % len(bins):] + bins[:i % len(bins)]:
+                out = subprocess.run(shlex.split(cmd) + shlex.split(wargs) + ["--json", "--label=" + wname],
+                                     capture_output=True, text=True, check=True).stdout
+                line = [l for l in out.splitlines() if l.startswith("{")][-1]
+                res.setdefault((wname, bname), []).append(json.loads(line))
+                time.sleep(1)
+    print("load average after: %s" % " ".join(loads()))
+    print("| workload | binary | median | range | CPU s (median) | ratio to %s |" % bins[0][0])
+    print("|---|---|---|---|---|---|")
+    for w in a.workload:
+        wname = w.split("=", 1)[0]
+        first = None
+        for bname, _ in bins:
+            rs = res[(wname, bname)]
+            mode = rs[0]["mode"]
+            key = {"throughput": "msgs_per_sec", "latency": "p50_us", "snapshot": "mb_per_sec",
+                   "hbload": "p99_us"}[mode]
+            vals = [r[key] for r in rs]
+            med = statistics.median(vals)
+            first = med if first is None else first
+            cpu = statistics.median(r.get("cpu_seconds", 0) for r in rs)
+            print("| %s | %s | %.1f %s | %.1f-%.1f | %.3f | %.2fx |" % (
+                wname, bname, med, key, min(vals), max(vals), cpu, med / first))
+
+
+if __name__ == "__main__":
+    main()
