@@ -143,6 +143,7 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
     lock = threading.Lock()
     outgoing = {p: {} for p in peers}  # peer -> "v3"/"v2" -> Writer
     receiving = {}  # sender -> its open snapshot's "replaced" event
+    partials = {}  # sender -> its kept snapshot prefix: key (index, term, size), offset, path
     pipeq = {p: queue.Queue(maxsize=4096) for p in peers}
     channels = {p: grpc.insecure_channel(a, options=[("grpc.max_receive_message_length", 16 << 20)])
                 for p, a in peers.items()}
@@ -302,49 +303,82 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                 raise Abort(grpc.StatusCode.DATA_LOSS, "no snapshot header")
             if first.WhichOneof("kind") != "header":
                 raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "the first snapshot frame must be the header")
-            m, size = first.header.message, first.header.data_size
+            m, size, offset = first.header.message, first.header.data_size, first.header.offset
             if m.type != raftpb.MsgSnap:
                 raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong raft message type")
             check_body(m, frm, local, grpc.StatusCode)
-            if first.header.offset:
-                raise Abort(grpc.StatusCode.FAILED_PRECONDITION, "no kept prefix: this node does not resume")
             replaced = threading.Event()  # one transfer per sender: replace any open
             with lock:
                 if frm in receiving:
                     receiving[frm].set()
                 receiving[frm] = replaced
+                prev = partials.pop(frm, None)  # resumed now, or gone
             try:
-                return self._receive(it, context, frm, m, size, replaced)
+                return self._receive(it, context, frm, m, size, offset, prev, replaced)
             finally:
                 with lock:
                     if receiving.get(frm) is replaced:
                         del receiving[frm]
 
-        def _receive(self, it, context, frm, m, size, replaced):
-            fd, tmp = tempfile.mkstemp(dir=args.dir, suffix=".tmp")
+        def _receive(self, it, context, frm, m, size, offset, prev, replaced):
+            md = m.snapshot.metadata
+            key = (md.index, md.term, size)
+            written, crc, trailer = 0, 0, None
+            if offset:
+                if prev is None or prev["key"] != key or offset > prev["offset"]:
+                    if prev is not None:
+                        os.unlink(prev["path"])
+                    raise Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "no kept prefix of %d bytes of this snapshot" % offset)
+                tmp = prev["path"]
+                out = open(tmp, "r+b")
+                out.truncate(offset)
+                # The trailer covers the prefix too: checksum it as it is on disk.
+                crc = crc32c(out.read(offset))
+                written = offset
+                print("py_node: resuming database snapshot from %x at offset %d of %d"
+                      % (frm, offset, size), file=sys.stderr)
+            else:
+                if prev is not None:
+                    os.unlink(prev["path"])
+                fd, tmp = tempfile.mkstemp(dir=args.dir, suffix=".tmp")
+                out = os.fdopen(fd, "wb")
+            kept, all_checked = False, True
             try:
-                written, crc, trailer = 0, 0, None
-                with os.fdopen(fd, "wb") as out:
-                    for f in it:
-                        if replaced.is_set():
-                            raise Abort(grpc.StatusCode.ABORTED,
-                                        "replaced by a newer snapshot transfer from the same peer")
-                        kind = f.WhichOneof("kind")
-                        if kind == "trailer":
-                            trailer = f.trailer.crc32c
-                            break
-                        if kind != "chunk":
-                            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "a second snapshot header")
-                        if f.HasField("chunk_crc32c") and crc32c(f.chunk) != f.chunk_crc32c:
-                            raise Abort(grpc.StatusCode.DATA_LOSS,
-                                        "snapshot chunk checksum mismatch at offset %d" % written)
-                        written += len(f.chunk)
-                        if written > size:
-                            raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                        "snapshot data beyond its declared %d bytes" % size)
-                        crc = crc32c(f.chunk, crc)
-                        out.write(f.chunk)
+                with out:
+                    try:
+                        for f in it:
+                            if replaced.is_set():
+                                raise Abort(grpc.StatusCode.ABORTED,
+                                            "replaced by a newer snapshot transfer from the same peer")
+                            kind = f.WhichOneof("kind")
+                            if kind == "trailer":
+                                trailer = f.trailer.crc32c
+                                break
+                            if kind != "chunk":
+                                raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "a second snapshot header")
+                            if f.HasField("chunk_crc32c") and crc32c(f.chunk) != f.chunk_crc32c:
+                                raise Abort(grpc.StatusCode.DATA_LOSS,
+                                            "snapshot chunk checksum mismatch at offset %d" % written)
+                            all_checked = all_checked and f.HasField("chunk_crc32c")
+                            if written + len(f.chunk) > size:
+                                raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                            "snapshot data beyond its declared %d bytes" % size)
+                            out.write(f.chunk)
+                            written += len(f.chunk)
+                            crc = crc32c(f.chunk, crc)
+                    except Abort:
+                        raise
+                    except Exception:  # the link broke (the client cancelled)
+                        trailer = None
                     if trailer is None:
+                        # The link, not the data, failed: keep the verified prefix.
+                        if all_checked and 0 < written < size:
+                            out.flush()
+                            os.fsync(out.fileno())
+                            with lock:
+                                partials[frm] = {"key": key, "offset": written, "path": tmp}
+                            kept = True
                         raise Abort(grpc.StatusCode.DATA_LOSS, "snapshot ended without a trailer")
                     if written != size:
                         raise Abort(grpc.StatusCode.DATA_LOSS,
@@ -353,23 +387,40 @@ def run(args, grpc, raftpb, tpb, tgrpc, crc32c):
                         raise Abort(grpc.StatusCode.DATA_LOSS, "snapshot checksum mismatch")
                     out.flush()
                     os.fsync(out.fileno())
-                idx = m.snapshot.metadata.index
-                os.rename(tmp, os.path.join(args.dir, "%016x.snap.db" % idx))
+                os.rename(tmp, os.path.join(args.dir, "%016x.snap.db" % md.index))
                 tmp = None
             finally:
-                if tmp is not None:
+                if tmp is not None and not kept:
                     os.unlink(tmp)
             # Raft's ProcessSnapshot: the echo node acknowledges what it stored.
-            ack = raftpb.Message(type=raftpb.MsgAppResp, to=frm, term=m.term,
-                                 index=m.snapshot.metadata.index,
+            ack = raftpb.Message(type=raftpb.MsgAppResp, to=frm, term=m.term, index=md.index,
                                  context=b"snapshot %08x %d" % (crc, size))
             setattr(ack, "from", local)
             send(ack)
             return tpb.SnapshotResponse()
 
+        def SnapshotOffset(self, request, context):
+            """How much of this very snapshot the sender's broken attempt left
+            here; a question about another snapshot drops the prefix."""
+            try:
+                frm, _ = validate(context)
+                m = request.message
+                if m.type != raftpb.MsgSnap:
+                    raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong raft message type")
+                check_body(m, frm, local, grpc.StatusCode)
+            except Abort as a:
+                abort(context, a)
+            key = (m.snapshot.metadata.index, m.snapshot.metadata.term, request.data_size)
+            with lock:
+                p = partials.get(frm)
+                if p is not None and p["key"] != key:
+                    os.unlink(p["path"])
+                    del partials[frm]
+                    p = None
+            return tpb.SnapshotOffsetResponse(offset=p["offset"] if p else 0)
+
         def Probe(self, request, context):
             return tpb.ProbeResponse(ok=True, now_unix_nanos=time.time_ns())
-        # SnapshotOffset is optional: the generated base answers UNIMPLEMENTED.
 
     # ---- reading our peers' streams (we dial) ----
     def read(peer, kind):

@@ -58,6 +58,7 @@ type node struct {
 	mu        sync.Mutex
 	outgoing  map[uint64]map[string]*writer // peer -> "v3"/"v2" -> attached stream
 	receiving map[uint64]*int32             // sender -> its open snapshot's "replaced" flag
+	partials  map[uint64]*partial           // sender -> its kept snapshot prefix
 	pipeq     map[uint64]chan raftpb.Message
 }
 
@@ -463,6 +464,57 @@ func (n *node) Pipeline(ctx context.Context, req *PipelineRequest) (*empty, erro
 	return &empty{}, nil
 }
 
+// partial is a prefix of a snapshot kept from a transfer the link broke:
+// every chunk carried a matching chunk_crc32c and the file was synced, so a
+// retry of the same snapshot (index, term, size) may resume from offset.
+type partial struct {
+	index, term, size, offset uint64
+	path                      string
+}
+
+func (p *partial) matches(m *raftpb.Message, size uint64) bool {
+	return p != nil && p.index == m.Snapshot.Metadata.Index && p.term == m.Snapshot.Metadata.Term && p.size == size
+}
+
+// takePartial removes and returns the sender's kept prefix (nil if none).
+func (n *node) takePartial(from uint64) *partial {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.partials[from]
+	delete(n.partials, from)
+	return p
+}
+
+// SnapshotOffset: how much of this very snapshot the sender's broken
+// attempt left here. A question about another snapshot drops the prefix.
+func (n *node) SnapshotOffset(ctx context.Context, req *SnapshotOffsetRequest) (*SnapshotOffsetResponse, error) {
+	from, err := n.validate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n.removed[from] {
+		return nil, n.removedStatus(ctx)
+	}
+	if req.Message.Type != raftpb.MsgSnap {
+		return nil, status.Error(codes.InvalidArgument, "wrong raft message type")
+	}
+	if err := n.checkBody(&req.Message, from); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.partials[from]
+	if p == nil {
+		return &SnapshotOffsetResponse{}, nil
+	}
+	if !p.matches(&req.Message, req.DataSize) {
+		os.Remove(p.path)
+		delete(n.partials, from)
+		return &SnapshotOffsetResponse{}, nil
+	}
+	return &SnapshotOffsetResponse{Offset: p.offset}, nil
+}
+
 func (n *node) Snapshot(stream grpc.ServerStream) error {
 	from, err := n.validate(stream.Context())
 	if err != nil {
@@ -478,15 +530,12 @@ func (n *node) Snapshot(stream grpc.ServerStream) error {
 	if f.Kind != 1 {
 		return status.Error(codes.InvalidArgument, "the first snapshot frame must be the header")
 	}
-	m, size := f.Message, f.DataSize
+	m, size, offset := f.Message, f.DataSize, f.Offset
 	if m.Type != raftpb.MsgSnap {
 		return status.Error(codes.InvalidArgument, "wrong raft message type")
 	}
 	if err := n.checkBody(&m, from); err != nil {
 		return err
-	}
-	if f.Offset != 0 {
-		return status.Error(codes.FailedPrecondition, "no kept prefix: this node does not resume")
 	}
 	// One transfer per sender: this one replaces any still open.
 	replaced := new(int32)
@@ -503,16 +552,65 @@ func (n *node) Snapshot(stream grpc.ServerStream) error {
 		}
 		n.mu.Unlock()
 	}()
-	tmp, err := ioutil.TempFile(n.dir, "receiving-*.tmp")
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	defer tmp.Close()
+	// The sender's kept prefix: this transfer resumes it, or it goes.
+	prev := n.takePartial(from)
+	var tmp *os.File
 	var written uint64
 	var crc uint32
+	if offset > 0 {
+		if !prev.matches(&m, size) || offset > prev.offset {
+			if prev != nil {
+				os.Remove(prev.path)
+			}
+			return status.Errorf(codes.FailedPrecondition, "no kept prefix of %d bytes of this snapshot", offset)
+		}
+		if tmp, err = os.OpenFile(prev.path, os.O_RDWR, 0); err == nil {
+			err = tmp.Truncate(int64(offset))
+		}
+		if err == nil {
+			// The trailer covers the prefix too: checksum it as it is on disk.
+			h := crc32.New(castagnoli)
+			_, err = io.Copy(h, io.NewSectionReader(tmp, 0, int64(offset)))
+			crc = h.Sum32()
+		}
+		if err == nil {
+			_, err = tmp.Seek(int64(offset), io.SeekStart)
+		}
+		if err != nil {
+			os.Remove(prev.path)
+			return status.Error(codes.Internal, err.Error())
+		}
+		written = offset
+		log.Printf("resuming database snapshot from %x at offset %d of %d", from, offset, size)
+	} else {
+		if prev != nil {
+			os.Remove(prev.path)
+		}
+		if tmp, err = ioutil.TempFile(n.dir, "receiving-*.tmp"); err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+	}
+	kept := false
+	defer func() {
+		tmp.Close()
+		if !kept {
+			os.Remove(tmp.Name()) // a no-op after the rename
+		}
+	}()
+	allChecked := true
+	// keep records the verified prefix when the link, not the data, failed.
+	keep := func() {
+		if allChecked && written > 0 && written < size && tmp.Sync() == nil {
+			kept = true
+			n.mu.Lock()
+			n.partials[from] = &partial{index: m.Snapshot.Metadata.Index, term: m.Snapshot.Metadata.Term,
+				size: size, offset: written, path: tmp.Name()}
+			n.mu.Unlock()
+		}
+	}
 	for {
 		if err := stream.RecvMsg(&f); err != nil {
+			keep()
 			if err == io.EOF {
 				return status.Error(codes.DataLoss, "snapshot ended without a trailer")
 			}
@@ -530,14 +628,15 @@ func (n *node) Snapshot(stream grpc.ServerStream) error {
 		if f.HasChunkCrc && crc32.Checksum(f.Chunk, castagnoli) != f.ChunkCrc {
 			return status.Errorf(codes.DataLoss, "snapshot chunk checksum mismatch at offset %d", written)
 		}
-		written += uint64(len(f.Chunk))
-		if written > size {
+		allChecked = allChecked && f.HasChunkCrc
+		if written+uint64(len(f.Chunk)) > size {
 			return status.Errorf(codes.ResourceExhausted, "snapshot data beyond its declared %d bytes", size)
 		}
-		crc = crc32.Update(crc, castagnoli, f.Chunk)
 		if _, err := tmp.Write(f.Chunk); err != nil {
 			return status.Error(codes.ResourceExhausted, err.Error())
 		}
+		written += uint64(len(f.Chunk))
+		crc = crc32.Update(crc, castagnoli, f.Chunk)
 	}
 	if written != size {
 		return status.Errorf(codes.DataLoss, "snapshot truncated: %d of %d bytes", written, size)
@@ -581,7 +680,15 @@ var serviceDesc = grpc.ServiceDesc{
 			}
 			return srv.(*node).Probe(ctx, in)
 		}},
-		// SnapshotOffset is optional: not registering it answers UNIMPLEMENTED.
+		// SnapshotOffset is optional: a node without resume leaves it out
+		// (answering UNIMPLEMENTED).
+		{MethodName: "SnapshotOffset", Handler: func(srv interface{}, ctx context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+			in := &SnapshotOffsetRequest{}
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			return srv.(*node).SnapshotOffset(ctx, in)
+		}},
 	},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "MessageStream", ServerStreams: true, ClientStreams: true,
@@ -641,8 +748,8 @@ func main() {
 	}
 	n := &node{id: *id, cluster: *cluster, peers: peers, removed: removed, dir: *dir,
 		conns: map[uint64]*grpc.ClientConn{}, outgoing: map[uint64]map[string]*writer{},
-		receiving: map[uint64]*int32{},
-		pipeq:     map[uint64]chan raftpb.Message{}}
+		receiving: map[uint64]*int32{}, partials: map[uint64]*partial{},
+		pipeq: map[uint64]chan raftpb.Message{}}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)

@@ -352,3 +352,55 @@ func (p *ProbeResponse) Unmarshal(b []byte) error {
 		return nil
 	})
 }
+
+// SnapshotOffsetRequest: raftpb.Message message = 1, uint64 data_size = 2.
+type SnapshotOffsetRequest struct {
+	Message  raftpb.Message
+	DataSize uint64
+}
+
+func (r *SnapshotOffsetRequest) Marshal() ([]byte, error) {
+	b, err := appendMsg(nil, 1, &r.Message)
+	if err != nil {
+		return nil, err
+	}
+	if r.DataSize != 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, r.DataSize)
+	}
+	return b, nil
+}
+
+func (r *SnapshotOffsetRequest) Unmarshal(b []byte) error {
+	*r = SnapshotOffsetRequest{}
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			return r.Message.Unmarshal(v)
+		case num == 2 && typ == protowire.VarintType:
+			r.DataSize = x
+		}
+		return nil
+	})
+}
+
+// SnapshotOffsetResponse: uint64 offset = 1.
+type SnapshotOffsetResponse struct{ Offset uint64 }
+
+func (r *SnapshotOffsetResponse) Marshal() ([]byte, error) {
+	if r.Offset == 0 {
+		return nil, nil
+	}
+	b := protowire.AppendTag(nil, 1, protowire.VarintType)
+	return protowire.AppendVarint(b, r.Offset), nil
+}
+
+func (r *SnapshotOffsetResponse) Unmarshal(b []byte) error {
+	*r = SnapshotOffsetResponse{}
+	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+		if num == 1 && typ == protowire.VarintType {
+			r.Offset = x
+		}
+		return nil
+	})
+}
