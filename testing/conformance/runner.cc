@@ -21,7 +21,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -131,12 +130,10 @@ class Inbox {
     items_.push_back({via, std::move(m)});
     cv_.notify_all();
   }
-  // Waits until each of `want` matches a distinct arrival whose via passes
-  // `via_ok`; returns the ones still unmatched at `deadline`. With
-  // `in_order`, the matching arrivals must also come in want's order.
+  // Waits until each of `want` matches a distinct arrival that came by
+  // `via` ("": any channel); returns the ones still unmatched at `deadline`.
   std::vector<raftpb::Message> WaitAll(const std::vector<raftpb::Message>& want,
-                                       const std::function<bool(const std::string&)>& via_ok,
-                                       absl::Time deadline) {
+                                       const std::string& via, absl::Time deadline) {
     std::unique_lock<std::mutex> l(mu_);
     std::vector<raftpb::Message> missing;
     while (true) {
@@ -145,7 +142,8 @@ class Inbox {
       for (const raftpb::Message& w : want) {
         bool found = false;
         for (size_t i = 0; i < items_.size() && !found; ++i) {
-          if (!used[i] && via_ok(items_[i].via) && Same(items_[i].m, w)) used[i] = found = true;
+          if (!used[i] && (via.empty() || items_[i].via == via) && Same(items_[i].m, w))
+            used[i] = found = true;
         }
         if (!found) missing.push_back(w);
       }
@@ -721,14 +719,31 @@ class Runner {
       grpc::Status s = Pipeline(M(), m);
       if (!s.ok()) return Fail(absl::StrCat("probe by pipeline: ", Describe(s)));
       if (inbox_
-              ->WaitAll(
-                  {Swapped(m)}, [&](const std::string& v) { return v == label; },
-                  std::min(deadline, absl::Now() + absl::Milliseconds(500)))
+              ->WaitAll({Swapped(m)}, label,
+                        std::min(deadline, absl::Now() + absl::Milliseconds(500)))
               .empty()) {
         return Pass();
       }
     }
     return Fail(absl::StrCat("the node never sent on the ", label, " stream the runner holds"));
+  }
+
+  // The arrivals by `via` that match one of `want` came in want's order.
+  Result InOrder(const std::string& via, const std::vector<raftpb::Message>& want,
+                 const std::string& what) {
+    std::vector<raftpb::Message> got;
+    for (const Arrival& a : inbox_->All()) {
+      if (a.via != via) continue;
+      for (const raftpb::Message& w : want) {
+        if (Same(a.m, w)) got.push_back(a.m);
+      }
+    }
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (i >= got.size() || !Same(got[i], want[i])) {
+        return Fail(absl::StrCat(what, " out of order at ", i));
+      }
+    }
+    return Pass();
   }
 
   Result Missing(const std::string& what, const std::vector<raftpb::Message>& missing, size_t of) {
@@ -838,8 +853,7 @@ Result Runner::V3FromServerEveryType() {
     if (!s.ok()) return Fail(absl::StrCat("pipeline ", Short(m), ": ", Describe(s)));
     want.push_back(Swapped(m));
   }
-  auto missing = inbox_->WaitAll(
-      want, [](const std::string& v) { return v == "v3-held"; }, Deadline());
+  auto missing = inbox_->WaitAll(want, "v3-held", Deadline());
   if (!missing.empty()) return Missing("echoes on the v3 stream", missing, want.size());
   return Pass(absl::StrCat(want.size(), " types; server version ", held->server_version()));
 }
@@ -872,22 +886,10 @@ Result Runner::V2FromServerSequence() {
     if (!s.ok()) return Fail(absl::StrCat("pipeline: ", Describe(s)));
     want.push_back(Swapped(m));
   }
-  auto missing = inbox_->WaitAll(
-      want, [](const std::string& v) { return v == "v2-held"; }, Deadline());
+  auto missing = inbox_->WaitAll(want, "v2-held", Deadline());
   if (!missing.empty()) return Missing("MsgApps on the v2 stream", missing, want.size());
   // Order within the stream is Raft's append order: check it.
-  std::vector<raftpb::Message> got;
-  for (const Arrival& a : inbox_->All()) {
-    if (a.via != "v2-held") continue;
-    for (const raftpb::Message& w : want) {
-      if (Same(a.m, w)) got.push_back(a.m);
-    }
-  }
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (i >= got.size() || !Same(got[i], want[i])) {
-      return Fail(absl::StrCat("v2 MsgApps out of order at ", i));
-    }
-  }
+  if (Result r = InOrder("v2-held", want, "v2 MsgApps"); !r.ok) return r;
   if (!held->error().empty()) return Fail(held->error());
   return Pass(absl::StrCat(want.size(), " MsgApps decoded in order"));
 }
@@ -944,8 +946,7 @@ Result Runner::V3ToServerEveryType() {
   *f.add_messages() = marker;
   want.push_back(Swapped(marker));
   conn->Push(std::move(f));
-  auto missing = inbox_->WaitAll(
-      want, [](const std::string&) { return true; }, Deadline());
+  auto missing = inbox_->WaitAll(want, "", Deadline());
   if (!missing.empty()) return Missing("echoes of the runner's stream", missing, want.size());
   for (const Arrival& a : inbox_->All()) {
     if (a.m.type() == raftpb::MsgHeartbeat && a.m.term() == 0 && a.m.context().empty()) {
@@ -1002,21 +1003,9 @@ Result Runner::V2ToServerSequence() {
   conn->Push(std::move(f2));
   std::vector<raftpb::Message> want;
   for (const raftpb::Message& m : want_decoded) want.push_back(Swapped(m));
-  auto missing = inbox_->WaitAll(
-      want, [](const std::string& v) { return v == "v2-echo"; }, Deadline());
+  auto missing = inbox_->WaitAll(want, "v2-echo", Deadline());
   if (!missing.empty()) return Missing("decoded MsgApps", missing, want.size());
-  std::vector<raftpb::Message> got;
-  for (const Arrival& a : inbox_->All()) {
-    if (a.via != "v2-echo") continue;
-    for (const raftpb::Message& w : want) {
-      if (Same(a.m, w)) got.push_back(a.m);
-    }
-  }
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (i >= got.size() || !Same(got[i], want[i])) {
-      return Fail(absl::StrCat("decoded MsgApps out of order at ", i));
-    }
-  }
+  if (Result r = InOrder("v2-echo", want, "decoded MsgApps"); !r.ok) return r;
   return Pass("9 records (2 link heartbeats) decoded to 7 MsgApps in order");
 }
 
@@ -1077,10 +1066,7 @@ Result Runner::StreamHalfClose() {
   raftpb::Message m = Msg(raftpb::MsgHeartbeat, "after-half-close");
   grpc::Status p = Pipeline(M(), m);
   if (!p.ok()) return Fail(absl::StrCat("pipeline: ", Describe(p)));
-  if (!inbox_
-           ->WaitAll(
-               {Swapped(m)}, [](const std::string&) { return true; }, Deadline())
-           .empty()) {
+  if (!inbox_->WaitAll({Swapped(m)}, "", Deadline()).empty()) {
     return Fail("a message sent after the half-close was never echoed");
   }
   return Pass(absl::StrCat("ended ", Describe(s)));
@@ -1090,10 +1076,7 @@ Result Runner::PipelineOk() {
   raftpb::Message m = Msg(raftpb::MsgProp, "pipeline-ok");
   grpc::Status s = Pipeline(M(), m);
   if (!s.ok()) return Fail(Describe(s));
-  if (!inbox_
-           ->WaitAll(
-               {Swapped(m)}, [](const std::string&) { return true; }, Deadline())
-           .empty()) {
+  if (!inbox_->WaitAll({Swapped(m)}, "", Deadline()).empty()) {
     return Fail("accepted but never echoed");
   }
   return Pass();
@@ -1123,10 +1106,7 @@ Result Runner::SnapshotOk() {
   raftpb::Message m = SnapMsg(42);
   grpc::Status s = Snapshot(M(), SnapFrames(m, data.size(), data, 64 * 1024, Crc(data)));
   if (!s.ok()) return Fail(Describe(s));
-  if (!inbox_
-           ->WaitAll(
-               {SnapAck(42, data)}, [](const std::string&) { return true; }, Deadline())
-           .empty()) {
+  if (!inbox_->WaitAll({SnapAck(42, data)}, "", Deadline()).empty()) {
     return Fail("OK, but the node never acknowledged the stored data's checksum and size");
   }
   return Pass(absl::StrCat(data.size(), " bytes stored"));
@@ -1253,10 +1233,7 @@ Result Runner::SnapshotResume() {
     return Fail("the node kept nothing of the broken transfer");
   grpc::Status s = Snapshot(M(), SnapFrames(m, data.size(), data, 256 * 1024, Crc(data), offset));
   if (!s.ok()) return Fail(absl::StrCat("the resumed transfer: ", Describe(s)));
-  if (!inbox_
-           ->WaitAll(
-               {SnapAck(49, data)}, [](const std::string&) { return true; }, Deadline())
-           .empty()) {
+  if (!inbox_->WaitAll({SnapAck(49, data)}, "", Deadline()).empty()) {
     return Fail("the stored data's checksum or size is wrong");
   }
   if (resume_unimplemented_) return Pass("SnapshotOffset UNIMPLEMENTED (optional): sent whole");

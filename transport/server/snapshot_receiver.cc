@@ -406,6 +406,13 @@ void SnapshotReceiver::DiskLoop() {
   absl::Time last_checkpoint = absl::Now();
   uint64_t since_checkpoint = 0;
   bool all_checked = true;  // every chunk carried its checksum: resumable
+  // The link, not the data, failed: everything written was checked chunk by
+  // chunk, so record it all (one sync), not just the last periodic
+  // checkpoint, and keep it for a resume.
+  auto keep_verified = [&] {
+    if (all_checked && written > 0 && written < declared_) (void)sink->Checkpoint();
+    sink->Keep();
+  };
   for (;;) {
     Chunk chunk;
     bool resume_read = false;
@@ -419,10 +426,7 @@ void SnapshotReceiver::DiskLoop() {
         const bool keep = keep_on_fail_;
         l.unlock();
         if (keep) {
-          // Everything written was checked chunk by chunk: record it all,
-          // not just the last periodic checkpoint (one sync per failure).
-          if (all_checked && written > 0 && written < declared_) (void)sink->Checkpoint();
-          sink->Keep();
+          keep_verified();
         } else {
           sink->Abort();
         }
@@ -430,8 +434,7 @@ void SnapshotReceiver::DiskLoop() {
       }
       if (!progressed) {
         l.unlock();
-        if (all_checked && written > 0 && written < declared_) (void)sink->Checkpoint();
-        sink->Keep();  // the sender or the link went silent
+        keep_verified();  // the sender or the link went silent
         // Answered, not cancelled: the sender must see the real cause.
         Fail(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                           absl::StrCat("no snapshot data for ", absl::FormatDuration(timeout))));

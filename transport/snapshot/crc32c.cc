@@ -56,17 +56,6 @@ struct ZeroOps {
   }
 };
 
-uint32_t Combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
-  // Pre- and post-inversion cancel out between the two CRCs: the result is
-  // crc_a moved past len_b zero bytes, xor crc_b.
-  static const ZeroOps* ops = new ZeroOps;
-  uint32_t crc = crc_a;
-  for (int k = 0; len_b != 0; ++k, len_b >>= 1) {
-    if (len_b & 1) crc = Gf2Times(ops->m[k], crc);
-  }
-  return crc ^ crc_b;
-}
-
 #if defined(__x86_64__)
 // `reg`: the CRC register (inverted form).
 __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t reg, const uint8_t* p, size_t n) {
@@ -103,8 +92,8 @@ __attribute__((target("sse4.2"))) uint32_t Interleaved(uint32_t crc, const uint8
     c = _mm_crc32_u64(c, vc);
   }
   *done = 3 * third;
-  const uint32_t ab = Combine(~static_cast<uint32_t>(a), ~static_cast<uint32_t>(b), third);
-  return Combine(ab, ~static_cast<uint32_t>(c), third);
+  const uint32_t ab = Crc32cCombine(~static_cast<uint32_t>(a), ~static_cast<uint32_t>(b), third);
+  return Crc32cCombine(ab, ~static_cast<uint32_t>(c), third);
 }
 
 bool HasSse42() {
@@ -116,7 +105,14 @@ bool HasSse42() {
 }  // namespace
 
 uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
-  return Combine(crc_a, crc_b, len_b);
+  // Pre- and post-inversion cancel out between the two CRCs: the result is
+  // crc_a moved past len_b zero bytes, xor crc_b.
+  static const ZeroOps* ops = new ZeroOps;
+  uint32_t crc = crc_a;
+  for (int k = 0; len_b != 0; ++k, len_b >>= 1) {
+    if (len_b & 1) crc = Gf2Times(ops->m[k], crc);
+  }
+  return crc ^ crc_b;
 }
 
 uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n) {
