@@ -83,6 +83,12 @@ struct TransportOptions {
   // one per sender, for snapshot_partial_ttl.
   bool snapshot_resume = true;
   absl::Duration snapshot_partial_ttl = absl::Hours(1);
+  // Receiver, default store: the kept prefixes of all senders together hold
+  // at most this many bytes on disk; the oldest not in use give way to a
+  // newer one, and a prefix that does not fit is not kept. Only peers'
+  // transfers are kept (never a remote's or a stranger's), so neither can
+  // fill the disk with abandoned prefixes. 0: none is kept.
+  uint64_t snapshot_partial_max_bytes = uint64_t{4} << 30;
   // Receiver: snapshot transfers received at once, from all senders
   // together (each sender has at most one). Each holds a disk thread and a
   // temporary file; the excess is refused at its header with

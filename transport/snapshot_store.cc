@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -127,12 +128,80 @@ bool FileHolds(const std::string& dir, const Record& r) {
 }  // namespace
 
 struct DiskSnapshotStore::State {
+  explicit State(uint64_t max_bytes) : partial_max_bytes(max_bytes) {}
   std::mutex mu;
   // Per sender, the generation of its newest resumable sink while it is
   // open: only that one may write the sender's record.
   std::map<uint64_t, uint64_t> owner;
   uint64_t generations = 0;
+  const uint64_t partial_max_bytes;
 };
+
+namespace {
+
+// The sender a record's file name is for; false if `name` is no record's.
+bool ParseRecordName(const std::string& name, uint64_t* from) {
+  const size_t prefix = sizeof(kRecordPrefix) - 1, suffix = sizeof(kRecordSuffix) - 1;
+  if (name.size() != prefix + 16 + suffix || name.compare(0, prefix, kRecordPrefix) != 0 ||
+      name.compare(prefix + 16, suffix, kRecordSuffix) != 0) {
+    return false;
+  }
+  char* end = nullptr;
+  const std::string hex = name.substr(prefix, 16);
+  *from = std::strtoull(hex.c_str(), &end, 16);
+  return end == hex.c_str() + 16;
+}
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  return names;
+}
+
+// When sender `from`'s record last changed (each checkpoint rewrites it),
+// in nanoseconds: the least recently progressed prefix goes first.
+int64_t LastProgress(const std::string& dir, uint64_t from) {
+  struct stat st;
+  if (::stat(RecordPath(dir, from).c_str(), &st) != 0) return 0;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// Makes room for `bytes` more of sender `from`'s prefix within the byte
+// budget: evicts the least recently progressed other kept prefixes not in
+// use (ones in use cannot go). False if that is not enough; nothing of
+// `from`'s is touched.
+bool FitBudgetLocked(const std::string& dir, const DiskSnapshotStore::State& state, uint64_t from,
+                     uint64_t bytes) {
+  if (bytes > state.partial_max_bytes) return false;
+  uint64_t total = bytes, pinned = bytes;
+  std::vector<std::pair<int64_t, uint64_t>> evictable;  // (last progress, sender)
+  for (const std::string& name : List(dir)) {
+    uint64_t other;
+    if (!ParseRecordName(name, &other) || other == from) continue;
+    std::optional<Record> r = ReadRecord(dir, other);
+    if (!r) continue;
+    total += r->offset;
+    if (state.owner.count(other) != 0) {
+      pinned += r->offset;
+    } else {
+      evictable.emplace_back(LastProgress(dir, other), other);
+    }
+  }
+  if (pinned > state.partial_max_bytes) return false;
+  std::sort(evictable.begin(), evictable.end());
+  for (const auto& [progress, other] : evictable) {
+    if (total <= state.partial_max_bytes) break;
+    std::optional<Record> r = ReadRecord(dir, other);
+    if (r) total -= r->offset;
+    RemovePartial(dir, other);
+  }
+  return total <= state.partial_max_bytes;
+}
+
+}  // namespace
 
 namespace {
 
@@ -225,7 +294,10 @@ class DiskSink : public SnapshotSink {
     if (state_ == nullptr || fd_ < 0) return Abort();
     {
       std::lock_guard<std::mutex> l(state_->mu);
-      if (recorded_ && OwnerLocked()) {
+      std::optional<Record> mine;
+      if (recorded_ && OwnerLocked()) mine = ReadRecord(dir_, from_);
+      if (mine && mine->file == record_.file &&
+          FitBudgetLocked(dir_, *state_, from_, mine->offset)) {
         // The file stays, named by the record; only its unverified tail is
         // beyond the recorded length (cut off when resumed).
         state_->owner.erase(from_);
@@ -294,44 +366,29 @@ bool DiskSnapshotStore::IsTempName(const std::string& name) {
   return true;
 }
 
-DiskSnapshotStore::DiskSnapshotStore(std::string dir, absl::Duration partial_ttl)
-    : dir_(std::move(dir)), partial_ttl_(partial_ttl), state_(std::make_shared<State>()) {}
+DiskSnapshotStore::DiskSnapshotStore(std::string dir, absl::Duration partial_ttl,
+                                     uint64_t partial_max_bytes)
+    : dir_(std::move(dir)),
+      partial_ttl_(partial_ttl),
+      partial_max_bytes_(partial_max_bytes),
+      state_(std::make_shared<State>(partial_max_bytes)) {}
 
 DiskSnapshotStore::~DiskSnapshotStore() = default;
-
-namespace {
-
-// The sender a record's file name is for; false if `name` is no record's.
-bool ParseRecordName(const std::string& name, uint64_t* from) {
-  const size_t prefix = sizeof(kRecordPrefix) - 1, suffix = sizeof(kRecordSuffix) - 1;
-  if (name.size() != prefix + 16 + suffix || name.compare(0, prefix, kRecordPrefix) != 0 ||
-      name.compare(prefix + 16, suffix, kRecordSuffix) != 0) {
-    return false;
-  }
-  char* end = nullptr;
-  const std::string hex = name.substr(prefix, 16);
-  *from = std::strtoull(hex.c_str(), &end, 16);
-  return end == hex.c_str() + 16;
-}
-
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
-    ::closedir(d);
-  }
-  return names;
-}
-
-}  // namespace
 
 std::vector<std::string> DiskSnapshotStore::RemoveLeftovers() {
   std::vector<std::string> removed;
   if (dir_.empty()) return removed;
   std::lock_guard<std::mutex> l(state_->mu);
   const std::vector<std::string> names = List(dir_);
-  // Kept prefixes whose record still matches their file survive.
-  std::set<std::string> kept;
+  // Kept prefixes whose record still matches their file survive, the most
+  // recently progressed first, within the byte budget (receives a crash
+  // interrupted left records too, each up to its last checkpoint).
+  struct Valid {
+    int64_t progress;
+    Record r;
+    std::string name;
+  };
+  std::vector<Valid> valid;
   for (const std::string& name : names) {
     uint64_t from;
     if (absl::EndsWith(name, ".rec.new")) {
@@ -341,10 +398,23 @@ std::vector<std::string> DiskSnapshotStore::RemoveLeftovers() {
     if (!ParseRecordName(name, &from)) continue;
     std::optional<Record> r = ReadRecord(dir_, from);
     if (r && IsTempName(r->file) && FileHolds(dir_, *r) && !Expired(*r, partial_ttl_)) {
-      kept.insert(r->file);
+      valid.push_back({LastProgress(dir_, from), *r, name});
     } else {
       ::unlink(absl::StrCat(dir_, "/", name).c_str());
       removed.push_back(name);
+    }
+  }
+  std::sort(valid.begin(), valid.end(),
+            [](const Valid& a, const Valid& b) { return a.progress > b.progress; });
+  std::set<std::string> kept;
+  uint64_t total = 0;
+  for (const Valid& v : valid) {
+    if (v.r.offset <= partial_max_bytes_ - total) {
+      total += v.r.offset;
+      kept.insert(v.r.file);
+    } else {
+      ::unlink(absl::StrCat(dir_, "/", v.name).c_str());
+      removed.push_back(v.name);
     }
   }
   for (const std::string& name : names) {
@@ -389,6 +459,14 @@ uint64_t DiskSnapshotStore::ResumeOffset(uint64_t from, const raftpb::Message& m
     return 0;
   }
   return r->offset;
+}
+
+void DiskSnapshotStore::Forget(uint64_t from) {
+  if (dir_.empty()) return;
+  std::lock_guard<std::mutex> l(state_->mu);
+  // A transfer still writing it can no longer record it (no owner).
+  state_->owner.erase(from);
+  RemovePartial(dir_, from);
 }
 
 std::string DiskSnapshotStore::FileName(uint64_t index) {

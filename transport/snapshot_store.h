@@ -14,7 +14,12 @@
 // when that sender starts another snapshot, when it is older than its
 // time-to-live, when the data turns out corrupt, and at start-up when its
 // record no longer matches its file. The sender's retry of the same
-// snapshot continues from the verified length (ResumeOffset).
+// snapshot continues from the verified length (ResumeOffset). The kept
+// prefixes of all senders together stay within a byte budget: a prefix
+// that would exceed it first evicts the oldest ones not in use, and is not
+// kept if that is not enough (the retry then starts from 0). The transport
+// keeps prefixes only for its peers (not for remotes or strangers), and
+// drops a peer's when it is removed (Forget).
 //
 // Thread-safety: a store may be used by several receivers at once; each
 // SnapshotSink is used by one thread.
@@ -91,13 +96,19 @@ class SnapshotStore {
     if (offset != 0) return absl::FailedPreconditionError("this store does not resume");
     return Begin(msg, size);
   }
+  // Drops what is kept for member `from` (it left the cluster). Blocks on
+  // a file removal.
+  virtual void Forget(uint64_t from) { (void)from; }
 };
 
 class DiskSnapshotStore : public SnapshotStore {
  public:
   // `dir` (and its parents) are created when the first snapshot arrives. A
-  // kept prefix lives at most `partial_ttl`.
-  explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1));
+  // kept prefix lives at most `partial_ttl`; all kept prefixes together
+  // hold at most `partial_max_bytes` verified bytes (0: none is kept).
+  explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1),
+                             uint64_t partial_max_bytes = kDefaultPartialMaxBytes);
+  static constexpr uint64_t kDefaultPartialMaxBytes = uint64_t{4} << 30;
   ~DiskSnapshotStore() override;
 
   absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& msg,
@@ -105,6 +116,7 @@ class DiskSnapshotStore : public SnapshotStore {
   uint64_t ResumeOffset(uint64_t from, const raftpb::Message& msg, uint64_t size) override;
   absl::StatusOr<std::unique_ptr<SnapshotSink>> BeginFrom(uint64_t from, const raftpb::Message& msg,
                                                           uint64_t size, uint64_t offset) override;
+  void Forget(uint64_t from) override;
   // Removes kept prefixes past their time-to-live (not ones in use).
   // Returns the senders whose prefix went. Blocks on the directory scan.
   std::vector<uint64_t> RemoveExpired();
@@ -113,7 +125,8 @@ class DiskSnapshotStore : public SnapshotStore {
   // Whether `name` is one of this store's temporary files.
   static bool IsTempName(const std::string& name);
   // Deletes the temporary files of interrupted receives from dir(), except
-  // the kept prefixes whose record matches them; never another file.
+  // the kept prefixes whose record matches them (the newest, within the
+  // byte budget); never another file.
   // Returns the names removed. Call before receiving (it would delete a
   // receive in progress). Blocks on the directory scan.
   std::vector<std::string> RemoveLeftovers();
@@ -124,6 +137,7 @@ class DiskSnapshotStore : public SnapshotStore {
  private:
   const std::string dir_;
   const absl::Duration partial_ttl_;
+  const uint64_t partial_max_bytes_;
   const std::shared_ptr<State> state_;
 };
 

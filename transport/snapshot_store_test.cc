@@ -1,7 +1,9 @@
 #include "transport/snapshot_store.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +227,75 @@ TEST(DiskSnapshotStorePartialTest, TimeToLiveAndStartUpCleanUp) {
   }
   EXPECT_EQ(DiskSnapshotStore(dir).RemoveLeftovers().size(), 2u);
   EXPECT_TRUE(List(dir).empty());
+}
+
+// Sets sender `from`'s record's last-progress time to `seconds` past the
+// epoch, so that eviction order does not hang on timestamp granularity.
+void SetProgress(const std::string& dir, uint64_t from, time_t seconds) {
+  char name[64];
+  snprintf(name, sizeof(name), "/raftgrpc-partial-%016llx.rec",
+           static_cast<unsigned long long>(from));
+  const struct timespec t[2] = {{seconds, 0}, {seconds, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (dir + name).c_str(), t, 0), 0) << dir + name;
+}
+
+// The kept prefixes of all senders share one byte budget: a newer one
+// evicts the least recently progressed, one in use is never evicted, one
+// larger than the budget is not kept, and start-up keeps the newest that fit.
+TEST(DiskSnapshotStorePartialTest, KeptPrefixesStayWithinTheByteBudget) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/budget";
+  constexpr uint64_t kMiB = 1 << 20;
+  {
+    DiskSnapshotStore store(dir, absl::Hours(1), 5 * kMiB);
+    Kept(store, 7, 100, 10 * kMiB, 2 * kMiB)->Keep();
+    SetProgress(dir, 7, 1000);
+    Kept(store, 8, 100, 10 * kMiB, 2 * kMiB)->Keep();
+    SetProgress(dir, 8, 2000);
+    EXPECT_EQ(Count(List(dir), "raftgrpc-recv-"), 2u);
+    // 4 MiB kept; 2 more do not fit: 7's, the stalest, goes.
+    Kept(store, 9, 100, 10 * kMiB, 2 * kMiB)->Keep();
+    EXPECT_EQ(store.ResumeOffset(7, SnapAt(100, 2), 10 * kMiB), 0u);
+    EXPECT_EQ(store.ResumeOffset(8, SnapAt(100, 2), 10 * kMiB), 2 * kMiB);
+    EXPECT_EQ(store.ResumeOffset(9, SnapAt(100, 2), 10 * kMiB), 2 * kMiB);
+    EXPECT_EQ(Count(List(dir), "raftgrpc-recv-"), 2u);
+    EXPECT_EQ(Count(List(dir), "raftgrpc-partial-"), 2u);
+
+    // Larger than the whole budget: not kept, and it evicts nothing.
+    Kept(store, 10, 100, 10 * kMiB, 6 * kMiB)->Keep();
+    EXPECT_EQ(store.ResumeOffset(10, SnapAt(100, 2), 10 * kMiB), 0u);
+    EXPECT_EQ(Count(List(dir), "raftgrpc-recv-"), 2u);
+
+    // 8's prefix in use (a resume writing it) cannot be evicted; 9's can.
+    SetProgress(dir, 8, 1000);
+    SetProgress(dir, 9, 2000);
+    auto resuming = store.BeginFrom(8, SnapAt(100, 2), 10 * kMiB, 2 * kMiB);
+    ASSERT_TRUE(resuming.ok()) << resuming.status();
+    Kept(store, 11, 100, 10 * kMiB, 3 * kMiB)->Keep();
+    EXPECT_EQ(store.ResumeOffset(9, SnapAt(100, 2), 10 * kMiB), 0u);
+    EXPECT_EQ(store.ResumeOffset(11, SnapAt(100, 2), 10 * kMiB), 3 * kMiB);
+    (*resuming)->Keep();  // 8 broke again: still 2 MiB, 2 + 3 fit
+    EXPECT_EQ(store.ResumeOffset(8, SnapAt(100, 2), 10 * kMiB), 2 * kMiB);
+
+    // A member removed: its prefix goes at once.
+    store.Forget(8);
+    EXPECT_EQ(store.ResumeOffset(8, SnapAt(100, 2), 10 * kMiB), 0u);
+    EXPECT_EQ(Count(List(dir), "raftgrpc-recv-"), 1u);
+    Kept(store, 12, 100, 10 * kMiB, 1 * kMiB)->Keep();
+    SetProgress(dir, 11, 1000);
+    SetProgress(dir, 12, 2000);
+  }
+  // Start-up under a smaller budget keeps the most recently progressed.
+  EXPECT_EQ(DiskSnapshotStore(dir, absl::Hours(1), 2 * kMiB).RemoveLeftovers().size(), 2u)
+      << "11's record and file";
+  DiskSnapshotStore store(dir, absl::Hours(1), 2 * kMiB);
+  EXPECT_EQ(store.ResumeOffset(12, SnapAt(100, 2), 10 * kMiB), 1 * kMiB);
+  EXPECT_EQ(store.ResumeOffset(11, SnapAt(100, 2), 10 * kMiB), 0u);
+  EXPECT_EQ(List(dir).size(), 2u);
+
+  // A budget of 0 keeps nothing.
+  DiskSnapshotStore none(dir + "/none", absl::Hours(1), 0);
+  Kept(none, 7, 100, 10 * kMiB, 1 * kMiB)->Keep();
+  EXPECT_TRUE(List(dir + "/none").empty());
 }
 
 }  // namespace

@@ -73,7 +73,8 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (!s.ok()) return s;
   if (raft == nullptr) return absl::InvalidArgumentError("Transport needs a Raft");
   if (store == nullptr && !opts.snapshot_dir.empty()) {
-    auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir, opts.snapshot_partial_ttl);
+    auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir, opts.snapshot_partial_ttl,
+                                                    opts.snapshot_partial_max_bytes);
     // A receive interrupted by a crash left its temporary file behind.
     for (const std::string& name : disk->RemoveLeftovers()) {
       LogLine(opts, absl::StrCat("removed ", opts.snapshot_dir, "/", name,
@@ -228,6 +229,9 @@ absl::Status Transport::RemovePeer(uint64_t id) {
   // peer's status and picker, so it stops first.
   if (prober) prober->Stop();
   peer->Stop();
+  // A member that left will not resume: its kept snapshot prefix goes now,
+  // not at the end of its time-to-live.
+  if (store_ != nullptr) store_->Forget(id);
   return absl::OkStatus();
 }
 

@@ -194,10 +194,15 @@ void SnapshotReceiver::HandleHeader() {
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("snapshot offset ", h->offset(), " beyond its size ", h->data_size())));
   }
-  auto sink = opts.snapshot_resume ? store->BeginFrom(from_, m, h->data_size(), h->offset())
-              : h->offset() != 0   ? absl::StatusOr<std::unique_ptr<SnapshotSink>>(
-                                       absl::FailedPreconditionError("snapshot resume is off"))
-                                 : store->Begin(m, h->data_size());
+  // Only a peer's transfer is kept for a resume: a remote or a stranger
+  // could otherwise leave an abandoned prefix under every ID it claims.
+  const bool resumable = opts.snapshot_resume && env_.host->FindPeer(from_) != nullptr;
+  auto sink = resumable ? store->BeginFrom(from_, m, h->data_size(), h->offset())
+              : h->offset() != 0
+                  ? absl::StatusOr<std::unique_ptr<SnapshotSink>>(absl::FailedPreconditionError(
+                        opts.snapshot_resume ? "snapshot resume is only for peers"
+                                             : "snapshot resume is off"))
+                  : store->Begin(m, h->data_size());
   const bool later = !sink.ok() && sink.status().code() == absl::StatusCode::kUnavailable;
   if (!sink.ok() && !later) {
     if (sink.status().code() == absl::StatusCode::kFailedPrecondition) {

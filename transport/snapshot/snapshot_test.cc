@@ -399,6 +399,70 @@ TEST_F(RawSnapshotTest, EachBadTransferGetsItsCodeAndLeavesNoFile) {
   EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 1u);
 }
 
+// Only a peer's broken transfer is kept for a resume: a stranger (any ID
+// a caller claims) could otherwise leave a prefix under each of them, for
+// an hour, and fill the disk. A removed peer's prefix goes at once.
+TEST_F(RawSnapshotTest, OnlyPeersKeepAPrefixAndARemovedPeerLosesIt) {
+  const std::string dir = c_->node(2).snap_dir;
+  const std::string piece(256 << 10, 'p');
+  const uint32_t piece_crc = Crc32cExtend(0, piece.data(), piece.size());
+  auto metrics_of = [&](uint64_t from) {
+    for (const PeerMetrics& p : c_->t(2).Metrics().peers) {
+      if (p.id == from) return p;
+    }
+    return PeerMetrics();
+  };
+  // Sends 1 MiB of a 4 MiB snapshot from `from`, every chunk checksummed
+  // (resumable), then breaks the call; returns once the receiver is done.
+  auto break_after_1mib = [&](uint64_t from) {
+    const uint64_t failures = metrics_of(from).snapshot_receive_failures;
+    std::unique_ptr<Call> call = Open(from);
+    ASSERT_TRUE(call->w->Write(Header(4 << 20, raftpb::MsgSnap, from)));
+    v1::SnapshotFrame chunk = Chunk(piece);
+    chunk.set_chunk_crc32c(piece_crc);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(call->w->Write(chunk));
+    ASSERT_TRUE(WaitUntil([&] { return metrics_of(from).snapshot_received_data_bytes >= 1 << 20; }))
+        << from;
+    call->ctx.TryCancel();
+    EXPECT_EQ(call->w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    ASSERT_TRUE(
+        WaitUntil([&] { return metrics_of(from).snapshot_receive_failures == failures + 1; }));
+  };
+  auto offset_for = [&](uint64_t from) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kMetaFrom, FormatId(from));
+    ctx.AddMetadata(kMetaTo, "2");
+    ctx.AddMetadata(kMetaClusterId, "1000");
+    ctx.AddMetadata(kMetaServerVersion, kServerVersion);
+    v1::SnapshotOffsetRequest req;
+    *req.mutable_message() = Header(4 << 20, raftpb::MsgSnap, from).header().message();
+    req.set_data_size(4 << 20);
+    v1::SnapshotOffsetResponse resp;
+    grpc::Status s = stub_->SnapshotOffset(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.offset();
+  };
+
+  break_after_1mib(9);  // not a peer of node 2
+  EXPECT_TRUE(Files(dir).empty());
+  EXPECT_EQ(offset_for(9), 0u);
+  // Nor may a stranger claim a prefix (were one planted).
+  std::unique_ptr<Call> claim = Open(9);
+  v1::SnapshotFrame resume = Header(4 << 20, raftpb::MsgSnap, 9);
+  resume.mutable_header()->set_offset(1 << 20);
+  claim->w->Write(resume);
+  grpc::Status s = claim->w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_NE(s.error_message().find("only for peers"), std::string::npos) << s.error_message();
+
+  break_after_1mib(1);  // a peer: its prefix and record stay
+  EXPECT_EQ(Files(dir).size(), 2u);
+  EXPECT_GE(offset_for(1), 1u << 20);
+  ASSERT_TRUE(c_->t(2).RemovePeer(1).ok());
+  EXPECT_TRUE(Files(dir).empty());
+  EXPECT_EQ(offset_for(1), 0u);
+}
+
 // The store never hands Raft anything but this transfer's verified data: a
 // snapshot Raft rejects is removed, and the real one of the same index
 // then replaces nothing stale (before: the rejected junk stayed, and the
