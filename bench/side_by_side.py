@@ -27,6 +27,8 @@ def main():
     p.add_argument("-r", "--runs", type=int, default=5)
     p.add_argument("-w", "--workload", action="append", required=True, help="NAME=ARGS")
     p.add_argument("-b", "--bin", action="append", required=True, help="NAME=COMMAND")
+    p.add_argument("-k", "--key", action="append",
+                   help="JSON key to report (repeatable); default: the mode's main one")
     a = p.parse_args()
     bins = [b.split("=", 1) for b in a.bin]
     loads = lambda: open("/proc/loadavg").read().split()[:3]
@@ -52,18 +54,19 @@ def main():
     print("|---|---|---|---|---|---|")
     for w in a.workload:
         wname = w.split("=", 1)[0]
-        first = None
-        for bname, _ in bins:
-            rs = res[(wname, bname)]
-            mode = rs[0]["mode"]
-            key = {"throughput": "msgs_per_sec", "latency": "p50_us", "snapshot": "mb_per_sec",
-                   "hbload": "p99_us"}[mode]
-            vals = [r[key] for r in rs]
-            med = statistics.median(vals)
-            first = med if first is None else first
-            cpu = statistics.median(r.get("cpu_seconds", 0) for r in rs)
-            print("| %s | %s | %.1f %s | %.1f-%.1f | %.3f | %.2fx |" % (
-                wname, bname, med, key, min(vals), max(vals), cpu, med / first))
+        mode = res[(wname, bins[0][0])][0]["mode"]
+        keys = a.key or [{"throughput": "msgs_per_sec", "latency": "p50_us",
+                          "snapshot": "mb_per_sec", "hbload": "p99_us"}[mode]]
+        for key in keys:
+            first = None
+            for bname, _ in bins:
+                rs = res[(wname, bname)]
+                vals = [r[key] for r in rs]
+                med = statistics.median(vals)
+                first = med if first is None else first
+                cpu = statistics.median(r.get("cpu_seconds", 0) for r in rs)
+                print("| %s | %s | %.1f %s | %.1f-%.1f | %.3f | %.2fx |" % (
+                    wname, bname, med, key, min(vals), max(vals), cpu, med / first))
 
 
 if __name__ == "__main__":

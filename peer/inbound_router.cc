@@ -30,6 +30,20 @@ bool IsUrgent(raftpb::MessageType t) {
   }
 }
 
+InboundArena::InboundArena()
+    : arena_([] {
+        // Small frames (one heartbeat) cost a small block; a full 256 KiB
+        // frame some thirty 64 KiB ones.
+        google::protobuf::ArenaOptions o;
+        o.start_block_size = 1024;
+        o.max_block_size = 64 * 1024;
+        return o;
+      }()) {}
+
+InboundArena::~InboundArena() {
+  if (charged_to_ != nullptr) charged_to_->Release(charged_);
+}
+
 InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capacity,
                              std::chrono::milliseconds idle_exit, ByteBudget* budget)
     : raft_(raft),
@@ -47,27 +61,55 @@ InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause
     return Result::kPaused;
   }
   if (IsLinkHeartbeat(m)) return Result::kLinkHeartbeat;
-  return Push(m.type() == raftpb::MsgProp ? prop_ : recv_, std::move(m), std::move(done),
-              encoded_size);
+  Lane::Queued q;
+  q.cost = budget_ != nullptr ? InboundCost(m, encoded_size) : 0;
+  q.m = std::move(m);
+  q.done = std::move(done);
+  return Push(std::move(q));
 }
 
-InboundRouter::Result InboundRouter::Push(Lane& lane, raftpb::Message&& m, DoneFn done,
-                                          size_t encoded_size) {
+bool InboundRouter::ChargeArena(InboundArena* a, size_t extra, size_t messages) {
+  if (budget_ == nullptr || a->charged_to_ != nullptr) return true;
+  const size_t cost = static_cast<size_t>(a->arena_.SpaceAllocated()) + extra;
+  if (!budget_->TryCharge(cost)) {
+    dropped_full_.fetch_add(messages, std::memory_order_relaxed);
+    return false;
+  }
+  a->charged_to_ = budget_;
+  a->charged_ = cost;
+  return true;
+}
+
+InboundRouter::Result InboundRouter::DeliverFromArena(raftpb::Message* m,
+                                                      std::shared_ptr<InboundArena> keep) {
+  if (paused()) {
+    dropped_paused_.fetch_add(1, std::memory_order_relaxed);
+    return Result::kPaused;
+  }
+  if (IsLinkHeartbeat(*m)) return Result::kLinkHeartbeat;
+  Lane::Queued q;
+  q.in_arena = m;
+  q.arena = std::move(keep);
+  return Push(std::move(q));
+}
+
+InboundRouter::Result InboundRouter::Push(Lane::Queued&& q) {
+  const raftpb::MessageType type = q.msg().type();
+  Lane& lane = type == raftpb::MsgProp ? prop_ : recv_;
   bool wake = false, start = false;
-  const size_t cost = budget_ != nullptr ? InboundCost(m, encoded_size) : 0;
   {
     MutexLock l(&lane.mu);
     if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
     if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity ||
-        (budget_ != nullptr && !budget_->TryCharge(cost))) {
+        (budget_ != nullptr && q.cost != 0 && !budget_->TryCharge(q.cost))) {
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
       return Result::kFull;
     }
-    if (IsUrgent(m.type())) {
-      lane.urgent.push_back({std::move(m), cost, std::move(done)});
+    if (IsUrgent(type)) {
+      lane.urgent.push_back(std::move(q));
       lane.urgent_count.fetch_add(1, std::memory_order_release);
     } else {
-      lane.q.push_back({std::move(m), cost, std::move(done)});
+      lane.q.push_back(std::move(q));
     }
     lane.pending.fetch_add(1, std::memory_order_relaxed);
     if (!lane.running) {
@@ -168,7 +210,7 @@ void InboundRouter::ProcessOne(Lane& lane, Lane::Queued& q) {
   // Counted before the call so a Process that observes the message also
   // observes the count.
   delivered_.fetch_add(1, std::memory_order_relaxed);
-  const absl::Status s = raft_->Process(q.m);
+  const absl::Status s = raft_->Process(q.msg());
   if (!s.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
   lane.pending.fetch_sub(1, std::memory_order_relaxed);
   if (budget_ != nullptr) budget_->Release(q.cost);

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -215,6 +217,64 @@ TEST(InboundRouterTest, EntriesAreChargedAndParentBudgetIsShared) {
   a.Stop();
   b.Stop();
   EXPECT_EQ(total.used(), 0u);  // Stop gives back what it dropped
+}
+
+// A frame decoded in one arena is charged as a whole, and its memory stays
+// charged until the last of its messages has been processed: a queued
+// message never holds more than was charged. A frame that does not fit is
+// dropped whole and counted.
+TEST(InboundRouterTest, ArenaFramesAreChargedWholeUntilTheirLastMessage) {
+  testing::FakeRaft raft;
+  ByteBudget budget(4 << 20);
+  InboundRouter r(&raft, 4096, 4096, std::chrono::seconds(1), &budget);
+  std::vector<size_t> used_at_process;
+  raft.set_on_process([&](const raftpb::Message&) { used_at_process.push_back(budget.used()); });
+  // Two messages of 1 MiB each in one arena; our reference goes before
+  // they are processed (the queue keeps the arena alive).
+  auto frame = [](std::shared_ptr<InboundArena> a, uint64_t first) {
+    std::vector<raftpb::Message*> ms;
+    size_t bytes = 0;
+    for (uint64_t i = first; i < first + 2; ++i) {
+      auto* m = google::protobuf::Arena::CreateMessage<raftpb::Message>(a->arena());
+      *m = testing::App(2, 1, 1, i, std::string(1 << 20, static_cast<char>('a' + i)));
+      bytes += m->ByteSizeLong();
+      ms.push_back(m);
+    }
+    return std::make_pair(ms, bytes);
+  };
+  raft.BlockType(raftpb::MsgApp);
+  auto a = std::make_shared<InboundArena>();
+  auto [a_msgs, a_bytes] = frame(a, 0);
+  ASSERT_TRUE(r.ChargeArena(a.get(), a_bytes, a_msgs.size()));
+  const size_t charged = budget.used();
+  EXPECT_GT(charged, a_bytes);  // the arena's own blocks and the encoded bytes
+  for (raftpb::Message* m : a_msgs) {
+    EXPECT_EQ(r.DeliverFromArena(m, a), InboundRouter::Result::kQueued);
+  }
+  a.reset();
+
+  // A second such frame does not fit the 4 MiB: dropped whole.
+  auto b = std::make_shared<InboundArena>();
+  auto [b_msgs, b_bytes] = frame(b, 2);
+  EXPECT_FALSE(r.ChargeArena(b.get(), b_bytes, b_msgs.size()));
+  EXPECT_EQ(r.dropped_full(), 2u);
+  EXPECT_EQ(budget.used(), charged);
+  b.reset();
+
+  raft.Unblock();
+  ASSERT_TRUE(raft.WaitForMessages(2));
+  r.Stop();
+  // Read intact after the reader let go, in order; the charge held until
+  // the second was processed (recorded as each Process began), then all
+  // given back.
+  const std::vector<raftpb::Message> got = raft.messages();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].index(), 0u);
+  EXPECT_EQ(got[1].entries(0).data(), std::string(1 << 20, 'b'));
+  ASSERT_EQ(used_at_process.size(), 2u);
+  EXPECT_EQ(used_at_process[0], charged);
+  EXPECT_EQ(used_at_process[1], charged);
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST(InboundRouterTest, PauseDropsAndResumeRestores) {

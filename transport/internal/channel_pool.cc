@@ -17,7 +17,7 @@ int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_t member,
-                                                 bool snapshot) {
+                                                 Kind kind) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(MaxReceiveBytes(*opts_));
   args.SetMaxSendMessageSize(MaxReceiveBytes(*opts_));
@@ -32,10 +32,12 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_
   if (!opts_->tls.server_name_override.empty()) {
     args.SetSslTargetNameOverride(opts_->tls.server_name_override);
   }
-  if (snapshot) {
-    // Own connection; BDP probing off and a large lookahead measured ~2x
-    // faster for bulk client streams on loopback.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // A channel of its own subchannel pool dials its own connection (gRPC
+  // shares connections between channels of equal arguments otherwise).
+  if (kind != Kind::kControl) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (kind == Kind::kSnapshot) {
+    // BDP probing off and a large lookahead measured ~2x faster for bulk
+    // client streams on loopback.
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
   }
@@ -43,28 +45,28 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::GetLocked(const std::string& url, uint64_t member,
-                                                      bool snapshot) {
-  auto& ch = channels_[{url, member, snapshot}];
-  if (!ch) ch = Make(url, member, snapshot);
+                                                      Kind kind) {
+  auto& ch = channels_[{url, member, kind}];
+  if (!ch) ch = Make(url, member, kind);
   return ch;
 }
 
-std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url, uint64_t member) {
+std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url, uint64_t member,
+                                                Kind kind) {
   MutexLock l(&mu_);
-  return GetLocked(url, member, false);
+  return GetLocked(url, member, kind);
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& url,
                                                             uint64_t member) {
-  MutexLock l(&mu_);
-  return GetLocked(url, member, true);
+  return Get(url, member, Kind::kSnapshot);
 }
 
 void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
   std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
   MutexLock l(&mu_);
-  for (bool snapshot : {false, true}) {
-    auto it = channels_.find({url, member, snapshot});
+  for (Kind kind : {Kind::kControl, Kind::kAppend, Kind::kSnapshot}) {
+    auto it = channels_.find({url, member, kind});
     if (it != channels_.end() && it->second.use_count() == 1) {
       released.push_back(std::move(it->second));
       channels_.erase(it);
@@ -75,7 +77,7 @@ void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
 void ChannelPool::ResetForSnapshots(const std::string& url, uint64_t member) {
   std::shared_ptr<grpc::Channel> old;  // dropped outside the lock
   MutexLock l(&mu_);
-  auto it = channels_.find({url, member, true});
+  auto it = channels_.find({url, member, Kind::kSnapshot});
   if (it == channels_.end()) return;
   old = std::move(it->second);
   channels_.erase(it);

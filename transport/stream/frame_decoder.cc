@@ -6,13 +6,13 @@ namespace raftgrpc {
 
 namespace {
 
-absl::Status CheckedDeliver(raftpb::Message&& m, size_t max, const DeliverFn& deliver) {
-  const size_t size = m.ByteSizeLong();
+absl::Status CheckedDeliver(raftpb::Message* m, size_t max, const DeliverFn& deliver) {
+  const size_t size = m->ByteSizeLong();
   if (size > max) {
     return absl::ResourceExhaustedError(
         absl::StrCat("message of ", size, " bytes exceeds the limit of ", max));
   }
-  return deliver(std::move(m));
+  return deliver(m);
 }
 
 }  // namespace
@@ -20,7 +20,7 @@ absl::Status CheckedDeliver(raftpb::Message&& m, size_t max, const DeliverFn& de
 absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_bytes,
                                 const DeliverFn& deliver) {
   for (raftpb::Message& m : *frame->mutable_messages()) {
-    absl::Status s = CheckedDeliver(std::move(m), max_message_bytes, deliver);
+    absl::Status s = CheckedDeliver(&m, max_message_bytes, deliver);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -29,9 +29,9 @@ absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_byte
 absl::Status DecodeMsgAppV2Frame(v1::MsgAppV2Frame* frame, MsgAppV2Decoder* dec,
                                  size_t max_message_bytes, const DeliverFn& deliver) {
   for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
-    absl::StatusOr<raftpb::Message> m = dec->Decode(std::move(rec));
-    if (!m.ok()) return m.status();
-    absl::Status s = CheckedDeliver(*std::move(m), max_message_bytes, deliver);
+    absl::Status s = dec->DecodeInPlace(&rec);
+    if (!s.ok()) return s;
+    s = CheckedDeliver(rec.mutable_app(), max_message_bytes, deliver);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();

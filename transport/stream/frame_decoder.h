@@ -15,17 +15,19 @@
 
 namespace raftgrpc {
 
-// Receives each decoded message in order; an error stops decoding.
-using DeliverFn = std::function<absl::Status(raftpb::Message&&)>;
+// Receives each decoded message in order; an error stops decoding. The
+// message lives in the frame (in its arena, if it has one): move it out, or
+// keep the frame alive as long as the message is used.
+using DeliverFn = std::function<absl::Status(raftpb::Message*)>;
 
 // Hands every message of a v3 frame to `deliver`, in order. A message over
 // `max_message_bytes` -> RESOURCE_EXHAUSTED (the stream must be torn down).
-// Messages are moved out of `frame`.
 absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_bytes,
                                 const DeliverFn& deliver);
 
-// The same for a v2 frame through `dec` (the call's codec state): a bad
-// record -> INVALID_ARGUMENT; an oversize message -> RESOURCE_EXHAUSTED.
+// The same for a v2 frame through `dec` (the call's codec state), each
+// record decoded in place: a bad record -> INVALID_ARGUMENT; an oversize
+// message -> RESOURCE_EXHAUSTED.
 absl::Status DecodeMsgAppV2Frame(v1::MsgAppV2Frame* frame, MsgAppV2Decoder* dec,
                                  size_t max_message_bytes, const DeliverFn& deliver);
 

@@ -47,26 +47,42 @@ void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
 }
 
 absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec) {
-  raftpb::Message m;
-  switch (rec.kind_case()) {
+  absl::Status s = DecodeInPlace(&rec);
+  if (!s.ok()) return s;
+  return std::move(*rec.mutable_app());
+}
+
+absl::Status MsgAppV2Decoder::DecodeInPlace(v1::MsgAppV2Record* rec) {
+  google::protobuf::Arena* const arena = rec->GetArena();
+  switch (rec->kind_case()) {
     case v1::MsgAppV2Record::kLinkHeartbeat:
-      m.set_type(raftpb::MsgHeartbeat);
-      return m;
+      rec->mutable_app()->set_type(raftpb::MsgHeartbeat);
+      return absl::OkStatus();
     case v1::MsgAppV2Record::kAppEntries: {
-      v1::AppEntries* ae = rec.mutable_app_entries();
-      m.set_type(raftpb::MsgApp);
-      m.set_from(remote_);
-      m.set_to(local_);
-      m.set_term(term_);
-      m.set_logterm(term_);
-      m.set_index(index_);
-      m.mutable_entries()->Swap(ae->mutable_entries());
-      m.set_commit(ae->commit());
-      index_ += m.entries_size();
-      return m;
+      // Taken out of the oneof without a copy: in an arena it stays there
+      // (freed with it); on the heap it is ours to delete.
+      std::unique_ptr<v1::AppEntries> owned;
+      v1::AppEntries* ae;
+      if (arena != nullptr) {
+        ae = rec->unsafe_arena_release_app_entries();
+      } else {
+        owned.reset(rec->release_app_entries());
+        ae = owned.get();
+      }
+      raftpb::Message* m = rec->mutable_app();
+      m->set_type(raftpb::MsgApp);
+      m->set_from(remote_);
+      m->set_to(local_);
+      m->set_term(term_);
+      m->set_logterm(term_);
+      m->set_index(index_);
+      m->mutable_entries()->Swap(ae->mutable_entries());  // same arena: pointers only
+      m->set_commit(ae->commit());
+      index_ += m->entries_size();
+      return absl::OkStatus();
     }
     case v1::MsgAppV2Record::kApp: {
-      m = std::move(*rec.mutable_app());
+      const raftpb::Message& m = rec->app();
       if (m.type() != raftpb::MsgApp) {
         return absl::InvalidArgumentError(absl::StrCat("msgappv2 stream carries only MsgApp, got ",
                                                        raftpb::MessageType_Name(m.type())));
@@ -78,7 +94,7 @@ absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec
       }
       term_ = m.term();
       index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();
-      return m;
+      return absl::OkStatus();
     }
     case v1::MsgAppV2Record::KIND_NOT_SET:
       break;

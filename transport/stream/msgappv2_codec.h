@@ -43,6 +43,9 @@ class MsgAppV2Decoder {
   // heartbeat record yields the link heartbeat message. INVALID_ARGUMENT for
   // an empty record or a full record that is not a MsgApp.
   absl::StatusOr<raftpb::Message> Decode(v1::MsgAppV2Record&& rec);
+  // The same, in place: on success `rec` holds the whole message as its
+  // `app`, in rec's arena if it has one (no copy, no heap allocation).
+  absl::Status DecodeInPlace(v1::MsgAppV2Record* rec);
 
  private:
   const uint64_t local_;

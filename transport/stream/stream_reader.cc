@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -127,9 +128,12 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     CancelPinned(call);
   }
 
-  // Delivers a frame; false tears the stream down (reason recorded).
+  // Delivers a frame; false tears the stream down (reason recorded). With
+  // an `arena` (the frame's), its messages stay there: the arena is charged
+  // to the inbound budget as a whole, and the queue holds it.
   template <class Frame, class Decode>
-  bool OnFrame(CallBase* call, Frame* frame, Decode&& decode) {
+  bool OnFrame(CallBase* call, Frame* frame, Decode&& decode,
+               std::shared_ptr<InboundArena> arena = nullptr) {
     {
       MutexLock l(&mu_);
       if (stopped_ || call != current_) return false;
@@ -137,24 +141,40 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       ++busy_;
     }
     uint64_t msgs = 0, bytes = 0;
-    absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message&& m) {
+    std::vector<raftpb::Message*> in_arena;
+    absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message* m) {
       ++msgs;
-      const size_t size = m.GetCachedSize();  // computed by the decoder's size check
+      const size_t size = m->GetCachedSize();  // computed by the decoder's size check
       bytes += size;
       // The peer we dialled speaks only for itself (link heartbeats carry
       // no sender): anything else tears the stream down.
-      if (m.from() != env_.peer_id && !IsLinkHeartbeat(m)) {
-        return absl::PermissionDeniedError(absl::StrCat("message from ", absl::Hex(m.from()),
+      if (m->from() != env_.peer_id && !IsLinkHeartbeat(*m)) {
+        return absl::PermissionDeniedError(absl::StrCat("message from ", absl::Hex(m->from()),
                                                         " on the stream of peer ",
                                                         absl::Hex(env_.peer_id)));
       }
-      // A full queue (or budget) drops it; etcd counts that as a receive
-      // failure.
-      if (env_.inbound->Deliver(std::move(m), size) == InboundRouter::Result::kFull) {
+      if (arena != nullptr) {
+        in_arena.push_back(m);
+      } else if (env_.inbound->Deliver(std::move(*m), size) == InboundRouter::Result::kFull) {
+        // A full queue (or budget) drops it; etcd counts that as a receive
+        // failure.
         env_.counters->AddReceiveFailure();
       }
       return absl::OkStatus();
     });
+    if (arena != nullptr && !in_arena.empty()) {
+      // The encoded bytes stand for what the messages hold outside the
+      // arena (their strings' buffers).
+      if (!env_.inbound->ChargeArena(arena.get(), bytes, in_arena.size())) {
+        for (size_t i = 0; i < in_arena.size(); ++i) env_.counters->AddReceiveFailure();
+      } else {
+        for (raftpb::Message* m : in_arena) {
+          if (env_.inbound->DeliverFromArena(m, arena) == InboundRouter::Result::kFull) {
+            env_.counters->AddReceiveFailure();
+          }
+        }
+      }
+    }
     env_.counters->AddReceived(bytes);
     if (!err.ok()) env_.counters->AddReceiveFailure();
     MutexLock l(&mu_);
@@ -436,7 +456,8 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
     } else {
       stub_ptr->async()->MsgAppV2Stream(&ctx_, this);
     }
-    this->StartRead(&frame_);
+    NextFrame();
+    this->StartRead(next_);
     // Stream heartbeats hold the call open (gRPC forbids a write after
     // OnDone) until it ends; the first one, at once, tells the writer this
     // reader beats.
@@ -498,28 +519,30 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
     }
     bool keep;
     if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
-      keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
+      keep = core_->OnFrame(this, next_, DecodeMessageFrame);
     } else {
-      keep = core_->OnFrame(this, &frame_,
-                            [this](v1::MsgAppV2Frame* f, size_t max, const DeliverFn& deliver) {
-                              return DecodeMsgAppV2Frame(f, &dec_, max, deliver);
-                            });
+      keep = core_->OnFrame(
+          this, next_,
+          [this](v1::MsgAppV2Frame* f, size_t max, const DeliverFn& deliver) {
+            return DecodeMsgAppV2Frame(f, &dec_, max, deliver);
+          },
+          std::move(arena_));
     }
     if (!keep) {
       Cancel();
       return;
     }
-    frame_.Clear();
+    NextFrame();
     // Held before the core may hand the call to another thread to resume.
     this->AddHold();
     if (core_->PauseIfFull(this)) return;
     this->RemoveHold();
-    this->StartRead(&frame_);
+    this->StartRead(next_);
   }
 
   void ResumeRead(bool read) override {
     if (read) {
-      this->StartRead(&frame_);
+      this->StartRead(next_);
     } else {
       EndHeartbeats();  // not reading on: the call is ending
     }
@@ -551,8 +574,23 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
     if (release) this->RemoveHold();
   }
 
+  // Where the next frame is read to. v3: frame_, cleared and reused. v2:
+  // a new arena's frame each time, which the frame's messages take along
+  // into the inbound queue (they are MsgApps, all in one FIFO lane, so
+  // none holds an arena much longer than its frame's last message).
+  void NextFrame() {
+    if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
+      frame_.Clear();
+    } else {
+      arena_ = std::make_shared<InboundArena>();
+      next_ = google::protobuf::Arena::CreateMessage<Frame>(arena_->arena());
+    }
+  }
+
   grpc::ClientContext ctx_;
   Frame frame_;
+  std::shared_ptr<InboundArena> arena_;  // v2: next_'s
+  Frame* next_ = &frame_;
   MsgAppV2Decoder dec_;  // v2 only: fresh state per call
   Handoff handoff_;
   Mutex beat_mu_;
@@ -571,7 +609,9 @@ void GrpcStreamReader::Core::Dial() {
     MutexLock l(&mu_);
     if (stopped_ || removed_ || current_ != nullptr) return;
     std::string url = env_.picker->Pick();
-    stub = v1::RaftTransport::NewStub(channels_->Get(url, env_.peer_id));
+    stub = v1::RaftTransport::NewStub(channels_->Get(
+        url, env_.peer_id,
+        type_ == StreamType::kMessage ? ChannelPool::Kind::kControl : ChannelPool::Kind::kAppend));
     grpc::ClientContext* ctx;
     if (type_ == StreamType::kMessage) {
       auto* c = new Call<v1::MessageFrame>(shared_from_this(), env_);
