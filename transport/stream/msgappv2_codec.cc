@@ -31,6 +31,15 @@ void MsgAppV2Encoder::Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame) {
   *rec->mutable_app() = std::move(m);
 }
 
+void MsgAppV2Encoder::FreeEntries(v1::MsgAppV2Frame* frame) {
+  for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
+    if (rec.has_app_entries()) {
+      google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
+      rec.mutable_app_entries()->mutable_entries()->Swap(&drop);
+    }
+  }
+}
+
 void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
   for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
     if (rec.has_app_entries() && pool_.size() < kMaxPooled) {

@@ -20,6 +20,7 @@ struct MessageEncoder {
   }
   // Cleared messages stay allocated inside the frame for the next Add.
   void Recycle(v1::MessageFrame* frame) { frame->Clear(); }
+  static void FreeEntries(v1::MessageFrame*) {}
 };
 
 template <class Frame>
@@ -174,6 +175,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   void OnWriteDone(Stream* s, bool ok, std::unique_ptr<Frame> frame) override {
     std::shared_ptr<Conn> conn;
     std::unique_ptr<Frame> next;
+    bool keep = false;
     {
       MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;  // stale conn
@@ -186,10 +188,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
         last_write_ = absl::Now();
         // A frame that carried one large message is not kept: its cleared
         // objects would hold that message's buffers.
-        if (frame && spare_.size() < kMaxSpareFrames && inflight_bytes_ <= max_frame_bytes_) {
-          enc_.Recycle(frame.get());
-          spare_.push_back(std::move(frame));
-        }
+        keep = frame && spare_.size() < kMaxSpareFrames && inflight_bytes_ <= max_frame_bytes_;
         if (!pending_.empty()) TakeNextLocked(&conn, &next);
       }
     }
@@ -197,6 +196,16 @@ class GrpcStreamWriter::Core final : public CoreBase,
       StartWrite(conn, std::move(next));
     } else if (!ok) {
       Fail(s, "write", "stream write failed");
+    }
+    if (keep) {
+      // The written frame's entries are freed outside the lock (a free per
+      // entry): Send, which takes the lock, never waits for that.
+      Encoder::FreeEntries(frame.get());
+      MutexLock l(&mu_);
+      if (spare_.size() < kMaxSpareFrames) {
+        enc_.Recycle(frame.get());
+        spare_.push_back(std::move(frame));
+      }
     }
   }
 
