@@ -563,8 +563,7 @@ TEST(ReliabilityTest, TenRestartsUnderTrafficLeakNothing) {
   cl.StopNode(2);
   ASSERT_TRUE(cl.RestartNode(2, /*fresh_raft=*/true).ok());
   ASSERT_TRUE(cl.raft(2).WaitForMessages(50, absl::Seconds(20)));
-  // Counted with every stream up, as at the end: the msgappv2 stream has a
-  // connection of its own, which may still be dialling here otherwise.
+  // Counted with every stream up, as at the end.
   ASSERT_TRUE(cl.WaitAllStreams(absl::Seconds(20)));
   const int64_t threads_before = ProcStatus("Threads");
   const int fds_before = OpenFds();

@@ -1,5 +1,7 @@
 #include "transport/internal/channel_pool.h"
 
+#include <algorithm>
+
 #include "peer/mutex.h"
 #include "peer/url_picker.h"
 
@@ -17,27 +19,37 @@ int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_t member,
-                                                 Kind kind) {
+                                                 bool snapshot) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(MaxReceiveBytes(*opts_));
   args.SetMaxSendMessageSize(MaxReceiveBytes(*opts_));
   // Fast reconnects: a restarted peer is reached within the dial retry rate,
   // not gRPC's default backoff of up to two minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // gRPC reads its minimum connect timeout from this argument (the time a
+  // TCP and HTTP/2 handshake may take), not a backoff. It was 100 ms: on a
+  // link with 100 ms of round trip, or a queue in front of it, every first
+  // attempt timed out "before receiving SETTINGS frame" and fail-fast calls
+  // failed with it (hosts_test: a snapshot retry after a stall, on a
+  // saturated 4 MB/s link, 1 run in 4). 2 s fits a TLS handshake over a 500 ms round
+  // trip and one lost SYN, and still retries a partitioned peer every few
+  // seconds. Snapshots, on a fresh connection after a stall, may take as
+  // long to connect as to make progress.
+  const absl::Duration connect =
+      snapshot ? std::max(absl::Seconds(2), opts_->snapshot_progress_timeout) : absl::Seconds(2);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(connect), 600000)));
   // Like etcd's, this transport has its own retry semantics (Raft resends):
   // none at the RPC level. gRPC's retry layer is off.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   if (!opts_->tls.server_name_override.empty()) {
     args.SetSslTargetNameOverride(opts_->tls.server_name_override);
   }
-  // A channel of its own subchannel pool dials its own connection (gRPC
-  // shares connections between channels of equal arguments otherwise).
-  if (kind != Kind::kControl) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  if (kind == Kind::kSnapshot) {
-    // BDP probing off and a large lookahead measured ~2x faster for bulk
-    // client streams on loopback.
+  if (snapshot) {
+    // Own connection; BDP probing off and a large lookahead measured ~2x
+    // faster for bulk client streams on loopback.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
   }
@@ -45,28 +57,28 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::GetLocked(const std::string& url, uint64_t member,
-                                                      Kind kind) {
-  auto& ch = channels_[{url, member, kind}];
-  if (!ch) ch = Make(url, member, kind);
+                                                      bool snapshot) {
+  auto& ch = channels_[{url, member, snapshot}];
+  if (!ch) ch = Make(url, member, snapshot);
   return ch;
 }
 
-std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url, uint64_t member,
-                                                Kind kind) {
+std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& url, uint64_t member) {
   MutexLock l(&mu_);
-  return GetLocked(url, member, kind);
+  return GetLocked(url, member, false);
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& url,
                                                             uint64_t member) {
-  return Get(url, member, Kind::kSnapshot);
+  MutexLock l(&mu_);
+  return GetLocked(url, member, true);
 }
 
 void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
   std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
   MutexLock l(&mu_);
-  for (Kind kind : {Kind::kControl, Kind::kAppend, Kind::kSnapshot}) {
-    auto it = channels_.find({url, member, kind});
+  for (bool snapshot : {false, true}) {
+    auto it = channels_.find({url, member, snapshot});
     if (it != channels_.end() && it->second.use_count() == 1) {
       released.push_back(std::move(it->second));
       channels_.erase(it);
@@ -77,7 +89,7 @@ void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
 void ChannelPool::ResetForSnapshots(const std::string& url, uint64_t member) {
   std::shared_ptr<grpc::Channel> old;  // dropped outside the lock
   MutexLock l(&mu_);
-  auto it = channels_.find({url, member, Kind::kSnapshot});
+  auto it = channels_.find({url, member, true});
   if (it == channels_.end()) return;
   old = std::move(it->second);
   channels_.erase(it);

@@ -31,17 +31,8 @@ class ChannelPool {
  public:
   ChannelPool(std::shared_ptr<const TransportOptions> opts, MemberChannelCredentials creds);
 
-  // What a channel carries. Each kind has its own HTTP/2 connection, as
-  // etcd gives each stream its own TCP connection: a MsgApp flood or a
-  // snapshot never fills the socket buffers heartbeats and votes wait in.
-  enum class Kind {
-    kControl,   // the message (v3) stream, pipeline and probes
-    kAppend,    // the msgappv2 stream: MsgApp in bulk
-    kSnapshot,  // snapshots
-  };
-  // For `kind` to `member` at `url`.
-  std::shared_ptr<grpc::Channel> Get(const std::string& url, uint64_t member,
-                                     Kind kind = Kind::kControl);
+  // For streams, pipeline and probes to `member` at `url`.
+  std::shared_ptr<grpc::Channel> Get(const std::string& url, uint64_t member);
   // For snapshots.
   std::shared_ptr<grpc::Channel> GetForSnapshots(const std::string& url, uint64_t member);
   // Replaces the snapshot channel to `member` at `url` (its own connection):
@@ -57,14 +48,14 @@ class ChannelPool {
   static int MaxReceiveBytes(const TransportOptions& opts);
 
  private:
-  std::shared_ptr<grpc::Channel> GetLocked(const std::string& url, uint64_t member, Kind kind)
+  std::shared_ptr<grpc::Channel> GetLocked(const std::string& url, uint64_t member, bool snapshot)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::shared_ptr<grpc::Channel> Make(const std::string& url, uint64_t member, Kind kind);
+  std::shared_ptr<grpc::Channel> Make(const std::string& url, uint64_t member, bool snapshot);
 
   const std::shared_ptr<const TransportOptions> opts_;
   const MemberChannelCredentials creds_;
   mutable Mutex mu_;
-  std::map<std::tuple<std::string, uint64_t, Kind>, std::shared_ptr<grpc::Channel>> channels_
+  std::map<std::tuple<std::string, uint64_t, bool>, std::shared_ptr<grpc::Channel>> channels_
       ABSL_GUARDED_BY(mu_);
 };
 

@@ -609,9 +609,7 @@ void GrpcStreamReader::Core::Dial() {
     MutexLock l(&mu_);
     if (stopped_ || removed_ || current_ != nullptr) return;
     std::string url = env_.picker->Pick();
-    stub = v1::RaftTransport::NewStub(channels_->Get(
-        url, env_.peer_id,
-        type_ == StreamType::kMessage ? ChannelPool::Kind::kControl : ChannelPool::Kind::kAppend));
+    stub = v1::RaftTransport::NewStub(channels_->Get(url, env_.peer_id));
     grpc::ClientContext* ctx;
     if (type_ == StreamType::kMessage) {
       auto* c = new Call<v1::MessageFrame>(shared_from_this(), env_);
