@@ -59,6 +59,8 @@ def main():
                           "snapshot": "mb_per_sec", "hbload": "p99_us"}[mode]]
         for key in keys:
             first = None
+            if any(key not in r for bname, _ in bins for r in res[(wname, bname)]):
+                continue  # not a key of this workload's mode
             for bname, _ in bins:
                 rs = res[(wname, bname)]
                 vals = [r[key] for r in rs]
