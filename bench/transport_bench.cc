@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1020,6 +1021,13 @@ int main(int argc, char** argv) {
   }
   if (f.baseline && f.mode == "peers") {
     std::fprintf(stderr, "--baseline has no peers mode\n");
+    return 2;
+  }
+  // Checked before forking: node 2 failing to make its directory there
+  // would leave node 1 waiting on the pipe for ever.
+  struct stat st;
+  if (!f.snap_dir.empty() && (::stat(f.snap_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+    std::fprintf(stderr, "--snap-dir=%s is not a directory\n", f.snap_dir.c_str());
     return 2;
   }
   Link link = MakeLink();
