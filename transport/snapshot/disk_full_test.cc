@@ -134,6 +134,81 @@ TEST(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesN
   EXPECT_EQ(files, 1) << "only the stored snapshot";
 }
 
+// The names in the small disk's directory that start with `prefix`.
+std::vector<std::string> Named(const std::string& prefix) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(g_dir->c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (std::string(e->d_name).rfind(prefix, 0) == 0) out.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+// A transfer the link breaks while the disk is full: the receiver's last
+// checkpoint cannot write its record, so nothing is kept for a resume, and
+// nothing is left behind either (no temporary file, no half-written
+// record); the node then stores a snapshot that fits.
+TEST(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
+  if (g_dir == nullptr) GTEST_SKIP() << "no small disk for this test: " << *g_no_disk;
+  for (const std::string& n : Named("")) {
+    if (n != "." && n != "..") unlink((*g_dir + "/" + n).c_str());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
+                       Cluster::Start(2, {}, [](uint64_t id, TransportOptions& o) {
+                         if (id == 2) o.snapshot_dir = *g_dir;
+                       }));
+  Cluster& cl = *c;
+  auto received = [&] {
+    for (const PeerMetrics& p : cl.t(2).Metrics().peers) {
+      if (p.id == 1)
+        return std::make_pair(p.snapshot_received_data_bytes, p.snapshot_receive_failures);
+    }
+    return std::make_pair(uint64_t{0}, uint64_t{0});
+  };
+  auto stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cl.node(2).port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kMetaFrom, FormatId(1));
+  ctx.AddMetadata(kMetaTo, "2");
+  ctx.AddMetadata(kMetaClusterId, "1000");
+  ctx.AddMetadata(kMetaServerVersion, kServerVersion);
+  v1::SnapshotResponse resp;
+  auto w = stub->Snapshot(&ctx, &resp);
+  // Half of a 1 MiB snapshot, every chunk checksummed (so resumable), and
+  // below the first periodic checkpoint (1 MiB): no record exists yet.
+  ASSERT_TRUE(w->Write(Header(12, 1 << 20)));
+  v1::SnapshotFrame chunk;
+  chunk.set_chunk(std::string(128 << 10, 'h'));
+  chunk.set_chunk_crc32c(Crc32cExtend(0, chunk.chunk().data(), chunk.chunk().size()));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(w->Write(chunk));
+  ASSERT_TRUE(WaitUntil([&] { return received().first >= 512u << 10; }));
+  ASSERT_EQ(Named("raftgrpc-recv-").size(), 1u);
+  ASSERT_TRUE(Named("raftgrpc-partial-").empty());
+  // Fill the disk to the last byte.
+  {
+    FILE* f = std::fopen((*g_dir + "/filler").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    const std::string block(4096, 'f');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  ctx.TryCancel();  // the link breaks
+  EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(WaitUntil([&] { return received().second == 1; }));
+  EXPECT_TRUE(Named("raftgrpc-").empty()) << Named("raftgrpc-")[0];
+  // Space again: a snapshot that fits is stored, and resumes nothing.
+  unlink((*g_dir + "/filler").c_str());
+  ASSERT_TRUE(SendSnapshot(cl.node(2).port, 13, kDiskBytes / 4).ok());
+  std::vector<std::string> files;
+  for (const std::string& n : Named("")) {
+    if (n[0] != '.') files.push_back(n);
+  }
+  EXPECT_EQ(files, std::vector<std::string>{"000000000000000d.snap.db"});
+}
+
 }  // namespace
 }  // namespace raftgrpc
 
