@@ -56,16 +56,11 @@ InboundRouter::~InboundRouter() { Stop(); }
 
 InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done,
                                            size_t encoded_size) {
-  if (honor_pause && paused()) {
-    dropped_paused_.fetch_add(1, std::memory_order_relaxed);
-    return Result::kPaused;
-  }
-  if (IsLinkHeartbeat(m)) return Result::kLinkHeartbeat;
   Lane::Queued q;
   q.cost = budget_ != nullptr ? InboundCost(m, encoded_size) : 0;
   q.m = std::move(m);
   q.done = std::move(done);
-  return Push(std::move(q));
+  return Push(std::move(q), honor_pause);
 }
 
 bool InboundRouter::ChargeArena(InboundArena* a, size_t extra, size_t messages) {
@@ -82,18 +77,18 @@ bool InboundRouter::ChargeArena(InboundArena* a, size_t extra, size_t messages) 
 
 InboundRouter::Result InboundRouter::DeliverFromArena(raftpb::Message* m,
                                                       std::shared_ptr<InboundArena> keep) {
-  if (paused()) {
-    dropped_paused_.fetch_add(1, std::memory_order_relaxed);
-    return Result::kPaused;
-  }
-  if (IsLinkHeartbeat(*m)) return Result::kLinkHeartbeat;
   Lane::Queued q;
   q.in_arena = m;
   q.arena = std::move(keep);
-  return Push(std::move(q));
+  return Push(std::move(q), /*honor_pause=*/true);
 }
 
-InboundRouter::Result InboundRouter::Push(Lane::Queued&& q) {
+InboundRouter::Result InboundRouter::Push(Lane::Queued&& q, bool honor_pause) {
+  if (honor_pause && paused()) {
+    dropped_paused_.fetch_add(1, std::memory_order_relaxed);
+    return Result::kPaused;
+  }
+  if (IsLinkHeartbeat(q.msg())) return Result::kLinkHeartbeat;
   const raftpb::MessageType type = q.msg().type();
   Lane& lane = type == raftpb::MsgProp ? prop_ : recv_;
   bool wake = false, start = false;

@@ -188,8 +188,9 @@ class InboundRouter {
   };
 
   Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done, size_t encoded_size);
-  // Queues `q` (its cost already set) on the lane its message's type picks.
-  Result Push(Lane::Queued&& q);
+  // Queues `q` (its cost already set) on the lane its message's type picks;
+  // drops it while paused (if `honor_pause`) and for a link heartbeat.
+  Result Push(Lane::Queued&& q, bool honor_pause);
   // Processes one message and settles its accounts.
   void ProcessOne(Lane& lane, Lane::Queued& q);
   // Gives back the budget of, and fails with `why`, dropped messages.

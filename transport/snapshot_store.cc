@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -177,7 +178,11 @@ bool FitBudgetLocked(const std::string& dir, const DiskSnapshotStore::State& sta
                      uint64_t bytes) {
   if (bytes > state.partial_max_bytes) return false;
   uint64_t total = bytes, pinned = bytes;
-  std::vector<std::pair<int64_t, uint64_t>> evictable;  // (last progress, sender)
+  struct Evictable {
+    int64_t progress;
+    uint64_t sender, bytes;
+  };
+  std::vector<Evictable> evictable;
   for (const std::string& name : List(dir)) {
     uint64_t other;
     if (!ParseRecordName(name, &other) || other == from) continue;
@@ -187,16 +192,17 @@ bool FitBudgetLocked(const std::string& dir, const DiskSnapshotStore::State& sta
     if (state.owner.count(other) != 0) {
       pinned += r->offset;
     } else {
-      evictable.emplace_back(LastProgress(dir, other), other);
+      evictable.push_back({LastProgress(dir, other), other, r->offset});
     }
   }
   if (pinned > state.partial_max_bytes) return false;
-  std::sort(evictable.begin(), evictable.end());
-  for (const auto& [progress, other] : evictable) {
+  std::sort(evictable.begin(), evictable.end(), [](const Evictable& a, const Evictable& b) {
+    return std::tie(a.progress, a.sender) < std::tie(b.progress, b.sender);
+  });
+  for (const Evictable& e : evictable) {
     if (total <= state.partial_max_bytes) break;
-    std::optional<Record> r = ReadRecord(dir, other);
-    if (r) total -= r->offset;
-    RemovePartial(dir, other);
+    total -= e.bytes;
+    RemovePartial(dir, e.sender);
   }
   return total <= state.partial_max_bytes;
 }

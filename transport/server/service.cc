@@ -153,9 +153,9 @@ grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerC
   if (s.ok()) {
     SnapshotStore* store = host->snapshot_store();
     // A stat and a small file read: short enough for this thread.
-    const bool resumable = store && opts.snapshot_resume && host->FindPeer(id.from) != nullptr;
-    resp->set_offset(resumable ? store->ResumeOffset(id.from, req->message(), req->data_size())
-                               : 0);
+    resp->set_offset(store && SnapshotResumable(host, id.from)
+                         ? store->ResumeOffset(id.from, req->message(), req->data_size())
+                         : 0);
   }
   reactor->Finish(s);
   return reactor;

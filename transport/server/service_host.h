@@ -42,6 +42,13 @@ class ServiceHost {
   virtual Scheduler* scheduler() = 0;
 };
 
+// Whether a snapshot from `from` may resume, and its broken transfer be
+// kept for that: resume on, and `from` a peer (a remote or a stranger could
+// otherwise leave an abandoned prefix under every ID it claims).
+inline bool SnapshotResumable(ServiceHost* host, uint64_t from) {
+  return host->options().snapshot_resume && host->FindPeer(from) != nullptr;
+}
+
 // The server side's shared state. Owned by the TransportService.
 struct ServerEnv {
   ServiceHost* host = nullptr;

@@ -194,10 +194,8 @@ void SnapshotReceiver::HandleHeader() {
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("snapshot offset ", h->offset(), " beyond its size ", h->data_size())));
   }
-  // Only a peer's transfer is kept for a resume: a remote or a stranger
-  // could otherwise leave an abandoned prefix under every ID it claims.
-  const bool resumable = opts.snapshot_resume && env_.host->FindPeer(from_) != nullptr;
-  auto sink = resumable ? store->BeginFrom(from_, m, h->data_size(), h->offset())
+  auto sink = SnapshotResumable(env_.host, from_)
+                  ? store->BeginFrom(from_, m, h->data_size(), h->offset())
               : h->offset() != 0
                   ? absl::StatusOr<std::unique_ptr<SnapshotSink>>(absl::FailedPreconditionError(
                         opts.snapshot_resume ? "snapshot resume is only for peers"

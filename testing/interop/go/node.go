@@ -153,9 +153,15 @@ func validateMD(md metadata.MD, cluster uint64) (uint64, error) {
 	return from, nil
 }
 
+// validate checks a call's identity metadata and refuses a removed sender
+// (PERMISSION_DENIED with the removed-member trailer); it returns the sender.
 func (n *node) validate(ctx context.Context) (uint64, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	return validateMD(md, n.cluster)
+	from, err := validateMD(md, n.cluster)
+	if err == nil && n.removed[from] {
+		return 0, n.removedStatus(ctx)
+	}
+	return from, err
 }
 
 func (n *node) removedStatus(ctx context.Context) error {
@@ -307,9 +313,6 @@ func (n *node) serveStream(srv interface{}, stream grpc.ServerStream, kind strin
 		return err
 	}
 	md, _ := metadata.FromIncomingContext(stream.Context())
-	if n.removed[from] {
-		return n.removedStatus(stream.Context())
-	}
 	if _, ok := n.peers[from]; !ok {
 		return status.Error(codes.NotFound, "error sender not found")
 	}
@@ -452,9 +455,6 @@ func (n *node) Pipeline(ctx context.Context, req *PipelineRequest) (*empty, erro
 	if err != nil {
 		return nil, err
 	}
-	if n.removed[from] {
-		return nil, n.removedStatus(ctx)
-	}
 	if err := n.checkBody(&req.Message, from); err != nil {
 		return nil, err
 	}
@@ -492,9 +492,6 @@ func (n *node) SnapshotOffset(ctx context.Context, req *SnapshotOffsetRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if n.removed[from] {
-		return nil, n.removedStatus(ctx)
-	}
 	if req.Message.Type != raftpb.MsgSnap {
 		return nil, status.Error(codes.InvalidArgument, "wrong raft message type")
 	}
@@ -519,9 +516,6 @@ func (n *node) Snapshot(stream grpc.ServerStream) error {
 	from, err := n.validate(stream.Context())
 	if err != nil {
 		return err
-	}
-	if n.removed[from] {
-		return n.removedStatus(stream.Context())
 	}
 	var f SnapshotFrame
 	if err := stream.RecvMsg(&f); err != nil {
