@@ -444,6 +444,50 @@ TEST(ReliabilityTest, NonMemberPipelineFloodStaysWithinTheByteBudget) {
   EXPECT_LE(peak, uint64_t{17} << 20);
 }
 
+// The same shape of attack on the MsgApp stream, whose frames are decoded
+// into one arena each: MsgApps of 100k empty entries (about 0.2 MB on the
+// wire, some 5 MB decoded) against a 20 ms Process. Each frame's arena is
+// charged as decoded, so the 32 MiB budget holds a handful at a time, the
+// reader stops reading meanwhile, and memory stays bounded (charged at
+// their wire size, all of them would be queued: some 500 MB).
+TEST(ReliabilityTest, EntryHeavyStreamFloodIsChargedAsDecoded) {
+  TransportOptions o = FastOptions();
+  o.max_inbound_bytes_per_peer = 32 << 20;
+  o.max_inbound_bytes = 64 << 20;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.raft(2).set_keep_messages(false);
+  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
+  const uint64_t kN = kCheckRss ? 100 : 30;
+  raftpb::Message heavy = testing::App(1, 2, 1, 0, "", /*entries=*/0);
+  for (int i = 0; i < 100000; ++i) heavy.add_entries();
+  auto peer = cl.t(1).GetPeer(2);
+  const int64_t rss_before = ProcStatus("VmRSS");
+  uint64_t queued = 0;
+  for (uint64_t i = 1; i <= kN; ++i) {
+    heavy.set_index(i - 1);  // consecutive: the compact msgappv2 record
+    Peer::SendOutcome out;
+    while ((out = peer->Send(heavy)) == Peer::SendOutcome::kFull) std::this_thread::yield();
+    queued += out == Peer::SendOutcome::kQueued;
+  }
+  auto inbound = cl.t(2).GetPeer(1);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued; },
+      absl::Seconds(120)));
+  EXPECT_EQ(cl.raft(2).message_count(), queued);
+  EXPECT_LE(inbound->inbound_budget().peak(), size_t{32} << 20);
+  // Charged as decoded: more than the wire bytes of a few messages.
+  EXPECT_GT(inbound->inbound_budget().peak(), size_t{4} << 20);
+  ::testing::Test::RecordProperty("budget_peak_bytes",
+                                  std::to_string(inbound->inbound_budget().peak()));
+  if (kCheckRss) {
+    const int64_t grown_kb = ProcStatus("VmRSS") - rss_before;
+    ::testing::Test::RecordProperty("rss_grown_kb", std::to_string(grown_kb));
+    EXPECT_LT(grown_kb, 200 * 1024) << "kB grown";
+  }
+}
+
 // A member's messages of many empty entries: two bytes each on the wire,
 // about 90 once decoded. An outside check sent 1M-entry messages: 84 MB on
 // the wire became 3.1 GB in memory within 11 s. Here 120 pipeline calls of
