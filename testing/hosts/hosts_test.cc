@@ -299,9 +299,12 @@ TEST_F(HostsTest, FrozenLeaderIsNoticedByAllFollowersAndRecoversOnThaw) {
   ExpectNoDuplicates();
 }
 
-// A snapshot on a 4 MB/s link, cut mid-way. For 2 s, less than the
+// A snapshot on a 4 MB/s link, cut mid-way. For 1 s, well within the
 // progress timeout (5 s here): the transfer rides it out (TCP retransmits,
-// nothing times out) and completes, no failure reported. For longer than the
+// nothing times out) and completes, no failure reported. (TCP's doubling
+// retransmission timeout leaves the receiver without data for up to about
+// twice the cut: a 2 s cut came to the 5 s timeout and failed, 1 CI run in
+// several under ASan and in runs with the machine loaded.) For longer than the
 // progress timeout: it fails, reported exactly once, leaves no file, and the
 // retry succeeds.
 TEST_F(HostsTest, SnapshotRidesOutAShortCutAndFailsOnceOnALongOne) {
@@ -320,12 +323,12 @@ TEST_F(HostsTest, SnapshotRidesOutAShortCutAndFailsOnceOnALongOne) {
 
   const auto start = outcome();
   absl::Time t0 = absl::Now();
-  cut_midway(absl::Seconds(2));
+  cut_midway(absl::Seconds(1));
   ASSERT_TRUE(WaitFor([&] { return outcome() != start; }, absl::Seconds(60)));
   ::testing::Test::RecordProperty("short_cut_total_ms",
                                   std::to_string(absl::ToInt64Milliseconds(absl::Now() - t0)));
   EXPECT_EQ(outcome(), std::make_pair(start.first + 1, start.second))
-      << "a 2 s cut failed the snapshot";
+      << "a 1 s cut failed the snapshot";
 
   const auto before_long = outcome();
   const absl::Duration long_cut = Hosts::Options().snapshot_progress_timeout + absl::Seconds(2);
