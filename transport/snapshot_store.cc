@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -213,6 +214,8 @@ namespace {
 
 class DiskSink : public SnapshotSink {
  public:
+  static constexpr size_t kMaxWriteBytes = 512 << 10;
+
   DiskSink(std::string dir, std::string tmp, std::string final_path, int fd)
       : dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(fd) {}
   ~DiskSink() override { Abort(); }
@@ -229,15 +232,50 @@ class DiskSink : public SnapshotSink {
   }
 
   absl::Status Write(const char* data, size_t n) override {
-    while (n > 0) {
-      ssize_t w = ::write(fd_, data, n);
+    return WriteV({absl::string_view(data, n)});
+  }
+
+  absl::Status WriteV(const std::vector<absl::string_view>& pieces) override {
+    // Calls of at most kMaxWriteBytes: on Linux 6.18 ext4 a 1 MiB write(2)
+    // into the page cache took 3.3x as long as the same bytes in 512 KiB
+    // writes (0.245 s against 0.074 s for 256 MiB, 2026-11-30), and chunks
+    // are 1 MiB.
+    constexpr int kMaxIov = 64;
+    iovec iov[kMaxIov];
+    size_t i = 0, off = 0;  // the next byte: pieces[i], at off
+    while (i < pieces.size()) {
+      int n = 0;
+      size_t batch = 0;
+      for (size_t j = i, o = off; j < pieces.size() && n < kMaxIov && batch < kMaxWriteBytes;
+           ++j, o = 0) {
+        const size_t len = std::min(pieces[j].size() - o, kMaxWriteBytes - batch);
+        if (len == 0) continue;
+        iov[n].iov_base = const_cast<char*>(pieces[j].data() + o);
+        iov[n].iov_len = len;
+        ++n;
+        batch += len;
+      }
+      if (n == 0) break;  // only empty pieces left
+      ssize_t w = ::writev(fd_, iov, n);
       if (w < 0) {
         if (errno == EINTR) continue;
         return Errno("write", tmp_);
       }
-      data += w;
-      n -= static_cast<size_t>(w);
       written_ += static_cast<uint64_t>(w);
+      // Advance past what was written (possibly less than asked).
+      for (size_t left = static_cast<size_t>(w); left > 0;) {
+        const size_t here = std::min(left, pieces[i].size() - off);
+        left -= here;
+        off += here;
+        if (off == pieces[i].size()) {
+          ++i;
+          off = 0;
+        }
+      }
+      while (i < pieces.size() && off == pieces[i].size()) {
+        ++i;
+        off = 0;
+      }
     }
     return absl::OkStatus();
   }

@@ -34,6 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "proto/raftpb/raft.pb.h"
 
@@ -45,6 +46,15 @@ class SnapshotSink {
   virtual ~SnapshotSink() = default;  // aborts unless committed
   // Appends data. May block on disk I/O.
   virtual absl::Status Write(const char* data, size_t n) = 0;
+  // Appends the pieces in order; the transport's receiver calls this, with
+  // a chunk as the pieces it arrived in. The default calls Write for each.
+  virtual absl::Status WriteV(const std::vector<absl::string_view>& pieces) {
+    for (absl::string_view p : pieces) {
+      absl::Status s = Write(p.data(), p.size());
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   // Makes the data durable and visible; returns where it lies. Replaces
   // whatever was there (a snapshot of the same index): what Raft is handed
   // is always this transfer's data.

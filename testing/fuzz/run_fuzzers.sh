@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 out=${OUT:-/tmp/raftgrpc-fuzz}
-targets=(stream_frame_fuzz metadata_fuzz pipeline_fuzz snapshot_fuzz)
+targets=(stream_frame_fuzz metadata_fuzz pipeline_fuzz snapshot_fuzz chunk_frame_fuzz)
 base="$HOME/.cache/raft-grpc-transport/fuzz-output-base"
 
 # clang and its sanitizer/libFuzzer runtime are not on a fresh machine.

@@ -131,9 +131,9 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   return reject(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopped"));
 }
 
-grpc::ServerReadReactor<v1::SnapshotFrame>* TransportService::Snapshot(
-    grpc::CallbackServerContext* ctx, v1::SnapshotResponse*) {
-  return SnapshotReceiver::Start(env_, ctx);
+grpc::ServerReadReactor<grpc::ByteBuffer>* TransportService::Snapshot(
+    grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) {
+  return SnapshotReceiver::Start(env_, ctx, resp);
 }
 
 grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerContext* ctx,

@@ -19,7 +19,10 @@
 
 namespace raftgrpc {
 
-class TransportService final : public v1::RaftTransport::CallbackService {
+// Snapshot is a raw method: its reactor parses frames itself, so that data
+// chunks reach the disk without a copy (snapshot/chunk_frame.h).
+class TransportService final
+    : public v1::RaftTransport::WithRawCallbackMethod_Snapshot<v1::RaftTransport::CallbackService> {
  public:
   explicit TransportService(ServiceHost* host)
       : admission_(host->options().max_snapshot_receives),
@@ -32,8 +35,8 @@ class TransportService final : public v1::RaftTransport::CallbackService {
   grpc::ServerUnaryReactor* Pipeline(grpc::CallbackServerContext* ctx,
                                      const v1::PipelineRequest* req,
                                      v1::PipelineResponse* resp) override;
-  grpc::ServerReadReactor<v1::SnapshotFrame>* Snapshot(grpc::CallbackServerContext* ctx,
-                                                       v1::SnapshotResponse* resp) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Snapshot(grpc::CallbackServerContext* ctx,
+                                                      grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* SnapshotOffset(grpc::CallbackServerContext* ctx,
                                            const v1::SnapshotOffsetRequest* req,
                                            v1::SnapshotOffsetResponse* resp) override;

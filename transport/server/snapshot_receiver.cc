@@ -57,8 +57,13 @@ void SnapshotAdmission::Release(uint64_t from, const std::shared_ptr<ReceiverRef
 SnapshotReceiver::SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx)
     : env_(env), ctx_(ctx), ref_(std::make_shared<ReceiverRef>()) {}
 
-SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackServerContext* ctx) {
+SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackServerContext* ctx,
+                                          grpc::ByteBuffer* resp) {
   auto* r = new SnapshotReceiver(env, ctx);
+  // A raw method answers raw: an empty message is a valid, empty buffer.
+  bool own;
+  (void)grpc::SerializationTraits<v1::SnapshotResponse>::Serialize(v1::SnapshotResponse(), resp,
+                                                                   &own);
   ServiceHost* host = env.host;
   RequestIdentity id;
   grpc::Status s = ValidateRequest(ctx, host->options(), &id);
@@ -89,7 +94,7 @@ SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackSe
           if (watch->receiver != nullptr) watch->receiver->OnHeaderTimeout();
         });
   }
-  r->StartRead(&r->frame_);
+  r->StartRead(&r->raw_);
   return r;
 }
 
@@ -233,7 +238,31 @@ void SnapshotReceiver::HandleHeader() {
     return Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                              absl::StrCat("cannot start a snapshot disk thread: ", e.what())));
   }
-  StartRead(&frame_);
+  StartRead(&raw_);
+}
+
+void SnapshotReceiver::HandleChunk(ChunkFrame chunk) {
+  if (!have_header_) {
+    return Fail(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot data before the header"));
+  }
+  received_ += chunk.size;
+  if (received_ > declared_) {
+    return Fail(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("snapshot data exceeds its declared size of ", declared_, " bytes")));
+  }
+  bool read_more;
+  {
+    MutexLock l(&mu_);
+    NoteBuffered(static_cast<int64_t>(chunk.size));
+    chunks_.push_back(std::move(chunk));
+    cv_.notify_all();
+    // Back-pressure: stop reading while the disk is behind.
+    read_more = chunks_.size() < kMaxQueuedChunks;
+    read_paused_ = !read_more;
+  }
+  if (read_more) StartRead(&raw_);
 }
 
 void SnapshotReceiver::OnReadDone(bool ok) {
@@ -261,6 +290,20 @@ void SnapshotReceiver::OnReadDone(bool ok) {
     MutexLock l(&mu_);
     if (finished_) return;  // reading stops; OnDone follows the Finish
   }
+  {
+    ChunkFrame chunk;
+    // The common frame, data and checksum, is queued as the slices it came
+    // in: no copy, no allocation of its size.
+    const bool split = SplitChunkFrame(raw_, &chunk);
+    if (!split) {
+      frame_.Clear();
+      if (!grpc::SerializationTraits<v1::SnapshotFrame>::Deserialize(&raw_, &frame_).ok()) {
+        return Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed snapshot frame"));
+      }
+    }
+    raw_.Clear();  // the queued slices keep what they need of it
+    if (split) return HandleChunk(std::move(chunk));
+  }
   switch (frame_.kind_case()) {
     case v1::SnapshotFrame::kHeader:
       if (have_header_) {
@@ -268,35 +311,14 @@ void SnapshotReceiver::OnReadDone(bool ok) {
       }
       return HandleHeader();
     case v1::SnapshotFrame::kChunk: {
-      if (!have_header_) {
-        return Fail(
-            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot data before the header"));
-      }
-      std::string* chunk = frame_.mutable_chunk();
-      received_ += chunk->size();
-      if (received_ > declared_) {
-        return Fail(grpc::Status(
-            grpc::StatusCode::RESOURCE_EXHAUSTED,
-            absl::StrCat("snapshot data exceeds its declared size of ", declared_, " bytes")));
-      }
-      bool read_more;
-      {
-        MutexLock l(&mu_);
-        NoteBuffered(static_cast<int64_t>(chunk->size()));
-        Chunk c;
-        c.data = std::move(*chunk);
-        c.has_crc = frame_.has_chunk_crc32c();
-        c.crc = frame_.chunk_crc32c();
-        chunks_.push_back(std::move(c));
-        // Cleared before the disk thread may resume reading into it.
-        frame_.Clear();
-        cv_.notify_all();
-        // Back-pressure: stop reading while the disk is behind.
-        read_more = chunks_.size() < kMaxQueuedChunks;
-        read_paused_ = !read_more;
-      }
-      if (read_more) StartRead(&frame_);
-      return;
+      // A chunk frame with other fields too (e.g. a newer sender's): copied.
+      ChunkFrame chunk;
+      chunk.size = frame_.chunk().size();
+      chunk.data.emplace_back(frame_.chunk().data(), chunk.size);
+      chunk.has_crc = frame_.has_chunk_crc32c();
+      chunk.crc = frame_.chunk_crc32c();
+      frame_.Clear();
+      return HandleChunk(std::move(chunk));
     }
     case v1::SnapshotFrame::kTrailer: {
       if (!have_header_) {
@@ -314,7 +336,7 @@ void SnapshotReceiver::OnReadDone(bool ok) {
         want_crc_ = frame_.trailer().crc32c();
         cv_.notify_all();
       }
-      StartRead(&frame_);  // expect the end of the client half
+      StartRead(&raw_);  // expect the end of the client half
       return;
     }
     case v1::SnapshotFrame::KIND_NOT_SET:
@@ -417,7 +439,7 @@ void SnapshotReceiver::DiskLoop() {
     sink->Keep();
   };
   for (;;) {
-    Chunk chunk;
+    ChunkFrame chunk;
     bool resume_read = false;
     {
       UniqueLock l(&mu_);
@@ -451,10 +473,17 @@ void SnapshotReceiver::DiskLoop() {
         resume_read = true;
       }
     }
-    if (resume_read) StartRead(&frame_);
-    const size_t n = chunk.data.size();
+    if (resume_read) StartRead(&raw_);
+    const size_t n = chunk.size;
     // One pass: the chunk's own checksum, checked, also extends the whole's.
-    const uint32_t chunk_crc = Crc32cExtend(0, chunk.data.data(), n);
+    uint32_t chunk_crc = 0;
+    std::vector<absl::string_view> pieces;
+    pieces.reserve(chunk.data.size());
+    for (const grpc::Slice& piece : chunk.data) {
+      const char* p = reinterpret_cast<const char*>(piece.begin());
+      chunk_crc = Crc32cExtend(chunk_crc, p, piece.size());
+      pieces.emplace_back(p, piece.size());
+    }
     if (chunk.has_crc && chunk_crc != chunk.crc) {
       sink->Abort();
       Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,
@@ -463,7 +492,7 @@ void SnapshotReceiver::DiskLoop() {
     }
     all_checked = all_checked && chunk.has_crc;
     crc = Crc32cCombine(crc, chunk_crc, n);
-    absl::Status s = sink->Write(chunk.data.data(), n);
+    absl::Status s = sink->WriteV(pieces);
     written += n;
     since_checkpoint += n;
     env_.counters->by_sender.SnapshotReceiveProgress(from_, written, n);

@@ -41,6 +41,7 @@
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
 #include "transport/server/service_host.h"
+#include "transport/snapshot/chunk_frame.h"
 #include "transport/snapshot_store.h"
 
 namespace raftgrpc {
@@ -77,11 +78,15 @@ class SnapshotAdmission {
   std::map<uint64_t, std::shared_ptr<ReceiverRef>> senders_ ABSL_GUARDED_BY(mu_);
 };
 
-class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame> {
+// Reads raw frames: chunk frames are split without a copy (chunk_frame.h),
+// the others parsed with protobuf.
+class SnapshotReceiver final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   static constexpr size_t kMaxQueuedChunks = 4;
 
-  static SnapshotReceiver* Start(const ServerEnv& env, grpc::CallbackServerContext* ctx);
+  // `resp` is the call's response: an empty SnapshotResponse.
+  static SnapshotReceiver* Start(const ServerEnv& env, grpc::CallbackServerContext* ctx,
+                                 grpc::ByteBuffer* resp);
 
   void OnReadDone(bool ok) override;
   void OnCancel() override;
@@ -103,6 +108,8 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
   void Fail(const grpc::Status& s, bool before_header = false, bool link = false);
   void FinishDeferred();  // disk thread: answers a deferred Fail
   void HandleHeader();
+  // Queues a chunk for the disk thread, or fails the transfer.
+  void HandleChunk(ChunkFrame chunk);
   void OnHeaderTimeout();
   // A newer transfer from the same sender took this one's place.
   void Preempt();
@@ -114,7 +121,8 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
 
   const ServerEnv env_;
   grpc::CallbackServerContext* const ctx_;
-  v1::SnapshotFrame frame_;
+  grpc::ByteBuffer raw_;     // the frame being read
+  v1::SnapshotFrame frame_;  // raw_ parsed, unless it was a chunk frame
   uint64_t from_ = 0;
   absl::Time start_;
   bool counted_ = false;                    // SnapshotStarted was recorded for from_
@@ -132,12 +140,7 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<v1::SnapshotFrame>
 
   Mutex mu_;
   std::condition_variable cv_;
-  struct Chunk {
-    std::string data;
-    bool has_crc = false;  // the sender sent chunk_crc32c
-    uint32_t crc = 0;
-  };
-  std::deque<Chunk> chunks_ ABSL_GUARDED_BY(mu_);
+  std::deque<ChunkFrame> chunks_ ABSL_GUARDED_BY(mu_);
   // The Fail that finished the transfer was the link's: the verified
   // prefix is kept for a resume; otherwise discarded.
   bool keep_on_fail_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,17 +1,89 @@
 #include "transport/snapshot/snapshot_sender.h"
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
+#include "transport/snapshot/chunk_frame.h"
 #include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
+namespace {
+
+constexpr char kSnapshotMethod[] = "/raftgrpc.v1.RaftTransport/Snapshot";
+
+// A read buffer that a gRPC slice may hold after the write that sent it
+// completed (the endpoint may still be sending it): shared by the pool and
+// the slice, and reused only when the pool alone holds it.
+class ChunkBuffer {
+ public:
+  explicit ChunkBuffer(size_t cap) : mem_(new char[cap]), cap_(cap) {
+    // An atomic store, not an initializer: the last Unref may run on a gRPC
+    // thread that got the buffer through libgrpc, where TSan sees no
+    // synchronisation, and it checks atomic-against-plain accesses.
+    refs_.store(1, std::memory_order_release);  // the pool's reference
+  }
+  char* data() { return mem_.get(); }
+  size_t capacity() const { return cap_; }
+  bool Free() const { return refs_.load(std::memory_order_acquire) == 1; }
+  // Release: what this thread wrote (the data, the counter itself) happens
+  // before the last Unref, which may run on a gRPC thread.
+  void Ref() { refs_.fetch_add(1, std::memory_order_acq_rel); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // The first n bytes as a slice that holds a reference.
+  grpc::Slice Wrap(size_t n) {
+    Ref();
+    return grpc::Slice(
+        mem_.get(), n, [](void* self) { static_cast<ChunkBuffer*>(self)->Unref(); }, this);
+  }
+
+ private:
+  std::unique_ptr<char[]> mem_;
+  const size_t cap_;
+  std::atomic<int> refs_;
+};
+
+// A few ChunkBuffers, reused: one being written, one being read ahead.
+// A buffer gRPC still holds is not reused; one it let go of is.
+class ChunkBufferPool {
+ public:
+  ~ChunkBufferPool() {
+    for (ChunkBuffer* b : bufs_) b->Unref();
+  }
+  ChunkBuffer* Get(size_t n) {
+    for (ChunkBuffer* b : bufs_) {
+      if (b->Free() && b->capacity() >= n) return b;
+    }
+    // Free ones here are too small: let them go.
+    for (auto it = bufs_.begin(); it != bufs_.end();) {
+      if ((*it)->Free()) {
+        (*it)->Unref();
+        it = bufs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    bufs_.push_back(new ChunkBuffer(n));
+    return bufs_.back();
+  }
+
+ private:
+  std::vector<ChunkBuffer*> bufs_;
+};
+
+}  // namespace
 
 GrpcSnapshotSender::GrpcSnapshotSender(const PeerEnv& env,
                                        std::shared_ptr<const TransportOptions> opts,
@@ -161,11 +233,11 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
                                " (index ", snap.message.snapshot().metadata().index(), ", ", size,
                                " bytes)"));
   uint64_t offset = size > 0 && opts_->snapshot_resume ? AskOffset(stub.get(), snap, size) : 0;
-  uint32_t crc = 0;
+  uint32_t prefix_crc = 0;
   if (offset > 0) {
     absl::StatusOr<uint32_t> prefix = snap.data->SkipTo(offset);
     if (prefix.ok()) {
-      crc = *prefix;
+      prefix_crc = *prefix;
       LogLine(*opts_, absl::StrCat("resuming database snapshot to peer ", absl::Hex(env_.peer_id),
                                    " at offset ", offset, " of ", size, " bytes"));
     } else if (prefix.status().code() == absl::StatusCode::kUnimplemented) {
@@ -177,47 +249,102 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   }
   progress();
   env_.counters->SnapshotSendBegin(snap.message.snapshot().metadata().index(), size, offset);
-  v1::SnapshotResponse resp;
-  std::unique_ptr<grpc::ClientWriter<v1::SnapshotFrame>> w = stub->Snapshot(ctx, &resp);
+
+  // A raw call: chunk frames are gRPC slices over our read buffers, so the
+  // data is neither copied into a message nor into a fresh 1 MiB
+  // serialization buffer per chunk (chunk_frame.h). One op is in flight at
+  // a time; while a chunk is written, the next one is read.
+  grpc::GenericStub generic(channels_->GetForSnapshots(url, env_.peer_id));
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      generic.PrepareCall(ctx, kSnapshotMethod, &cq);
+  // Waits for the one op in flight (a cancel of ctx completes it too).
+  auto await = [&cq] {
+    void* tag;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok;
+  };
+  grpc::Status status;
+  auto finish = [&] {
+    call->Finish(&status, nullptr);
+    await();
+    return status;
+  };
   auto abort = [&](grpc::StatusCode code, std::string why) {
     // Cancel, never half-close: the receiver must not commit a short body.
     ctx->TryCancel();
-    w->Finish();
+    finish();
     return grpc::Status(code, why);
   };
+  auto write = [&](const grpc::ByteBuffer& frame) {
+    call->Write(frame, nullptr);
+    return await();
+  };
+  // The completion queue outlives the call, and is drained before it goes.
+  absl::Cleanup drain = [&] {
+    call.reset();
+    cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  };
+  call->StartCall(nullptr);
+  if (!await()) return finish();
 
+  grpc::ByteBuffer raw;
+  bool own;
   v1::SnapshotFrame frame;
   *frame.mutable_header()->mutable_message() = snap.message;
   frame.mutable_header()->set_data_size(size);
   frame.mutable_header()->set_offset(offset);
-  if (!w->Write(frame)) return w->Finish();
+  (void)grpc::SerializationTraits<v1::SnapshotFrame>::Serialize(frame, &raw, &own);
+  if (!write(raw)) return finish();
   progress();
 
-  uint64_t sent = offset;
-  // One buffer, reused for every chunk.
-  std::string* buf = frame.mutable_chunk();
-  while (sent < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(opts_->snapshot_chunk_bytes, size - sent));
-    buf->resize(want);
-    absl::StatusOr<size_t> n = snap.data->Read(&(*buf)[0], want);
+  ChunkBufferPool pool;
+  // The next chunk, read ahead: its buffer, length, and checksum; or why
+  // it could not be read.
+  struct Next {
+    ChunkBuffer* buf = nullptr;
+    size_t n = 0;
+    uint32_t crc = 0;
+    std::string error;
+  };
+  auto read_next = [&](uint64_t at) {
+    Next next;
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(opts_->snapshot_chunk_bytes, size - at));
+    next.buf = pool.Get(want);
+    absl::StatusOr<size_t> n = snap.data->Read(next.buf->data(), want);
     if (!n.ok()) {
-      return abort(grpc::StatusCode::ABORTED,
-                   absl::StrCat("reading snapshot data: ", n.status().ToString()));
+      next.error = absl::StrCat("reading snapshot data: ", n.status().ToString());
+    } else if (*n == 0) {
+      next.error = absl::StrCat("snapshot data ended after ", at, " of ", size, " bytes");
+    } else {
+      next.n = *n;
+      // Lets the receiver verify each chunk before it counts towards a
+      // resumable prefix; the same pass extends the trailer's checksum.
+      next.crc = Crc32cExtend(0, next.buf->data(), *n);
     }
-    if (*n == 0) {
-      return abort(grpc::StatusCode::ABORTED,
-                   absl::StrCat("snapshot data ended after ", sent, " of ", size, " bytes"));
-    }
-    buf->resize(*n);
-    // Lets the receiver verify each chunk before it counts towards a
-    // resumable prefix; the same pass extends the trailer's checksum.
-    const uint32_t chunk_crc = Crc32cExtend(0, buf->data(), *n);
-    frame.set_chunk_crc32c(chunk_crc);
-    crc = Crc32cCombine(crc, chunk_crc, *n);
-    if (!w->Write(frame)) return w->Finish();
-    sent += *n;
+    return next;
+  };
+  uint64_t sent = offset;
+  uint32_t crc = prefix_crc;
+  Next cur;
+  if (sent < size) cur = read_next(sent);
+  while (sent < size) {
+    if (!cur.error.empty()) return abort(grpc::StatusCode::ABORTED, cur.error);
+    crc = Crc32cCombine(crc, cur.crc, cur.n);
+    call->Write(MakeChunkFrame(cur.buf->Wrap(cur.n), cur.crc), nullptr);
+    const uint64_t after = sent + cur.n;
+    Next next;
+    if (after < size) next = read_next(after);  // overlaps the write
+    if (!await()) return finish();
+    sent = after;
     progress();
-    env_.counters->SnapshotSendProgress(sent, *n);
+    env_.counters->SnapshotSendProgress(sent, cur.n);
+    cur = std::move(next);
   }
   char extra;
   if (snap.data) {
@@ -226,12 +353,16 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
       return abort(grpc::StatusCode::ABORTED, "snapshot data is longer than its declared size");
     }
   }
-  frame.clear_chunk_crc32c();
+  frame.Clear();
   frame.mutable_trailer()->set_crc32c(crc);
-  if (!w->Write(frame)) return w->Finish();
-  w->WritesDone();
+  (void)grpc::SerializationTraits<v1::SnapshotFrame>::Serialize(frame, &raw, &own);
+  if (!write(raw)) return finish();
+  call->WritesDone(nullptr);
+  if (!await()) return finish();
   progress();
-  return w->Finish();
+  call->Read(&raw, nullptr);  // the (empty) response, or nothing on failure
+  await();
+  return finish();
 }
 
 uint64_t GrpcSnapshotSender::AskOffset(v1::RaftTransport::Stub* stub, const SnapshotMessage& snap,
