@@ -215,6 +215,7 @@ namespace {
 class DiskSink : public SnapshotSink {
  public:
   static constexpr size_t kMaxWriteBytes = 512 << 10;
+  static constexpr uint64_t kWritebackBytes = 8 << 20;
 
   DiskSink(std::string dir, std::string tmp, std::string final_path, int fd)
       : dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(fd) {}
@@ -262,6 +263,7 @@ class DiskSink : public SnapshotSink {
         return Errno("write", tmp_);
       }
       written_ += static_cast<uint64_t>(w);
+      StartWriteback();
       // Advance past what was written (possibly less than asked).
       for (size_t left = static_cast<size_t>(w); left > 0;) {
         const size_t here = std::min(left, pieces[i].size() - off);
@@ -278,6 +280,17 @@ class DiskSink : public SnapshotSink {
       }
     }
     return absl::OkStatus();
+  }
+
+  // Starts the disk writing what was written so far, without waiting, every
+  // kWritebackBytes: the final fsync then waits for the tail only, not for
+  // the whole file (etcd-anchor's 256 MiB snapshot to ext4: the fsync
+  // was a third of the transfer).
+  void StartWriteback() {
+    if (written_ - flushing_ < kWritebackBytes) return;
+    (void)::sync_file_range(fd_, static_cast<off64_t>(flushing_),
+                            static_cast<off64_t>(written_ - flushing_), SYNC_FILE_RANGE_WRITE);
+    flushing_ = written_;
   }
 
   absl::Status Checkpoint() override {
@@ -394,6 +407,7 @@ class DiskSink : public SnapshotSink {
   Record record_;          // what a checkpoint records (offset: where we started)
   bool recorded_ = false;  // the sender's record names our file
   uint64_t written_ = 0;   // bytes in the file
+  uint64_t flushing_ = 0;  // writeback started up to here
 };
 
 }  // namespace

@@ -476,14 +476,12 @@ void SnapshotReceiver::DiskLoop() {
     if (resume_read) StartRead(&raw_);
     const size_t n = chunk.size;
     // One pass: the chunk's own checksum, checked, also extends the whole's.
-    uint32_t chunk_crc = 0;
     std::vector<absl::string_view> pieces;
     pieces.reserve(chunk.data.size());
     for (const grpc::Slice& piece : chunk.data) {
-      const char* p = reinterpret_cast<const char*>(piece.begin());
-      chunk_crc = Crc32cExtend(chunk_crc, p, piece.size());
-      pieces.emplace_back(p, piece.size());
+      pieces.emplace_back(reinterpret_cast<const char*>(piece.begin()), piece.size());
     }
+    const uint32_t chunk_crc = Crc32cExtend(0, pieces);
     if (chunk.has_crc && chunk_crc != chunk.crc) {
       sink->Abort();
       Fail(grpc::Status(grpc::StatusCode::DATA_LOSS,

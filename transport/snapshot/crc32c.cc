@@ -1,5 +1,6 @@
 #include "transport/snapshot/crc32c.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -96,6 +97,59 @@ __attribute__((target("sse4.2"))) uint32_t Interleaved(uint32_t crc, const uint8
   return Crc32cCombine(ab, ~static_cast<uint32_t>(c), third);
 }
 
+// Interleaved over data in pieces (received slices of about 13 KiB), as
+// one stream: per-piece calls would pay two combines per piece, which
+// took as long as the checksum itself (perf, 2026-11-30).
+__attribute__((target("sse4.2"))) uint32_t InterleavedPieces(
+    uint32_t crc, const std::vector<absl::string_view>& pieces, size_t n) {
+  const size_t third = (n / 3) & ~size_t{7};
+  // Three cursors: piece index and offset in it.
+  struct Cursor {
+    size_t i = 0, off = 0;
+  } cur[3];
+  auto seek = [&](Cursor* c, size_t pos) {
+    while (pos >= pieces[c->i].size()) pos -= pieces[c->i++].size();
+    c->off = pos;
+  };
+  seek(&cur[1], third);
+  seek(&cur[2], 2 * third);
+  uint64_t reg[3] = {~crc, 0xffffffffu, 0xffffffffu};
+  for (size_t done = 0; done < third;) {
+    size_t step = third - done;
+    for (Cursor& c : cur) {
+      while (c.off == pieces[c.i].size()) c = Cursor{c.i + 1, 0};
+      step = std::min(step, pieces[c.i].size() - c.off);
+    }
+    const uint8_t* p[3];
+    for (int k = 0; k < 3; ++k) {
+      p[k] = reinterpret_cast<const uint8_t*>(pieces[cur[k].i].data()) + cur[k].off;
+      cur[k].off += step;
+    }
+    size_t j = 0;
+    for (; j + 8 <= step; j += 8) {
+      uint64_t v[3];
+      for (int k = 0; k < 3; ++k) std::memcpy(&v[k], p[k] + j, 8);
+      for (int k = 0; k < 3; ++k) reg[k] = _mm_crc32_u64(reg[k], v[k]);
+    }
+    for (; j < step; ++j) {
+      for (int k = 0; k < 3; ++k) {
+        reg[k] = _mm_crc32_u8(static_cast<uint32_t>(reg[k]), p[k][j]);
+      }
+    }
+    done += step;
+  }
+  // The third stream goes on to the end.
+  uint32_t c = static_cast<uint32_t>(reg[2]);
+  for (size_t i = cur[2].i; i < pieces.size(); ++i) {
+    const size_t off = i == cur[2].i ? cur[2].off : 0;
+    c = Hardware(c, reinterpret_cast<const uint8_t*>(pieces[i].data()) + off,
+                 pieces[i].size() - off);
+  }
+  const uint32_t ab =
+      Crc32cCombine(~static_cast<uint32_t>(reg[0]), ~static_cast<uint32_t>(reg[1]), third);
+  return Crc32cCombine(ab, ~c, n - 2 * third);
+}
+
 bool HasSse42() {
   static const bool has = __builtin_cpu_supports("sse4.2");
   return has;
@@ -126,6 +180,16 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n) {
   }
 #endif
   return ~Software(~crc, p, n);
+}
+
+uint32_t Crc32cExtend(uint32_t crc, const std::vector<absl::string_view>& pieces) {
+  size_t n = 0;
+  for (absl::string_view p : pieces) n += p.size();
+#if defined(__x86_64__)
+  if (HasSse42() && n >= 4096 && pieces.size() > 1) return InterleavedPieces(crc, pieces, n);
+#endif
+  for (absl::string_view p : pieces) crc = Crc32cExtend(crc, p.data(), p.size());
+  return crc;
 }
 
 }  // namespace raftgrpc

@@ -7,11 +7,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace raftgrpc {
 
 // Extends `crc` (0 to start) with `n` bytes.
 uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n);
+// The same over the pieces in order, as fast as over one buffer.
+uint32_t Crc32cExtend(uint32_t crc, const std::vector<absl::string_view>& pieces);
 
 // The CRC-32C of A followed by B, from crc(A), crc(B) and B's length,
 // without reading the data: a chunk's checksum, computed once, also

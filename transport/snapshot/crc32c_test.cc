@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -50,6 +51,28 @@ TEST(Crc32cTest, EveryLengthMatchesTheDefinition) {
     // From an unaligned start, too.
     const std::string u = data.substr(3, n);
     EXPECT_EQ(Crc32cExtend(0, u.data(), u.size()), Reference(u)) << n;
+  }
+}
+
+TEST(Crc32cTest, PiecesEqualTheWhole) {
+  std::string data;
+  for (int i = 0; i < 300000; ++i) data.push_back(static_cast<char>(i * 13 + (i >> 9)));
+  // Piece sizes as gRPC's slices come (about 13 KiB), odd ones, empty ones,
+  // and a single piece.
+  for (std::vector<size_t> sizes : std::vector<std::vector<size_t>>{
+           {13000}, {1, 2, 3}, {0, 8191, 0, 1}, {5, 16384}, {100000, 0, 3, 4093, 7}}) {
+    for (size_t total : {size_t{0}, size_t{4095}, size_t{4096}, size_t{65537}, data.size()}) {
+      std::vector<absl::string_view> pieces;
+      for (size_t at = 0, k = 0; at < total; ++k) {
+        const size_t len = std::min(sizes[k % sizes.size()], total - at);
+        pieces.emplace_back(data.data() + at, len);
+        at += len;
+        if (k > 1000000) break;
+      }
+      const uint32_t seed = 0x12345678;
+      EXPECT_EQ(Crc32cExtend(seed, pieces), Crc32cExtend(seed, data.data(), total))
+          << total << " in pieces of " << sizes[0];
+    }
   }
 }
 
