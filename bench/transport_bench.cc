@@ -548,8 +548,9 @@ struct Sender {
 std::string MakeBody(const std::string& dir, uint64_t mib) {
   const std::string path = dir + "/snap.data";
   std::ofstream out(path, std::ios::binary);
-  std::string block(1 << 20, 's');
-  for (uint64_t i = 0; i < mib; ++i) out.write(block.data(), block.size());
+  // 64 KiB writes: larger ones made the page cache 5x slower (DiskSink).
+  std::string block(64 << 10, 's');
+  for (uint64_t i = 0; i < mib * 16; ++i) out.write(block.data(), block.size());
   out.close();
   (void)!std::system(absl::StrCat("sync ", path).c_str());  // clean in the page cache
   return path;

@@ -46,8 +46,10 @@ class SnapshotSink {
   virtual ~SnapshotSink() = default;  // aborts unless committed
   // Appends data. May block on disk I/O.
   virtual absl::Status Write(const char* data, size_t n) = 0;
-  // Appends the pieces in order; the transport's receiver calls this, with
-  // a chunk as the pieces it arrived in. The default calls Write for each.
+  // Appends the pieces in order. The transport's receiver calls this (not
+  // Write), on the transfer's disk thread, with a chunk as the pieces it
+  // arrived in; a sink may write them with one writev. May block on disk
+  // I/O. The default calls Write for each piece.
   virtual absl::Status WriteV(const std::vector<absl::string_view>& pieces) {
     for (absl::string_view p : pieces) {
       absl::Status s = Write(p.data(), p.size());

@@ -20,8 +20,6 @@
 namespace raftgrpc {
 namespace {
 
-constexpr char kSnapshotMethod[] = "/raftgrpc.v1.RaftTransport/Snapshot";
-
 // A read buffer that a gRPC slice may hold after the write that sent it
 // completed (the endpoint may still be sending it): shared by the pool and
 // the slice, and reused only when the pool alone holds it.
@@ -256,8 +254,8 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   // a time; while a chunk is written, the next one is read.
   grpc::GenericStub generic(channels_->GetForSnapshots(url, env_.peer_id));
   grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-      generic.PrepareCall(ctx, kSnapshotMethod, &cq);
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = generic.PrepareCall(
+      ctx, absl::StrCat("/", v1::RaftTransport::service_full_name(), "/Snapshot"), &cq);
   // Waits for the one op in flight (a cancel of ctx completes it too).
   auto await = [&cq] {
     void* tag;
