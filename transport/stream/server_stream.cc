@@ -69,7 +69,18 @@ void ServerStream<Frame>::OnReadDone(bool ok) {
     this->StartRead(&control_);
     return;
   }
-  Close();  // the dialler half-closed or went away
+  // The dialler half-closed or went away. The writer lets go of this
+  // stream before the call ends: a message sent once the dialler has seen
+  // the end then takes another path, not this finished stream (where it
+  // was lost; conformance's stream_half_close caught that under load).
+  // OnDone tells the writer again, which it ignores.
+  std::shared_ptr<FrameSink<Frame>> sink;
+  {
+    MutexLock l(&mu_);
+    sink = sink_.lock();
+  }
+  if (sink) sink->OnStreamDone(this);
+  Close();
 }
 
 template <class Frame>

@@ -26,6 +26,8 @@ class FrameSink {
  public:
   virtual ~FrameSink() = default;
   virtual void OnWriteDone(ServerStream<Frame>* s, bool ok, std::unique_ptr<Frame> frame) = 0;
+  // The stream is over for writing: when the dialler ends its half, and
+  // again when the call is done. Must ignore the second call.
   virtual void OnStreamDone(ServerStream<Frame>* s) = 0;
 };
 
