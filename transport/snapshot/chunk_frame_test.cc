@@ -55,7 +55,9 @@ TEST(ChunkFrameTest, MakeEncodesAsProtobufAndSplitReadsItBackAcrossAnySlicing) {
 TEST(ChunkFrameTest, LastFieldWinsAsInProtobuf) {
   // Two chunks and two checksums, the checksum first: protobuf keeps the
   // last of each.
-  const std::string wire = std::string("\x25\x01\x00\x00\x00", 5) + "\x12\x02" "ab" +
+  const std::string wire = std::string("\x25\x01\x00\x00\x00", 5) +
+                           "\x12\x02"
+                           "ab" +
                            std::string("\x25\x02\x00\x00\x00", 5) + "\x12\x03xyz";
   v1::SnapshotFrame parsed;
   ASSERT_TRUE(parsed.ParseFromString(wire));
