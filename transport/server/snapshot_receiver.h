@@ -8,8 +8,9 @@
 // the MsgSnap handed to Raft::ProcessSnapshot; then the call answers OK.
 //
 // Status codes: bad identity as every RPC; first frame not a header or not a
-// MsgSnap -> INVALID_ARGUMENT; message over the limit or data beyond the
-// declared size -> RESOURCE_EXHAUSTED; removed sender -> PERMISSION_DENIED;
+// MsgSnap, or a frame protobuf cannot parse -> INVALID_ARGUMENT; message
+// over the limit or data beyond the declared size -> RESOURCE_EXHAUSTED;
+// removed sender -> PERMISSION_DENIED;
 // stream ended before the trailer, size short, or checksum mismatch ->
 // DATA_LOSS; no frame for snapshot_progress_timeout -> DEADLINE_EXCEEDED
 // (no header within it: the same, so a silent client holds nothing for

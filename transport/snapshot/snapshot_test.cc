@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
@@ -483,6 +484,99 @@ TEST_F(RawSnapshotTest, RejectedSnapshotIsRemovedAndTheRealOneIsStored) {
   std::stringstream got;
   got << f.rdbuf();
   EXPECT_EQ(got.str(), real);
+}
+
+// The receiver splits chunk frames without protobuf (chunk_frame.h) and
+// leaves every other shape to protobuf: raw frames of both kinds, through
+// a real call, are stored (or refused) exactly as protobuf reads them.
+TEST_F(RawSnapshotTest, RawChunkFramesOfAnyShapeAreReadAsProtobufReadsThem) {
+  // A generic call: these frames are bytes no generated stub would send.
+  auto send_raw = [&](const std::vector<std::string>& frames) {
+    grpc::GenericStub generic(grpc::CreateChannel(absl::StrCat("127.0.0.1:", c_->node(2).port),
+                                                  grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kMetaFrom, "1");
+    ctx.AddMetadata(kMetaTo, "2");
+    ctx.AddMetadata(kMetaClusterId, "1000");
+    ctx.AddMetadata(kMetaServerVersion, kServerVersion);
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    grpc::CompletionQueue cq;
+    auto call = generic.PrepareCall(&ctx, "/raftgrpc.v1.RaftTransport/Snapshot", &cq);
+    auto wait = [&] {
+      void* tag;
+      bool ok = false;
+      return cq.Next(&tag, &ok) && ok;
+    };
+    call->StartCall(nullptr);
+    bool ok = wait();
+    for (const std::string& f : frames) {
+      if (!ok) break;
+      grpc::Slice slice(f);
+      call->Write(grpc::ByteBuffer(&slice, 1), nullptr);
+      ok = wait();
+    }
+    if (ok) {
+      call->WritesDone(nullptr);
+      wait();
+    }
+    grpc::ByteBuffer resp;
+    call->Read(&resp, nullptr);
+    wait();
+    grpc::Status status;
+    call->Finish(&status, nullptr);
+    wait();
+    call.reset();
+    cq.Shutdown();
+    void* tag;
+    bool drained;
+    while (cq.Next(&tag, &drained)) {
+    }
+    return status;
+  };
+  const std::string a = "first part, ", b = "second part";
+  const std::string data = a + b;
+  const uint32_t crc = Crc32cExtend(0, data.data(), data.size());
+  auto chunk_bytes = [](const std::string& d) {
+    v1::SnapshotFrame f;
+    f.set_chunk(d);
+    f.set_chunk_crc32c(Crc32cExtend(0, d.data(), d.size()));
+    return f.SerializeAsString();
+  };
+  const std::string header = Header(data.size()).SerializeAsString();
+  const std::string trailer = Trailer(crc).SerializeAsString();
+  // The checksum field first, then the chunk: split without protobuf.
+  v1::SnapshotFrame crc_only;
+  crc_only.set_chunk_crc32c(Crc32cExtend(0, a.data(), a.size()));
+  v1::SnapshotFrame chunk_only;
+  chunk_only.set_chunk(a);
+  const std::string crc_first = crc_only.SerializeAsString() + chunk_only.SerializeAsString();
+  // An unknown field (number 9, varint) after a chunk: protobuf's path.
+  const std::string with_unknown = chunk_bytes(b) + std::string("\x48\x01", 2);
+  grpc::Status s = send_raw({header, crc_first, with_unknown, trailer});
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::vector<std::string> paths = c_->raft(2).snapshot_paths();
+  ASSERT_EQ(paths.size(), 1u);
+  std::ifstream f(paths.back(), std::ios::binary);
+  std::stringstream got;
+  got << f.rdbuf();
+  EXPECT_EQ(got.str(), data);
+
+  // A chunk frame whose checksum does not match, in either path.
+  v1::SnapshotFrame bad;
+  bad.set_chunk(data);
+  bad.set_chunk_crc32c(crc ^ 1);
+  for (const std::string& frame :
+       {bad.SerializeAsString(), bad.SerializeAsString() + std::string("\x48\x01", 2)}) {
+    s = send_raw({header, frame, trailer});
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  }
+  // A frame protobuf cannot parse (its length runs past its end).
+  s = send_raw({header, std::string("\x12\x10"
+                                    "abc")});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("malformed snapshot frame"), std::string::npos);
+  EXPECT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 1; }));
+  EXPECT_EQ(c_->raft(2).snapshot_paths().size(), 1u);
 }
 
 // Bounded receives: one per sender and max_snapshot_receives in all. A
