@@ -2,9 +2,11 @@
 // snapshot in flight per peer; a second is refused and reported as failure
 // (ReportUnreachable and ReportSnapshot(kFailure), as etcd).
 //
-// The transfer runs on its own thread with the synchronous client-streaming
-// API, so gRPC flow control paces reading from the data source; one chunk
-// buffer is reused, so memory stays bounded whatever the snapshot size. If
+// The transfer runs on its own thread, on a raw call and its own completion
+// queue with one write in flight: gRPC flow control paces reading from the
+// data source, and the next chunk is read while one is written. Chunks go
+// out as slices over a few reused buffers (chunk_frame.h), so memory stays
+// bounded whatever the snapshot size and the data is not copied again. If
 // the source fails or comes up short, or no progress is made for
 // snapshot_progress_timeout, the call is cancelled (never half-closed), so
 // the receiver cannot mistake a truncated body for a complete one.
