@@ -278,53 +278,82 @@ TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   EXPECT_TRUE(found);
 }
 
+// A member's stream flood against node 2's 20 ms Process, under a 32 MiB
+// per-peer budget: `make(i)` builds the i-th of `n` messages (i from 1),
+// each sent again while the sender's queue is full. Waits (up to `wait`)
+// until every queued message is delivered or dropped. The caller asserts.
+struct StreamFlood {
+  std::unique_ptr<Cluster> cluster;
+  std::shared_ptr<Peer> inbound;  // node 2's peer for node 1
+  uint64_t queued = 0;
+  int64_t rss_before_kb = 0;
+  bool settled = false;
+};
+
+StreamFlood FloodSlowReceiver(uint64_t n, const std::function<raftpb::Message(uint64_t)>& make,
+                              absl::Duration wait) {
+  StreamFlood f;
+  TransportOptions o = FastOptions();
+  o.max_inbound_bytes_per_peer = 32 << 20;
+  o.max_inbound_bytes = 64 << 20;
+  absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(2, o);
+  if (!c.ok() || !(*c)->WaitAllStreams()) return f;
+  f.cluster = *std::move(c);
+  Cluster& cl = *f.cluster;
+  cl.raft(2).set_keep_messages(false);
+  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
+  auto peer = cl.t(1).GetPeer(2);
+  f.rss_before_kb = ProcStatus("VmRSS");
+  for (uint64_t i = 1; i <= n; ++i) {
+    // Paced only by the sender's own queues: as fast as they take it.
+    raftpb::Message m = make(i);
+    Peer::SendOutcome out;
+    while ((out = peer->Send(m)) == Peer::SendOutcome::kFull) std::this_thread::yield();
+    f.queued += out == Peer::SendOutcome::kQueued;
+  }
+  f.inbound = cl.t(2).GetPeer(1);
+  f.settled = WaitUntil(
+      [&] {
+        return cl.raft(2).message_count() + f.inbound->stats().inbound_dropped_full >= f.queued;
+      },
+      wait);
+  return f;
+}
+
+// Every queued message reached Process; the budget held; RSS grew by no
+// more than the budget (32 MiB), the sender's stream buffers (16 MiB per
+// writer) and gRPC's buffers, with a generous margin.
+void ExpectAllDeliveredWithinBudget(const StreamFlood& f) {
+  EXPECT_EQ(f.cluster->raft(2).message_count(), f.queued);
+  EXPECT_LE(f.inbound->inbound_budget().peak(), size_t{32} << 20);
+  ::testing::Test::RecordProperty("budget_peak_bytes",
+                                  std::to_string(f.inbound->inbound_budget().peak()));
+  if (kCheckRss) {
+    const int64_t grown_kb = ProcStatus("VmRSS") - f.rss_before_kb;
+    ::testing::Test::RecordProperty("rss_grown_kb", std::to_string(grown_kb));
+    EXPECT_LT(grown_kb, 200 * 1024) << "kB grown";
+  }
+}
+
 // A member floods 1.5 MiB MsgApps while Process is slow: the receiver
 // holds at most its inbound byte budget (drops and counts the rest), and
 // the process does not grow with the flood (before the budget: ~3 GB in 6 s
 // in an outside test; here the flood is 450 MiB).
 TEST(ReliabilityTest, LargeMessageFloodWithSlowProcessStaysWithinTheByteBudget) {
-  TransportOptions o = FastOptions();
-  o.max_inbound_bytes_per_peer = 32 << 20;
-  o.max_inbound_bytes = 64 << 20;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
-  Cluster& cl = *c;
-  ASSERT_TRUE(cl.WaitAllStreams());
-  cl.raft(2).set_keep_messages(false);
-  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
-  const int64_t rss_before = ProcStatus("VmRSS");
   constexpr uint64_t kN = 300;
   const std::string payload(1536 << 10, 'f');
-  auto peer = cl.t(1).GetPeer(2);
-  uint64_t queued = 0;
-  for (uint64_t i = 1; i <= kN; ++i) {
-    // Paced only by the sender's own queues: as fast as they take it.
-    raftpb::Message m = testing::App(1, 2, 1, i - 1, payload);
-    Peer::SendOutcome out;
-    while ((out = peer->Send(m)) == Peer::SendOutcome::kFull) std::this_thread::yield();
-    queued += out == Peer::SendOutcome::kQueued;
-  }
-  auto inbound = cl.t(2).GetPeer(1);
-  ASSERT_TRUE(WaitUntil(
-      [&] { return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued; },
-      absl::Seconds(60)));
+  StreamFlood f = FloodSlowReceiver(
+      kN, [&](uint64_t i) { return testing::App(1, 2, 1, i - 1, payload); }, absl::Seconds(60));
+  ASSERT_NE(f.cluster, nullptr);
+  ASSERT_TRUE(f.settled);
   // Back-pressure: the reader stops reading while the budget is short, so
   // HTTP/2 flow control holds the sender (whose Send then says kFull, and
   // this sender retries) and the receiver drops nothing. Before, it read on
   // and dropped what did not fit (262 of 300 here, 38 delivered).
-  EXPECT_EQ(inbound->stats().inbound_dropped_full, 0u);
-  EXPECT_EQ(cl.raft(2).message_count(), queued);
-  EXPECT_LE(inbound->inbound_budget().peak(), size_t{32} << 20);
-  ::testing::Test::RecordProperty("budget_peak_bytes",
-                                  std::to_string(inbound->inbound_budget().peak()));
-  if (kCheckRss) {
-    const int64_t grown_kb = ProcStatus("VmRSS") - rss_before;
-    ::testing::Test::RecordProperty("rss_grown_kb", std::to_string(grown_kb));
-    // Budget (32 MiB) + the sender's stream buffers (16 MiB per writer) +
-    // gRPC's buffers, with a generous margin; the flood itself is 450 MiB.
-    EXPECT_LT(grown_kb, 200 * 1024) << "kB grown";
-  }
+  EXPECT_EQ(f.inbound->stats().inbound_dropped_full, 0u);
+  ExpectAllDeliveredWithinBudget(f);
   uint64_t failures = 0;
-  for (const PeerMetrics& p : cl.t(2).Metrics().peers) {
+  for (const PeerMetrics& p : f.cluster->t(2).Metrics().peers) {
     if (p.id == 1) failures = p.received_failures;
   }
   EXPECT_EQ(failures, 0u);
@@ -451,41 +480,21 @@ TEST(ReliabilityTest, NonMemberPipelineFloodStaysWithinTheByteBudget) {
 // reader stops reading meanwhile, and memory stays bounded (charged at
 // their wire size, all of them would be queued: some 500 MB).
 TEST(ReliabilityTest, EntryHeavyStreamFloodIsChargedAsDecoded) {
-  TransportOptions o = FastOptions();
-  o.max_inbound_bytes_per_peer = 32 << 20;
-  o.max_inbound_bytes = 64 << 20;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
-  Cluster& cl = *c;
-  ASSERT_TRUE(cl.WaitAllStreams());
-  cl.raft(2).set_keep_messages(false);
-  cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
   const uint64_t kN = kCheckRss ? 100 : 30;
   raftpb::Message heavy = testing::App(1, 2, 1, 0, "", /*entries=*/0);
   for (int i = 0; i < 100000; ++i) heavy.add_entries();
-  auto peer = cl.t(1).GetPeer(2);
-  const int64_t rss_before = ProcStatus("VmRSS");
-  uint64_t queued = 0;
-  for (uint64_t i = 1; i <= kN; ++i) {
-    heavy.set_index(i - 1);  // consecutive: the compact msgappv2 record
-    Peer::SendOutcome out;
-    while ((out = peer->Send(heavy)) == Peer::SendOutcome::kFull) std::this_thread::yield();
-    queued += out == Peer::SendOutcome::kQueued;
-  }
-  auto inbound = cl.t(2).GetPeer(1);
-  ASSERT_TRUE(WaitUntil(
-      [&] { return cl.raft(2).message_count() + inbound->stats().inbound_dropped_full >= queued; },
-      absl::Seconds(120)));
-  EXPECT_EQ(cl.raft(2).message_count(), queued);
-  EXPECT_LE(inbound->inbound_budget().peak(), size_t{32} << 20);
+  StreamFlood f = FloodSlowReceiver(
+      kN,
+      [&](uint64_t i) {
+        heavy.set_index(i - 1);  // consecutive: the compact msgappv2 record
+        return heavy;
+      },
+      absl::Seconds(120));
+  ASSERT_NE(f.cluster, nullptr);
+  ASSERT_TRUE(f.settled);
+  ExpectAllDeliveredWithinBudget(f);
   // Charged as decoded: more than the wire bytes of a few messages.
-  EXPECT_GT(inbound->inbound_budget().peak(), size_t{4} << 20);
-  ::testing::Test::RecordProperty("budget_peak_bytes",
-                                  std::to_string(inbound->inbound_budget().peak()));
-  if (kCheckRss) {
-    const int64_t grown_kb = ProcStatus("VmRSS") - rss_before;
-    ::testing::Test::RecordProperty("rss_grown_kb", std::to_string(grown_kb));
-    EXPECT_LT(grown_kb, 200 * 1024) << "kB grown";
-  }
+  EXPECT_GT(f.inbound->inbound_budget().peak(), size_t{4} << 20);
 }
 
 // A member's messages of many empty entries: two bytes each on the wire,
