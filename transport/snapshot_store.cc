@@ -274,10 +274,6 @@ class DiskSink : public SnapshotSink {
           off = 0;
         }
       }
-      while (i < pieces.size() && off == pieces[i].size()) {
-        ++i;
-        off = 0;
-      }
     }
     return absl::OkStatus();
   }

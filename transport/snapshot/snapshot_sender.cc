@@ -224,7 +224,8 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
     watch->last_progress = absl::Now();
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
-  auto stub = v1::RaftTransport::NewStub(channels_->GetForSnapshots(url, env_.peer_id));
+  std::shared_ptr<grpc::Channel> channel = channels_->GetForSnapshots(url, env_.peer_id);
+  auto stub = v1::RaftTransport::NewStub(channel);
   // Resume: what the receiver kept of an earlier attempt at this snapshot
   // is checksummed here (no network) and not sent again.
   LogLine(*opts_, absl::StrCat("start to send database snapshot to peer ", absl::Hex(env_.peer_id),
@@ -252,7 +253,7 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   // data is neither copied into a message nor into a fresh 1 MiB
   // serialization buffer per chunk (chunk_frame.h). One op is in flight at
   // a time; while a chunk is written, the next one is read.
-  grpc::GenericStub generic(channels_->GetForSnapshots(url, env_.peer_id));
+  grpc::GenericStub generic(channel);
   grpc::CompletionQueue cq;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = generic.PrepareCall(
       ctx, absl::StrCat("/", v1::RaftTransport::service_full_name(), "/Snapshot"), &cq);
