@@ -75,12 +75,42 @@ bool InboundRouter::ChargeArena(InboundArena* a, size_t extra, size_t messages) 
   return true;
 }
 
-InboundRouter::Result InboundRouter::DeliverFromArena(raftpb::Message* m,
-                                                      std::shared_ptr<InboundArena> keep) {
-  Lane::Queued q;
-  q.in_arena = m;
-  q.arena = std::move(keep);
-  return Push(std::move(q), /*honor_pause=*/true);
+size_t InboundRouter::DeliverFromArena(const std::vector<raftpb::Message*>& msgs,
+                                       const std::shared_ptr<InboundArena>& keep) {
+  if (paused()) {
+    dropped_paused_.fetch_add(msgs.size(), std::memory_order_relaxed);
+    return 0;
+  }
+  size_t full = 0;
+  bool queued = false, start = false, wake = false;
+  std::vector<raftpb::Message*> props;  // the other lane's
+  {
+    MutexLock l(&recv_.mu);
+    for (raftpb::Message* m : msgs) {
+      if (IsLinkHeartbeat(*m)) continue;
+      if (m->type() == raftpb::MsgProp) {
+        props.push_back(m);
+        continue;
+      }
+      Lane::Queued q;
+      q.in_arena = m;
+      q.arena = keep;
+      const Result r = EnqueueLocked(recv_, std::move(q));
+      if (r == Result::kStopped) break;
+      if (r == Result::kFull) ++full;
+      queued |= r == Result::kQueued;
+    }
+    if (queued) NeedWorkerLocked(recv_, &start, &wake);
+  }
+  if (start) StartWorker(recv_);
+  if (wake) recv_.cv.notify_one();
+  for (raftpb::Message* m : props) {
+    Lane::Queued q;
+    q.in_arena = m;
+    q.arena = keep;
+    if (Push(std::move(q), /*honor_pause=*/false) == Result::kFull) ++full;
+  }
+  return full;
 }
 
 InboundRouter::Result InboundRouter::Push(Lane::Queued&& q, bool honor_pause) {
@@ -89,35 +119,44 @@ InboundRouter::Result InboundRouter::Push(Lane::Queued&& q, bool honor_pause) {
     return Result::kPaused;
   }
   if (IsLinkHeartbeat(q.msg())) return Result::kLinkHeartbeat;
-  const raftpb::MessageType type = q.msg().type();
-  Lane& lane = type == raftpb::MsgProp ? prop_ : recv_;
-  bool wake = false, start = false;
+  Lane& lane = q.msg().type() == raftpb::MsgProp ? prop_ : recv_;
+  bool start = false, wake = false;
   {
     MutexLock l(&lane.mu);
-    if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
-    if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity ||
-        (budget_ != nullptr && q.cost != 0 && !budget_->TryCharge(q.cost))) {
-      dropped_full_.fetch_add(1, std::memory_order_relaxed);
-      return Result::kFull;
-    }
-    if (IsUrgent(type)) {
-      lane.urgent.push_back(std::move(q));
-      lane.urgent_count.fetch_add(1, std::memory_order_release);
-    } else {
-      lane.q.push_back(std::move(q));
-    }
-    lane.pending.fetch_add(1, std::memory_order_relaxed);
-    if (!lane.running) {
-      lane.running = true;
-      start = true;
-    } else {
-      // Only a sleeping worker needs the (syscall-costly) wake-up.
-      wake = lane.worker_waiting;
-    }
+    const Result r = EnqueueLocked(lane, std::move(q));
+    if (r != Result::kQueued) return r;
+    NeedWorkerLocked(lane, &start, &wake);
   }
   if (start) StartWorker(lane);
   if (wake) lane.cv.notify_one();
   return Result::kQueued;
+}
+
+InboundRouter::Result InboundRouter::EnqueueLocked(Lane& lane, Lane::Queued&& q) {
+  if (lane.stopped.load(std::memory_order_relaxed)) return Result::kStopped;
+  if (lane.pending.load(std::memory_order_relaxed) >= lane.capacity ||
+      (budget_ != nullptr && q.cost != 0 && !budget_->TryCharge(q.cost))) {
+    dropped_full_.fetch_add(1, std::memory_order_relaxed);
+    return Result::kFull;
+  }
+  if (IsUrgent(q.msg().type())) {
+    lane.urgent.push_back(std::move(q));
+    lane.urgent_count.fetch_add(1, std::memory_order_release);
+  } else {
+    lane.q.push_back(std::move(q));
+  }
+  lane.pending.fetch_add(1, std::memory_order_relaxed);
+  return Result::kQueued;
+}
+
+void InboundRouter::NeedWorkerLocked(Lane& lane, bool* start, bool* wake) {
+  if (!lane.running) {
+    lane.running = true;
+    *start = true;
+  } else {
+    // Only a sleeping worker needs the (syscall-costly) wake-up.
+    *wake = lane.worker_waiting;
+  }
 }
 
 void InboundRouter::StartWorker(Lane& lane) {

@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "google/protobuf/arena.h"
@@ -99,9 +100,14 @@ class InboundRouter {
   // as for a full queue. Never blocks.
   // `messages`: how many a refusal drops (counted as for a full queue).
   bool ChargeArena(InboundArena* a, size_t extra, size_t messages);
-  // As Deliver, for a message that lives in `keep`'s arena (charged there,
-  // not per message); the queue holds `keep` until it is processed.
-  Result DeliverFromArena(raftpb::Message* m, std::shared_ptr<InboundArena> keep);
+  // As Deliver for each of `msgs`, in order: messages that live in `keep`'s
+  // arena (charged there, not per message); the queue holds `keep` until
+  // the last is processed. One lock and at most one wake-up for all: locking
+  // per message let the worker, woken by the first, contend with the
+  // reader for the rest of the frame. Returns how many were dropped for a
+  // full queue. Never blocks.
+  size_t DeliverFromArena(const std::vector<raftpb::Message*>& msgs,
+                          const std::shared_ptr<InboundArena>& keep);
 
   // Called with Process's status once it has returned, or UNAVAILABLE if
   // Stop drops the message first. Runs on the worker (or Stop's) thread.
@@ -191,6 +197,11 @@ class InboundRouter {
   // Queues `q` (its cost already set) on the lane its message's type picks;
   // drops it while paused (if `honor_pause`) and for a link heartbeat.
   Result Push(Lane::Queued&& q, bool honor_pause);
+  // Push's part under lane.mu: queues `q` on `lane`, or says why not.
+  Result EnqueueLocked(Lane& lane, Lane::Queued&& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // After queueing: whether the lane needs a worker started, or woken.
+  static void NeedWorkerLocked(Lane& lane, bool* start, bool* wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Processes one message and settles its accounts.
   void ProcessOne(Lane& lane, Lane::Queued& q);
   // Gives back the budget of, and fails with `why`, dropped messages.

@@ -168,11 +168,8 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       if (!env_.inbound->ChargeArena(arena.get(), bytes, in_arena.size())) {
         for (size_t i = 0; i < in_arena.size(); ++i) env_.counters->AddReceiveFailure();
       } else {
-        for (raftpb::Message* m : in_arena) {
-          if (env_.inbound->DeliverFromArena(m, arena) == InboundRouter::Result::kFull) {
-            env_.counters->AddReceiveFailure();
-          }
-        }
+        const size_t full = env_.inbound->DeliverFromArena(in_arena, arena);
+        for (size_t i = 0; i < full; ++i) env_.counters->AddReceiveFailure();
       }
     }
     env_.counters->AddReceived(bytes);
