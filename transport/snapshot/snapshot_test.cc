@@ -575,6 +575,11 @@ TEST_F(RawSnapshotTest, RawChunkFramesOfAnyShapeAreReadAsProtobufReadsThem) {
                                     "abc")});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_NE(s.error_message().find("malformed snapshot frame"), std::string::npos);
+  // A chunk frame over gRPC's receive limit (max_message_bytes, 2 MiB, plus
+  // framing slack) is refused by gRPC before the raw method sees it.
+  const std::string big(3 << 20, 'b');
+  s = send_raw({Header(big.size()).SerializeAsString(), chunk_bytes(big)});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_TRUE(WaitUntil([&] { return Files(c_->node(2).snap_dir).size() == 1; }));
   EXPECT_EQ(c_->raft(2).snapshot_paths().size(), 1u);
 }
