@@ -282,9 +282,20 @@ class BenchRaft : public Raft {
 
   void Expect(uint64_t n) { want_ = n; }
   void EchoThrough(Transport* t) { echo_ = t; }
-  void WaitDone() {
+  // False after 30 s without a message processed: one that a full receive
+  // queue dropped (see Sender::WaitAcked) never comes.
+  bool WaitDone() {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return done_; });
+    uint64_t seen = apps();
+    while (!cv_.wait_for(l, std::chrono::seconds(30), [&] { return done_; })) {
+      if (apps() == seen) {
+        std::fprintf(stderr, "timed out: node 2 processed %lu of %lu MsgApps (dropped?)\n",
+                     static_cast<unsigned long>(seen), static_cast<unsigned long>(want_));
+        return false;
+      }
+      seen = apps();
+    }
+    return true;
   }
   void WaitResponses(uint64_t n) {
     std::unique_lock<std::mutex> l(mu_);
@@ -482,8 +493,8 @@ void TransportChild(const Flags& f, Link& link) {
     } else if (cmd == "apps") {
       link.to_parent.Send(std::to_string(raft.apps()));
     } else if (cmd == "wait-done") {
-      raft.WaitDone();
-      link.to_parent.Send(absl::StrCat(raft.last_ns(), " ", CpuSeconds() - cpu0));
+      link.to_parent.Send(raft.WaitDone() ? absl::StrCat(raft.last_ns(), " ", CpuSeconds() - cpu0)
+                                          : "failed");
     } else {
       break;  // "stop", or the parent is gone
     }
@@ -504,6 +515,13 @@ struct Sender {
   uint64_t index = 0;                    // of the last MsgApp sent
   int64_t refused = 0;                   // Send said the buffer was full (etcd drops those)
 
+  // Ends the run with status 1 once node 2 has stopped and cleaned up: it
+  // holds both pipes' ends, so it would not see this process exit.
+  [[noreturn]] void Fail() {
+    link.to_child.Send("stop");
+    (void)link.to_parent.Recv();
+    std::exit(1);
+  }
   void Mark() {
     link.to_child.Send("mark");
     (void)link.to_parent.Recv();
@@ -526,9 +544,24 @@ struct Sender {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   }
+  // Fails after 30 s without progress, as etcd-anchor's 300 s timeout:
+  // node 2 drops what its full receive queue cannot take (etcd's recvc
+  // does the same), and a dropped MsgApp is never acknowledged here. A
+  // window near the queue's 4096 can do that: node 2 stops reading at 3/4
+  // full, but only after the frame in hand (up to 1,800 MsgApps of 128 B).
   void WaitAcked(uint64_t n) {
+    uint64_t seen = raft.acked();
+    absl::Time progress = absl::Now();
     while (raft.acked() < n - n % BenchRaft::kAckEvery) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
+      if (raft.acked() != seen) {
+        seen = raft.acked();
+        progress = absl::Now();
+      } else if (absl::Now() - progress > absl::Seconds(30)) {
+        std::fprintf(stderr, "timed out: %lu of %lu acknowledged (dropped by node 2?)\n",
+                     static_cast<unsigned long>(seen), static_cast<unsigned long>(n));
+        Fail();
+      }
     }
   }
   double Ping() {
@@ -580,7 +613,7 @@ void Throughput(Sender& s, Result* r) {
   s.link.to_child.Send("wait-done");
   int64_t last = 0;
   double child_cpu = 0;
-  std::sscanf(s.link.to_parent.Recv().c_str(), "%ld %lf", &last, &child_cpu);
+  if (std::sscanf(s.link.to_parent.Recv().c_str(), "%ld %lf", &last, &child_cpu) != 2) s.Fail();
   r->seconds = (last - start) / 1e9;
   r->msgs_per_sec = f.n / r->seconds;
   r->mb_per_sec = r->msgs_per_sec * f.size / 1e6;
