@@ -8,6 +8,7 @@ latency quantiles (medians over the runs) idle, under load and ping-pong,
 ours beside etcd's; and ours / etcd for throughput and snapshot rates.
 """
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -44,13 +45,21 @@ def main():
         if label not in etcd or label not in ours:
             continue
         data = os.path.join(tmp, label + ".dat")
+        rows = [(name, med(etcd[label], key), med(ours[label], key)) for name, key in quantiles]
         with open(data, "w") as f:
-            for name, key in quantiles:
-                f.write('"%s" %f %f\n' % (name, med(etcd[label], key), med(ours[label], key)))
+            for row in rows:
+                f.write('"%s" %f %f\n' % row)
+        # The axis starts a decade below the smallest bar, or a bar just
+        # above a round floor (e.g. 1005 us over 1000) would not show.
+        low = min(v for _, e, o in rows for v in (e, o) if v > 0)
+        floor = 10 ** math.floor(math.log10(low))
+        if low < 2 * floor:
+            floor /= 10
         plots.append(
-            'set title "%s"; set ylabel "microseconds (log)"; set logscale y; '
+            'set title "%s"; set ylabel "microseconds (log)"; set logscale y; set yrange [%g:*]; '
             'plot "%s" using 2:xtic(1) title "etcd 3.4 rafthttp" lc rgb "#4477aa", '
-            '"" using 3 title "raft-grpc-transport" lc rgb "#ee6677"; unset logscale y' % (title, data))
+            '"" using 3 title "raft-grpc-transport" lc rgb "#ee6677"; unset logscale y; '
+            'set autoscale y' % (title, floor, data))
     ratios = os.path.join(tmp, "ratios.dat")
     with open(ratios, "w") as f:
         for label, key in [("throughput-128B", "msgs_per_sec"), ("throughput-1KiB", "msgs_per_sec"),
