@@ -31,11 +31,29 @@ void MsgAppV2Encoder::Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame) {
   *rec->mutable_app() = std::move(m);
 }
 
+namespace {
+
+// Whether a written record's entries are small enough to keep, cleared,
+// for the next message's swap (see FreeEntries).
+bool KeepCleared(const google::protobuf::RepeatedPtrField<raftpb::Entry>& es) {
+  if (es.size() > MsgAppV2Encoder::kMaxKeptEntries) return false;
+  size_t bytes = 0;
+  for (const raftpb::Entry& e : es) bytes += e.data().capacity();
+  return bytes <= MsgAppV2Encoder::kMaxKeptBytes;
+}
+
+}  // namespace
+
 void MsgAppV2Encoder::FreeEntries(v1::MsgAppV2Frame* frame) {
   for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
-    if (rec.has_app_entries()) {
+    if (!rec.has_app_entries()) continue;
+    google::protobuf::RepeatedPtrField<raftpb::Entry>* es =
+        rec.mutable_app_entries()->mutable_entries();
+    if (KeepCleared(*es)) {
+      es->Clear();  // keeps the Entry objects and their data buffers
+    } else {
       google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
-      rec.mutable_app_entries()->mutable_entries()->Swap(&drop);
+      es->Swap(&drop);
     }
   }
 }
@@ -44,10 +62,13 @@ void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
   for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
     if (rec.has_app_entries() && pool_.size() < kMaxPooled) {
       std::unique_ptr<v1::AppEntries> ae(rec.release_app_entries());
-      // Free the entries now: a cleared RepeatedPtrField would keep them,
-      // and their data buffers, alive in the pool.
-      google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
-      ae->mutable_entries()->Swap(&drop);
+      // Large entries are freed now: a cleared RepeatedPtrField would keep
+      // them, and their data buffers, alive in the pool. Small ones were
+      // kept by FreeEntries, on purpose.
+      if (!KeepCleared(ae->entries())) {
+        google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
+        ae->mutable_entries()->Swap(&drop);
+      }
       ae->Clear();
       pool_.push_back(std::move(ae));
     }

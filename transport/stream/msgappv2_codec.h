@@ -27,9 +27,22 @@ class MsgAppV2Encoder {
   // allocated again, one heap allocation per message.
   void Recycle(v1::MsgAppV2Frame* frame);
   // Frees the entries a written frame's compact records carry (the costly
-  // part of Recycle: a free per entry and per buffer). Uses no encoder
-  // state, so a writer calls it outside its lock, before Recycle.
+  // part of Recycle: a free per entry and per buffer), or clears small ones
+  // and keeps them (below). Uses no encoder state, so a writer calls it
+  // outside its lock, before Recycle.
+  //
+  // Why keep small entries: Encode swaps a record's entries with the
+  // message's, so the message then holds the kept ones, and whoever
+  // destroys it frees them: Send's caller, Raft's thread, which allocated
+  // them. Freed on gRPC's thread instead, every small entry made glibc's
+  // malloc take its slow path on Raft's thread and lock its arena against
+  // ours (bench/README.md, "What changed the send path"). Kept only up to
+  // kMaxKeptEntries entries and kMaxKeptBytes of data per record, so the
+  // pool holds at most kMaxPooled * about 400 bytes.
   static void FreeEntries(v1::MsgAppV2Frame* frame);
+
+  static constexpr int kMaxKeptEntries = 2;
+  static constexpr size_t kMaxKeptBytes = 256;
 
  private:
   static constexpr size_t kMaxPooled = 4096;

@@ -111,5 +111,45 @@ TEST(MsgAppV2CodecTest, RecycledFramesEncodeExactly) {
   }
 }
 
+// A written frame's small entries are kept, cleared, and handed to the next
+// message Encode takes (whose owner, Raft's thread, then frees them); large
+// ones are freed with the frame. Seen through the data buffer's capacity: a
+// kept entry comes back with its buffer, a fresh one has none.
+TEST(MsgAppV2CodecTest, SmallWrittenEntriesGoBackToTheNextMessage) {
+  for (const size_t size : {size_t{128}, size_t{1024}}) {
+    const bool kept = size <= MsgAppV2Encoder::kMaxKeptBytes;
+    MsgAppV2Encoder enc;
+    MsgAppV2Decoder dec(2, 1);
+    v1::MsgAppV2Frame frame;
+    enc.Encode(App(1, 1, 0, 0, {{1, "x"}}), &frame);                     // full
+    enc.Encode(App(1, 1, 1, 1, {{2, std::string(size, 'b')}}), &frame);  // compact
+    ASSERT_TRUE(frame.records(1).has_app_entries());
+    for (const v1::MsgAppV2Record& rec : frame.records()) {
+      ASSERT_TRUE(dec.Decode(v1::MsgAppV2Record(rec)).ok());  // the reader's state
+    }
+    MsgAppV2Encoder::FreeEntries(&frame);
+    enc.Recycle(&frame);
+
+    raftpb::Message taken = App(1, 1, 2, 2, {{3, "c"}});
+    const raftpb::Message want = taken;
+    enc.Encode(std::move(taken), &frame);  // compact: the pooled AppEntries
+    // NOLINTNEXTLINE(bugprone-use-after-move): the moved-from message is what is checked
+    EXPECT_EQ(taken.entries_size(), 0) << size;
+    raftpb::Entry* reused = taken.mutable_entries()->Add();
+    EXPECT_TRUE(reused->data().empty()) << size;
+    if (kept) {
+      EXPECT_GE(reused->data().capacity(), size) << "the written entry's buffer came back";
+    } else {
+      EXPECT_LT(reused->data().capacity(), size) << "a large entry must not be kept";
+    }
+    // And the frame carries exactly what was encoded.
+    ASSERT_EQ(frame.records_size(), 1);
+    ASSERT_TRUE(frame.records(0).has_app_entries());
+    auto got = dec.Decode(v1::MsgAppV2Record(frame.records(0)));
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->SerializeAsString(), want.SerializeAsString()) << size;
+  }
+}
+
 }  // namespace
 }  // namespace raftgrpc
