@@ -228,6 +228,10 @@ raftpb::Message App(uint64_t index, const std::string& payload) {
 }
 
 // A Raft that counts MsgApp, echoes heartbeats, and signals events.
+// How long a run may make no progress before it fails: node 2 drops what
+// its full receive queue cannot take, and a dropped MsgApp never arrives.
+constexpr int kNoProgressSeconds = 30;
+
 class BenchRaft : public Raft {
  public:
   absl::Status Process(const raftpb::Message& m) override {
@@ -282,12 +286,11 @@ class BenchRaft : public Raft {
 
   void Expect(uint64_t n) { want_ = n; }
   void EchoThrough(Transport* t) { echo_ = t; }
-  // False after 30 s without a message processed: one that a full receive
-  // queue dropped (see Sender::WaitAcked) never comes.
+  // False after kNoProgressSeconds without a message processed.
   bool WaitDone() {
     std::unique_lock<std::mutex> l(mu_);
     uint64_t seen = apps();
-    while (!cv_.wait_for(l, std::chrono::seconds(30), [&] { return done_; })) {
+    while (!cv_.wait_for(l, std::chrono::seconds(kNoProgressSeconds), [&] { return done_; })) {
       if (apps() == seen) {
         std::fprintf(stderr, "timed out: node 2 processed %lu of %lu MsgApps (dropped?)\n",
                      static_cast<unsigned long>(seen), static_cast<unsigned long>(want_));
@@ -544,11 +547,10 @@ struct Sender {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   }
-  // Fails after 30 s without progress, as etcd-anchor's 300 s timeout:
-  // node 2 drops what its full receive queue cannot take (etcd's recvc
-  // does the same), and a dropped MsgApp is never acknowledged here. A
-  // window near the queue's 4096 can do that: node 2 stops reading at 3/4
-  // full, but only after the frame in hand (up to 1,800 MsgApps of 128 B).
+  // Fails after kNoProgressSeconds without an ack, as etcd-anchor after
+  // 300 s. A window near node 2's 4096-message queue can make it drop (as
+  // etcd's recvc does): it stops reading at 3/4 full, but only after the
+  // frame in hand (up to 1,800 MsgApps of 128 B).
   void WaitAcked(uint64_t n) {
     uint64_t seen = raft.acked();
     absl::Time progress = absl::Now();
@@ -557,7 +559,7 @@ struct Sender {
       if (raft.acked() != seen) {
         seen = raft.acked();
         progress = absl::Now();
-      } else if (absl::Now() - progress > absl::Seconds(30)) {
+      } else if (absl::Now() - progress > absl::Seconds(kNoProgressSeconds)) {
         std::fprintf(stderr, "timed out: %lu of %lu acknowledged (dropped by node 2?)\n",
                      static_cast<unsigned long>(seen), static_cast<unsigned long>(n));
         Fail();

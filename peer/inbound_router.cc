@@ -81,6 +81,12 @@ size_t InboundRouter::DeliverFromArena(const std::vector<raftpb::Message*>& msgs
     dropped_paused_.fetch_add(msgs.size(), std::memory_order_relaxed);
     return 0;
   }
+  auto in_arena = [&keep](raftpb::Message* m) {
+    Lane::Queued q;
+    q.in_arena = m;
+    q.arena = keep;
+    return q;
+  };
   size_t full = 0;
   bool queued = false, start = false, wake = false;
   std::vector<raftpb::Message*> props;  // the other lane's
@@ -92,10 +98,7 @@ size_t InboundRouter::DeliverFromArena(const std::vector<raftpb::Message*>& msgs
         props.push_back(m);
         continue;
       }
-      Lane::Queued q;
-      q.in_arena = m;
-      q.arena = keep;
-      const Result r = EnqueueLocked(recv_, std::move(q));
+      const Result r = EnqueueLocked(recv_, in_arena(m));
       if (r == Result::kStopped) break;
       if (r == Result::kFull) ++full;
       queued |= r == Result::kQueued;
@@ -105,10 +108,7 @@ size_t InboundRouter::DeliverFromArena(const std::vector<raftpb::Message*>& msgs
   if (start) StartWorker(recv_);
   if (wake) recv_.cv.notify_one();
   for (raftpb::Message* m : props) {
-    Lane::Queued q;
-    q.in_arena = m;
-    q.arena = keep;
-    if (Push(std::move(q), /*honor_pause=*/false) == Result::kFull) ++full;
+    if (Push(in_arena(m), /*honor_pause=*/false) == Result::kFull) ++full;
   }
   return full;
 }

@@ -33,7 +33,10 @@ class PeerCounters {
   void AddSent(uint64_t bytes) { sent_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
   void AddSendFailure() { sent_failures_.fetch_add(1, std::memory_order_relaxed); }
   void AddReceived(uint64_t bytes) { received_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
-  void AddReceiveFailure() { received_failures_.fetch_add(1, std::memory_order_relaxed); }
+  void AddReceiveFailure() { AddReceiveFailures(1); }
+  void AddReceiveFailures(uint64_t n) {
+    received_failures_.fetch_add(n, std::memory_order_relaxed);
+  }
   // A snapshot transfer started / ended (`seconds` counted on success only,
   // as etcd's snapshot_send_total_duration); a refused one only fails.
   void SnapshotSendStarted();

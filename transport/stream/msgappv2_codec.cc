@@ -42,19 +42,23 @@ bool KeepCleared(const google::protobuf::RepeatedPtrField<raftpb::Entry>& es) {
   return bytes <= MsgAppV2Encoder::kMaxKeptBytes;
 }
 
+// Clears small written entries, kept for the next swap; frees large ones
+// (a cleared RepeatedPtrField would keep them, and their data buffers,
+// alive in the pool).
+void KeepOrFree(google::protobuf::RepeatedPtrField<raftpb::Entry>* es) {
+  if (KeepCleared(*es)) {
+    es->Clear();  // keeps the Entry objects and their data buffers
+  } else {
+    google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
+    es->Swap(&drop);
+  }
+}
+
 }  // namespace
 
 void MsgAppV2Encoder::FreeEntries(v1::MsgAppV2Frame* frame) {
   for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
-    if (!rec.has_app_entries()) continue;
-    google::protobuf::RepeatedPtrField<raftpb::Entry>* es =
-        rec.mutable_app_entries()->mutable_entries();
-    if (KeepCleared(*es)) {
-      es->Clear();  // keeps the Entry objects and their data buffers
-    } else {
-      google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
-      es->Swap(&drop);
-    }
+    if (rec.has_app_entries()) KeepOrFree(rec.mutable_app_entries()->mutable_entries());
   }
 }
 
@@ -62,13 +66,7 @@ void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
   for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
     if (rec.has_app_entries() && pool_.size() < kMaxPooled) {
       std::unique_ptr<v1::AppEntries> ae(rec.release_app_entries());
-      // Large entries are freed now: a cleared RepeatedPtrField would keep
-      // them, and their data buffers, alive in the pool. Small ones were
-      // kept by FreeEntries, on purpose.
-      if (!KeepCleared(ae->entries())) {
-        google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
-        ae->mutable_entries()->Swap(&drop);
-      }
+      KeepOrFree(ae->mutable_entries());  // done already if FreeEntries ran
       ae->Clear();
       pool_.push_back(std::move(ae));
     }

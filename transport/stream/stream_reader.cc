@@ -166,10 +166,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       // The encoded bytes stand for what the messages hold outside the
       // arena (their strings' buffers).
       if (!env_.inbound->ChargeArena(arena.get(), bytes, in_arena.size())) {
-        for (size_t i = 0; i < in_arena.size(); ++i) env_.counters->AddReceiveFailure();
+        env_.counters->AddReceiveFailures(in_arena.size());
       } else {
-        const size_t full = env_.inbound->DeliverFromArena(in_arena, arena);
-        for (size_t i = 0; i < full; ++i) env_.counters->AddReceiveFailure();
+        env_.counters->AddReceiveFailures(env_.inbound->DeliverFromArena(in_arena, arena));
       }
     }
     env_.counters->AddReceived(bytes);

@@ -198,8 +198,9 @@ class GrpcStreamWriter::Core final : public CoreBase,
       Fail(s, "write", "stream write failed");
     }
     if (keep) {
-      // The written frame's entries are freed outside the lock (a free per
-      // entry): Send, which takes the lock, never waits for that.
+      // The written frame's large entries are freed (a free per entry),
+      // small ones cleared for Send's caller to free (msgappv2_codec.h),
+      // outside the lock: Send, which takes it, never waits for that.
       Encoder::FreeEntries(frame.get());
       MutexLock l(&mu_);
       if (spare_.size() < kMaxSpareFrames) {
