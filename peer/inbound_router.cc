@@ -75,42 +75,98 @@ bool InboundRouter::ChargeArena(InboundArena* a, size_t extra, size_t messages) 
   return true;
 }
 
-size_t InboundRouter::DeliverFromArena(const std::vector<raftpb::Message*>& msgs,
-                                       const std::shared_ptr<InboundArena>& keep) {
+InboundRouter::Lane::Queued InboundRouter::InArena(raftpb::Message* m,
+                                                   const std::shared_ptr<InboundArena>& arena) {
+  Lane::Queued q;
+  q.in_arena = m;
+  q.arena = arena;
+  return q;
+}
+
+void InboundRouter::DeliverEncoded(std::unique_ptr<EncodedFrame> frame, size_t reserve) {
+  Lane::Queued q;
+  q.encoded = std::move(frame);
   if (paused()) {
-    dropped_paused_.fetch_add(msgs.size(), std::memory_order_relaxed);
-    return 0;
+    q.drop = Lane::Queued::Drop::kPaused;
+  } else if (budget_ != nullptr && !budget_->TryCharge(reserve)) {
+    q.drop = Lane::Queued::Drop::kFull;
+  } else if (budget_ != nullptr) {
+    q.cost = reserve;
   }
-  auto in_arena = [&keep](raftpb::Message* m) {
-    Lane::Queued q;
-    q.in_arena = m;
-    q.arena = keep;
-    return q;
-  };
-  size_t full = 0;
-  bool queued = false, start = false, wake = false;
-  std::vector<raftpb::Message*> props;  // the other lane's
+  Lane& lane = recv_;
+  bool start = false, wake = false;
   {
-    MutexLock l(&recv_.mu);
-    for (raftpb::Message* m : msgs) {
-      if (IsLinkHeartbeat(*m)) continue;
-      if (m->type() == raftpb::MsgProp) {
-        props.push_back(m);
-        continue;
-      }
-      const Result r = EnqueueLocked(recv_, in_arena(m));
-      if (r == Result::kStopped) break;
-      if (r == Result::kFull) ++full;
-      queued |= r == Result::kQueued;
+    MutexLock l(&lane.mu);
+    if (!lane.stopped.load(std::memory_order_relaxed)) {
+      lane.q.push_back(std::move(q));
+      lane.pending.fetch_add(1, std::memory_order_relaxed);
+      NeedWorkerLocked(lane, &start, &wake);
     }
-    if (queued) NeedWorkerLocked(recv_, &start, &wake);
   }
-  if (start) StartWorker(recv_);
-  if (wake) recv_.cv.notify_one();
-  for (raftpb::Message* m : props) {
-    if (Push(in_arena(m), /*honor_pause=*/false) == Result::kFull) ++full;
+  // Stopped: still here (its destructor runs outside the lock).
+  if (q.encoded != nullptr && budget_ != nullptr) budget_->Release(q.cost);
+  if (start) StartWorker(lane);
+  if (wake) lane.cv.notify_one();
+}
+
+void InboundRouter::Expand(Lane& lane, Lane::Queued&& q, Decoded* out) {
+  auto arena = std::make_shared<InboundArena>();
+  std::vector<raftpb::Message*> msgs;
+  size_t bytes = 0;
+  q.encoded->Decode(arena.get(), &msgs, &bytes);
+  // The reserve gives way to what the messages really cost.
+  if (budget_ != nullptr) budget_->Release(q.cost);
+  msgs.erase(std::remove_if(msgs.begin(), msgs.end(),
+                            [](const raftpb::Message* m) { return IsLinkHeartbeat(*m); }),
+             msgs.end());
+  size_t dropped = 0;
+  if (msgs.empty()) {
+    // nothing to deliver
+  } else if (q.drop == Lane::Queued::Drop::kPaused) {
+    dropped_paused_.fetch_add(msgs.size(), std::memory_order_relaxed);
+  } else if (q.drop == Lane::Queued::Drop::kFull) {
+    dropped_full_.fetch_add(msgs.size(), std::memory_order_relaxed);
+    dropped = msgs.size();
+  } else if (!ChargeArena(arena.get(), bytes, msgs.size())) {
+    dropped = msgs.size();  // counted by ChargeArena
+  } else {
+    out->msgs.reserve(msgs.size());
+    for (raftpb::Message* m : msgs) {
+      if (m->type() == raftpb::MsgProp) {
+        if (Push(InArena(m, arena), /*honor_pause=*/false) == Result::kFull) ++dropped;
+      } else {
+        out->msgs.push_back(m);
+      }
+    }
+    // As many as the queue has room for, in order, the frame's own place
+    // included; the rest are dropped as for a full queue.
+    const size_t pending = lane.pending.load(std::memory_order_relaxed) - 1;
+    const size_t room = lane.capacity > pending ? lane.capacity - pending : 0;
+    if (out->msgs.size() > room) {
+      dropped_full_.fetch_add(out->msgs.size() - room, std::memory_order_relaxed);
+      dropped += out->msgs.size() - room;
+      out->msgs.resize(room);
+    }
+    lane.pending.fetch_add(out->msgs.size(), std::memory_order_relaxed);
+    out->arena = std::move(arena);
   }
-  return full;
+  lane.pending.fetch_sub(1, std::memory_order_relaxed);  // the frame itself
+  if (dropped > 0) q.encoded->Dropped(dropped);
+}
+
+void InboundRouter::ProcessDecoded(Lane& lane, Decoded* d) {
+  delivered_.fetch_add(1, std::memory_order_relaxed);
+  if (!raft_->Process(*d->msgs[d->next++]).ok()) {
+    process_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  lane.pending.fetch_sub(1, std::memory_order_relaxed);
+  if (d->next == d->msgs.size()) d->Clear();  // gives the frame's charge back
+}
+
+void InboundRouter::Decoded::Clear() {
+  msgs.clear();
+  next = 0;
+  arena.reset();
 }
 
 InboundRouter::Result InboundRouter::Push(Lane::Queued&& q, bool honor_pause) {
@@ -196,6 +252,7 @@ void InboundRouter::StartWorker(Lane& lane) {
 
 void InboundRouter::Drain(Lane& lane) {
   std::deque<Lane::Queued> batch, urgent;
+  Decoded decoded;
   for (;;) {
     {
       UniqueLock l(&lane.mu);
@@ -217,6 +274,8 @@ void InboundRouter::Drain(Lane& lane) {
     for (;;) {
       // Stop drops what is still queued, as etcd's workers exit on stopc.
       if (lane.stopped.load(std::memory_order_acquire)) {
+        lane.pending.fetch_sub(decoded.msgs.size() - decoded.next, std::memory_order_relaxed);
+        decoded.Clear();
         Drop(&batch, absl::UnavailableError("the receiver stopped"));
         return;
       }
@@ -233,7 +292,18 @@ void InboundRouter::Drain(Lane& lane) {
         }
         continue;
       }
+      // A decoded frame's messages come before anything queued after it.
+      if (decoded.next < decoded.msgs.size()) {
+        ProcessDecoded(lane, &decoded);
+        continue;
+      }
       if (batch.empty()) break;
+      if (batch.front().encoded != nullptr) {
+        Lane::Queued q = std::move(batch.front());
+        batch.pop_front();
+        Expand(lane, std::move(q), &decoded);
+        continue;
+      }
       ProcessOne(lane, batch.front());
       batch.pop_front();
     }

@@ -10,6 +10,7 @@
 #ifndef RAFT_GRPC_TRANSPORT_PEER_INBOUND_ROUTER_H_
 #define RAFT_GRPC_TRANSPORT_PEER_INBOUND_ROUTER_H_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -45,13 +47,12 @@ size_t InboundCost(const raftpb::Message& m, size_t encoded_size = 0);
 // index): a peer's receive queue lets them pass queued MsgApps.
 bool IsUrgent(raftpb::MessageType t);
 
-// A stream frame's messages decoded in one protobuf arena and queued
-// without leaving it (InboundRouter::DeliverFromArena): a few arena blocks
-// per frame instead of several heap allocations and frees per message,
-// across threads. The arena's memory is charged to the router's byte
-// budget as a whole (ChargeArena) and given back when the last of its
-// messages has been processed or dropped, so that one queued message never
-// pins more of a frame than was charged.
+// A stream frame's messages decoded in one protobuf arena and processed
+// without leaving it (InboundRouter::DeliverEncoded): a few arena blocks
+// per frame instead of several heap allocations and frees per message.
+// The arena's memory is charged to the router's byte budget as a whole
+// and given back when the last of its messages has been processed or
+// dropped, so that a message never pins more of a frame than was charged.
 //
 // Thread-safety: filled by one thread, then shared read-only.
 class InboundArena {
@@ -67,6 +68,28 @@ class InboundArena {
   google::protobuf::Arena arena_;
   ByteBudget* charged_to_ = nullptr;
   size_t charged_ = 0;
+};
+
+// A frame queued still encoded (InboundRouter::DeliverEncoded), which the
+// receive worker decodes in queue order. A busy msgappv2 stream is read
+// this way: decoded on the reader's gRPC thread, its frames were the
+// bottleneck, since gRPC reads a stream one frame at a time (the reader's
+// thread did four times the worker's work while the sender waited for its
+// window), and every decoded entry's buffer, allocated there and freed on
+// the worker, made both threads lock glibc's arena (bench/README.md, "The
+// msgappv2 stream decoded on the worker").
+//
+// Thread-safety: made by a reader, then used by one worker at a time.
+class EncodedFrame {
+ public:
+  virtual ~EncodedFrame() = default;
+  // Decodes into `arena`, appending the messages (which live there) to
+  // `out` in order and adding their encoded size to `bytes`. A frame that
+  // does not decode is the implementation's to report (its stream ends);
+  // the messages before the fault are still delivered, as they were read.
+  virtual void Decode(InboundArena* arena, std::vector<raftpb::Message*>* out, size_t* bytes) = 0;
+  // `n` of its messages were dropped for a full queue or budget.
+  virtual void Dropped(size_t n) = 0;
 };
 
 class InboundRouter {
@@ -94,20 +117,23 @@ class InboundRouter {
   Result Deliver(raftpb::Message&& m, size_t encoded_size = 0) {
     return Route(std::move(m), /*honor_pause=*/true, nullptr, encoded_size);
   }
-  // Charges `a`'s memory now (its frame fully decoded) plus `extra` bytes
-  // (what its messages hold outside the arena: string buffers) to the byte
-  // budget, once. False if that does not fit: drop the frame's messages,
-  // as for a full queue. Never blocks.
-  // `messages`: how many a refusal drops (counted as for a full queue).
-  bool ChargeArena(InboundArena* a, size_t extra, size_t messages);
-  // As Deliver for each of `msgs`, in order: messages that live in `keep`'s
-  // arena (charged there, not per message); the queue holds `keep` until
-  // the last is processed. One lock and at most one wake-up for all: locking
-  // per message let the worker, woken by the first, contend with the
-  // reader for the rest of the frame. Returns how many were dropped for a
-  // full queue. Never blocks.
-  size_t DeliverFromArena(const std::vector<raftpb::Message*>& msgs,
-                          const std::shared_ptr<InboundArena>& keep);
+  // Queues a frame still encoded on the receive queue (EncodedFrame). The
+  // worker decodes it when it comes to it and processes its messages in
+  // its place: in order, after everything queued before it and before
+  // anything queued after it. Urgent messages pass them as they pass queued
+  // ones, but not a frame being decoded. Until decoded it counts as one
+  // message and holds `reserve` bytes of the budget (EncodedReserve); then
+  // its messages are charged what they cost, as a whole until the last is
+  // processed (InboundArena). While paused or when the budget is full, it
+  // is still decoded, since a codec's state must follow every record, and
+  // its messages are dropped. Never blocks.
+  void DeliverEncoded(std::unique_ptr<EncodedFrame> frame, size_t reserve);
+  // What a frame of `encoded` bytes is expected to cost once decoded: up to
+  // about 4x for small entries (an entry of 128 bytes: some 400 bytes of
+  // objects besides its data), little more for large ones.
+  static size_t EncodedReserve(size_t encoded) {
+    return encoded + std::min(3 * encoded, size_t{1} << 20);
+  }
 
   // Called with Process's status once it has returned, or UNAVAILABLE if
   // Stop drops the message first. Runs on the worker (or Stop's) thread.
@@ -172,6 +198,10 @@ class InboundRouter {
       // Instead of m: a message in an InboundArena, which this holds.
       raftpb::Message* in_arena = nullptr;
       std::shared_ptr<InboundArena> arena;
+      // Instead of a message: a frame to decode (DeliverEncoded). `cost`
+      // is its reserve; `drop` says its messages are to be dropped.
+      std::unique_ptr<EncodedFrame> encoded;
+      enum class Drop : uint8_t { kNone, kPaused, kFull } drop = Drop::kNone;
       const raftpb::Message& msg() const { return in_arena != nullptr ? *in_arena : m; }
     };
     std::deque<Queued> q ABSL_GUARDED_BY(mu);
@@ -204,6 +234,24 @@ class InboundRouter {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Processes one message and settles its accounts.
   void ProcessOne(Lane& lane, Lane::Queued& q);
+  // A worker's decoded frame: its messages, processed in order from `next`
+  // without a queue entry each, and its arena, released after the last.
+  struct Decoded {
+    std::shared_ptr<InboundArena> arena;
+    std::vector<raftpb::Message*> msgs;
+    size_t next = 0;
+    void Clear();
+  };
+  // On the worker: decodes `q`'s frame into `out` (empty), charging it and
+  // counting its messages as queued; drops what does not fit.
+  void Expand(Lane& lane, Lane::Queued&& q, Decoded* out);
+  void ProcessDecoded(Lane& lane, Decoded* d);
+  // Charges `a`'s memory now (its frame fully decoded) plus `extra` bytes
+  // (what its messages hold outside the arena: string buffers) to the byte
+  // budget, once. False if that does not fit: its `messages` are dropped,
+  // counted as for a full queue.
+  bool ChargeArena(InboundArena* a, size_t extra, size_t messages);
+  static Lane::Queued InArena(raftpb::Message* m, const std::shared_ptr<InboundArena>& arena);
   // Gives back the budget of, and fails with `why`, dropped messages.
   void Drop(std::deque<Lane::Queued>* dropped, const absl::Status& why);
   void Drain(Lane& lane);

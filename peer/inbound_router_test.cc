@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -220,109 +222,163 @@ TEST(InboundRouterTest, EntriesAreChargedAndParentBudgetIsShared) {
   EXPECT_EQ(total.used(), 0u);  // Stop gives back what it dropped
 }
 
-// A frame decoded in one arena is charged as a whole, and its memory stays
-// charged until the last of its messages has been processed: a queued
-// message never holds more than was charged. A frame that does not fit is
-// dropped whole and counted.
-TEST(InboundRouterTest, ArenaFramesAreChargedWholeUntilTheirLastMessage) {
+// A frame queued encoded (DeliverEncoded): decoded when the worker comes to
+// it, as a stream reader's frames are. Records its decodes and drops.
+class TestFrame final : public EncodedFrame {
+ public:
+  struct Log {
+    std::atomic<int> decoded{0};
+    std::atomic<size_t> dropped{0};
+  };
+  TestFrame(std::vector<raftpb::Message> msgs, Log* log) : msgs_(std::move(msgs)), log_(log) {}
+  static std::unique_ptr<EncodedFrame> Make(std::vector<raftpb::Message> msgs, Log* log) {
+    return std::make_unique<TestFrame>(std::move(msgs), log);
+  }
+  void Decode(InboundArena* arena, std::vector<raftpb::Message*>* out, size_t* bytes) override {
+    log_->decoded.fetch_add(1);
+    for (const raftpb::Message& m : msgs_) {
+      auto* p = google::protobuf::Arena::CreateMessage<raftpb::Message>(arena->arena());
+      *p = m;
+      *bytes += p->ByteSizeLong();
+      out->push_back(p);
+    }
+  }
+  void Dropped(size_t n) override { log_->dropped.fetch_add(n); }
+
+ private:
+  const std::vector<raftpb::Message> msgs_;
+  Log* const log_;
+};
+
+// An encoded frame holds its reserve until decoded; then its messages are
+// charged what they cost, as a whole, until the last has been processed.
+// A frame whose reserve does not fit is still decoded (a codec's state
+// follows every record) and its messages dropped, counted and reported.
+TEST(InboundRouterTest, EncodedFramesHoldTheirReserveThenTheirCost) {
   testing::FakeRaft raft;
-  ByteBudget budget(4 << 20);
+  ByteBudget budget(5 << 20);
   InboundRouter r(&raft, 4096, 4096, std::chrono::seconds(1), &budget);
   std::vector<size_t> used_at_process;
-  raft.set_on_process([&](const raftpb::Message&) { used_at_process.push_back(budget.used()); });
-  // Two messages of 1 MiB each in one arena; our reference goes before
-  // they are processed (the queue keeps the arena alive).
-  auto frame = [](std::shared_ptr<InboundArena> a, uint64_t first) {
-    std::vector<raftpb::Message*> ms;
-    size_t bytes = 0;
+  raft.set_on_process([&](const raftpb::Message& m) {
+    if (m.type() == raftpb::MsgApp && m.entries_size() > 0)
+      used_at_process.push_back(budget.used());
+  });
+  auto two_mib = [](uint64_t first) {
+    std::vector<raftpb::Message> ms;
     for (uint64_t i = first; i < first + 2; ++i) {
-      auto* m = google::protobuf::Arena::CreateMessage<raftpb::Message>(a->arena());
-      *m = testing::App(2, 1, 1, i, std::string(1 << 20, static_cast<char>('a' + i)));
-      bytes += m->ByteSizeLong();
-      ms.push_back(m);
+      ms.push_back(testing::App(2, 1, 1, i, std::string(1 << 20, static_cast<char>('a' + i))));
     }
-    return std::make_pair(ms, bytes);
+    return ms;
   };
+  // A message without entries holds the worker while the frames queue.
   raft.BlockType(raftpb::MsgApp);
-  auto a = std::make_shared<InboundArena>();
-  auto [a_msgs, a_bytes] = frame(a, 0);
-  ASSERT_TRUE(r.ChargeArena(a.get(), a_bytes, a_msgs.size()));
-  const size_t charged = budget.used();
-  EXPECT_GT(charged, a_bytes);  // the arena's own blocks and the encoded bytes
-  EXPECT_EQ(r.DeliverFromArena(a_msgs, a), 0u);
-  a.reset();
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 100)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgApp));
+  const size_t blocker = budget.used();
+  TestFrame::Log a_log, b_log;
+  const size_t reserve = InboundRouter::EncodedReserve(2 << 20);
+  r.DeliverEncoded(TestFrame::Make(two_mib(0), &a_log), reserve);
+  EXPECT_EQ(budget.used(), blocker + reserve);
+  EXPECT_EQ(a_log.decoded.load(), 0);  // not before the worker gets to it
+  // The second's reserve does not fit the 5 MiB beside the first's.
+  r.DeliverEncoded(TestFrame::Make(two_mib(2), &b_log), reserve);
+  EXPECT_EQ(budget.used(), blocker + reserve);
 
-  // A second such frame does not fit the 4 MiB: dropped whole.
-  auto b = std::make_shared<InboundArena>();
-  auto [b_msgs, b_bytes] = frame(b, 2);
-  EXPECT_FALSE(r.ChargeArena(b.get(), b_bytes, b_msgs.size()));
-  EXPECT_EQ(r.dropped_full(), 2u);
-  EXPECT_EQ(budget.used(), charged);
-  b.reset();
-
+  // After both frames: processed once they are.
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 101)), InboundRouter::Result::kQueued);
   raft.Unblock();
-  ASSERT_TRUE(raft.WaitForMessages(2));
+  ASSERT_TRUE(raft.WaitForMessages(4));
+  EXPECT_EQ(a_log.decoded.load(), 1);
+  EXPECT_EQ(b_log.decoded.load(), 1);
+  EXPECT_EQ(a_log.dropped.load(), 0u);
+  EXPECT_EQ(b_log.dropped.load(), 2u);
+  EXPECT_EQ(r.dropped_full(), 2u);
   r.Stop();
-  // Read intact after the reader let go, in order; the charge held until
-  // the second was processed (recorded as each Process began), then all
-  // given back.
   const std::vector<raftpb::Message> got = raft.messages();
-  ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].index(), 0u);
-  EXPECT_EQ(got[1].entries(0).data(), std::string(1 << 20, 'b'));
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[1].index(), 0u);
+  EXPECT_EQ(got[2].entries(0).data(), std::string(1 << 20, 'b'));
+  // Charged as decoded (more than the encoded bytes, less than the
+  // reserve), and held until the second was processed (recorded as each
+  // Process began); then all given back.
   ASSERT_EQ(used_at_process.size(), 2u);
-  EXPECT_EQ(used_at_process[0], charged);
-  EXPECT_EQ(used_at_process[1], charged);
+  EXPECT_EQ(used_at_process[0], used_at_process[1]);
+  EXPECT_GT(used_at_process[0], size_t{2} << 20);
+  EXPECT_LT(used_at_process[0], reserve);
   EXPECT_EQ(budget.used(), 0u);
 }
 
-// A frame's messages are queued together: in order, link heartbeats left
-// out, urgent ones ahead of the MsgApps queued before them, proposals on
-// their own lane, what does not fit counted, and nothing while paused.
-TEST(InboundRouterTest, ArenaFrameIsQueuedWholeInOrder) {
+// An encoded frame's messages are processed in its place: in order, after
+// what was queued before it, link heartbeats left out, proposals on their
+// own lane; urgent messages queued meanwhile pass the rest of them; what
+// does not fit is counted; nothing while paused, though it is decoded.
+TEST(InboundRouterTest, EncodedFrameIsProcessedInItsPlace) {
   testing::FakeRaft raft;
-  InboundRouter r(&raft, /*recv_capacity=*/4, /*prop_capacity=*/4);
-  auto a = std::make_shared<InboundArena>();
-  auto in_arena = [&](raftpb::Message m) {
-    auto* p = google::protobuf::Arena::CreateMessage<raftpb::Message>(a->arena());
-    *p = std::move(m);
-    return p;
+  InboundRouter r(&raft, /*recv_capacity=*/8, /*prop_capacity=*/4);
+  auto indexes = [&] {
+    std::vector<uint64_t> got;
+    for (const raftpb::Message& m : raft.messages()) got.push_back(m.index());
+    return got;
   };
   raftpb::Message link;
   link.set_type(raftpb::MsgHeartbeat);  // from = to = 0
-  std::vector<raftpb::Message*> frame = {
-      in_arena(Msg(raftpb::MsgApp, 1)),       in_arena(link),
-      in_arena(Msg(raftpb::MsgApp, 2)),       in_arena(Msg(raftpb::MsgProp, 3)),
-      in_arena(Msg(raftpb::MsgHeartbeat, 4)), in_arena(Msg(raftpb::MsgApp, 5)),
-      in_arena(Msg(raftpb::MsgApp, 6)),  // the receive lane's fifth: full
+  const std::vector<raftpb::Message> frame = {
+      Msg(raftpb::MsgApp, 2),  link,
+      Msg(raftpb::MsgProp, 3), Msg(raftpb::MsgHeartbeat, 4),
+      Msg(raftpb::MsgApp, 5),  Msg(raftpb::MsgApp, 6),
   };
-  ASSERT_TRUE(r.ChargeArena(a.get(), 0, frame.size()));
 
+  TestFrame::Log paused_log;
   r.Pause();
-  EXPECT_EQ(r.DeliverFromArena(frame, a), 0u);
-  EXPECT_EQ(r.dropped_paused(), frame.size());
+  r.DeliverEncoded(TestFrame::Make(frame, &paused_log), 0);
   r.Resume();
+  // Processed after the frame, so once the frame was decoded.
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 1)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(1));
+  EXPECT_EQ(paused_log.decoded.load(), 1);
+  EXPECT_EQ(r.dropped_paused(), frame.size() - 1);  // not the link heartbeat
+  EXPECT_EQ(paused_log.dropped.load(), 0u);
+  EXPECT_EQ(indexes(), (std::vector<uint64_t>{1}));
 
-  raft.BlockType(raftpb::MsgApp);  // the first MsgApp holds the worker
-  EXPECT_EQ(r.DeliverFromArena({frame[0]}, a), 0u);
+  // While 2 is processed, an urgent message arrives: it passes 4, 5 and 6.
+  raft.set_on_process([&](const raftpb::Message& m) {
+    if (m.type() == raftpb::MsgApp && m.index() == 2) {
+      EXPECT_EQ(r.Deliver(Msg(raftpb::MsgVote, 8)), InboundRouter::Result::kQueued);
+    }
+  });
+  TestFrame::Log log;
+  raft.BlockType(raftpb::MsgApp);  // 1 holds the worker: the frame queues behind it
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 1)), InboundRouter::Result::kQueued);
   ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgApp));
-  EXPECT_EQ(r.DeliverFromArena({frame.begin() + 1, frame.end()}, a), 1u);
-  EXPECT_EQ(r.dropped_full(), 1u);
-  a.reset();  // the queue holds the arena
+  r.DeliverEncoded(TestFrame::Make(frame, &log), 0);
   raft.Unblock();
-  ASSERT_TRUE(raft.WaitForMessages(5));
-  r.Stop();
-  std::vector<uint64_t> got;
-  for (const raftpb::Message& m : raft.messages()) got.push_back(m.index());
-  // 1 was being processed; the heartbeat (4) passed the queued 2 and 5;
-  // the proposal (3) ran on its own lane, in any order with the others
-  // (FakeRaft records a message when its Process returns, and 1's was
-  // blocked).
-  ASSERT_EQ(got.size(), 5u);
+  ASSERT_TRUE(raft.WaitForMessages(8));
+  std::vector<uint64_t> got = indexes();
+  // The proposal (3) ran on its own lane, in any order with the others.
   auto prop = std::find(got.begin(), got.end(), 3u);
   ASSERT_NE(prop, got.end());
   got.erase(prop);
-  EXPECT_EQ(got, (std::vector<uint64_t>{1, 4, 2, 5}));
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 1, 2, 8, 4, 5, 6}));
+  EXPECT_EQ(log.dropped.load(), 0u);
+
+  // Nine MsgApps, and one queued behind them: seven fit the eight places.
+  raft.set_on_process(nullptr);
+  std::vector<raftpb::Message> nine;
+  for (uint64_t i = 21; i <= 29; ++i) nine.push_back(Msg(raftpb::MsgApp, i));
+  TestFrame::Log full_log;
+  raft.BlockType(raftpb::MsgApp);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 20)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgApp));
+  r.DeliverEncoded(TestFrame::Make(nine, &full_log), 0);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgApp, 30)), InboundRouter::Result::kQueued);
+  raft.Unblock();
+  ASSERT_TRUE(raft.WaitForMessages(17));
+  r.Stop();
+  EXPECT_EQ(full_log.dropped.load(), 2u);
+  EXPECT_EQ(r.dropped_full(), 2u);
+  got = indexes();
+  EXPECT_EQ(std::vector<uint64_t>(got.end() - 9, got.end()),
+            (std::vector<uint64_t>{20, 21, 22, 23, 24, 25, 26, 27, 30}));
 }
 
 TEST(InboundRouterTest, PauseDropsAndResumeRestores) {

@@ -1,6 +1,7 @@
 #include "transport/stream/frame_decoder.h"
 
 #include "absl/strings/str_cat.h"
+#include "peer/inbound_router.h"
 
 namespace raftgrpc {
 
@@ -16,6 +17,12 @@ absl::Status CheckedDeliver(raftpb::Message* m, size_t max, const DeliverFn& del
 }
 
 }  // namespace
+
+absl::Status CheckStreamSender(const raftpb::Message& m, uint64_t peer_id) {
+  if (m.from() == peer_id || IsLinkHeartbeat(m)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("message from ", absl::Hex(m.from()),
+                                                  " on the stream of peer ", absl::Hex(peer_id)));
+}
 
 absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_bytes,
                                 const DeliverFn& deliver) {

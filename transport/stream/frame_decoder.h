@@ -6,6 +6,7 @@
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_FRAME_DECODER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 
 #include "absl/status/status.h"
@@ -30,6 +31,11 @@ absl::Status DecodeMessageFrame(v1::MessageFrame* frame, size_t max_message_byte
 // message -> RESOURCE_EXHAUSTED.
 absl::Status DecodeMsgAppV2Frame(v1::MsgAppV2Frame* frame, MsgAppV2Decoder* dec,
                                  size_t max_message_bytes, const DeliverFn& deliver);
+
+// The peer a reader dialled speaks only for itself: a message from anyone
+// else -> PERMISSION_DENIED (the stream must be torn down). Link heartbeats
+// carry no sender.
+absl::Status CheckStreamSender(const raftpb::Message& m, uint64_t peer_id);
 
 }  // namespace raftgrpc
 

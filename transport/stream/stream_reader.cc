@@ -1,12 +1,15 @@
 #include "transport/stream/stream_reader.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
@@ -128,12 +131,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     CancelPinned(call);
   }
 
-  // Delivers a frame; false tears the stream down (reason recorded). With
-  // an `arena` (the frame's), its messages stay there: the arena is charged
-  // to the inbound budget as a whole, and the queue holds it.
+  // Delivers a v3 frame; false tears the stream down (reason recorded).
   template <class Frame, class Decode>
-  bool OnFrame(CallBase* call, Frame* frame, Decode&& decode,
-               std::shared_ptr<InboundArena> arena = nullptr) {
+  bool OnFrame(CallBase* call, Frame* frame, Decode&& decode) {
     {
       MutexLock l(&mu_);
       if (stopped_ || call != current_) return false;
@@ -141,36 +141,19 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       ++busy_;
     }
     uint64_t msgs = 0, bytes = 0;
-    std::vector<raftpb::Message*> in_arena;
     absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message* m) {
       ++msgs;
       const size_t size = m->GetCachedSize();  // computed by the decoder's size check
       bytes += size;
-      // The peer we dialled speaks only for itself (link heartbeats carry
-      // no sender): anything else tears the stream down.
-      if (m->from() != env_.peer_id && !IsLinkHeartbeat(*m)) {
-        return absl::PermissionDeniedError(absl::StrCat("message from ", absl::Hex(m->from()),
-                                                        " on the stream of peer ",
-                                                        absl::Hex(env_.peer_id)));
-      }
-      if (arena != nullptr) {
-        in_arena.push_back(m);
-      } else if (env_.inbound->Deliver(std::move(*m), size) == InboundRouter::Result::kFull) {
+      absl::Status s = CheckStreamSender(*m, env_.peer_id);
+      if (!s.ok()) return s;
+      if (env_.inbound->Deliver(std::move(*m), size) == InboundRouter::Result::kFull) {
         // A full queue (or budget) drops it; etcd counts that as a receive
         // failure.
         env_.counters->AddReceiveFailure();
       }
       return absl::OkStatus();
     });
-    if (arena != nullptr && !in_arena.empty()) {
-      // The encoded bytes stand for what the messages hold outside the
-      // arena (their strings' buffers).
-      if (!env_.inbound->ChargeArena(arena.get(), bytes, in_arena.size())) {
-        env_.counters->AddReceiveFailures(in_arena.size());
-      } else {
-        env_.counters->AddReceiveFailures(env_.inbound->DeliverFromArena(in_arena, arena));
-      }
-    }
     env_.counters->AddReceived(bytes);
     if (!err.ok()) env_.counters->AddReceiveFailure();
     MutexLock l(&mu_);
@@ -185,15 +168,73 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     return err.ok();
   }
 
+  // A v2 frame, still encoded: queued for the receive worker, which decodes
+  // it (EncodedFrame; FrameDone below). False if the call is no longer ours.
+  bool OnEncodedFrame(CallBase* call, std::unique_ptr<EncodedFrame> frame, size_t size) {
+    {
+      MutexLock l(&mu_);
+      if (stopped_ || call != current_) return false;
+      call->last_read = absl::Now();
+      ++stats_.frames;
+      // Until the frame is gone (FrameDone).
+      undecoded_.store(undecoded_.load(std::memory_order_relaxed) + size,
+                       std::memory_order_relaxed);
+      ++busy_;
+    }
+    env_.inbound->DeliverEncoded(std::move(frame), InboundRouter::EncodedReserve(size));
+    Unbusy();
+    return true;
+  }
+
+  // A v2 frame of call `seq`, `size` bytes as read, is gone: decoded by the
+  // receive worker (`decoded`) or dropped unread. One lock for all a frame
+  // leaves to do: its counts; a frame that did not decode tears its call
+  // down if still open; and the call, if paused for frames not yet
+  // decoded, reads on if there is room now.
+  void FrameDone(uint64_t seq, size_t size, bool decoded, uint64_t msgs, uint64_t bytes,
+                 const absl::Status& err) {
+    if (decoded) {
+      env_.counters->AddReceived(bytes);
+      if (!err.ok()) env_.counters->AddReceiveFailure();
+    }
+    CallBase* cancel = nullptr;
+    bool resume = false;
+    {
+      MutexLock l(&mu_);
+      const size_t undecoded = undecoded_.load(std::memory_order_relaxed) - size;
+      undecoded_.store(undecoded, std::memory_order_relaxed);
+      stats_.messages += msgs;
+      stats_.bytes += bytes;
+      CallBase* call = current_;
+      const bool ours = !stopped_ && call != nullptr && call->seq == seq;
+      if (!err.ok()) {
+        ++stats_.decode_errors;
+        if (ours && call->cancel_reason.empty()) {
+          call->cancel_reason = err.ToString();
+          ++call->pins;
+          cancel = call;
+        }
+      }
+      resume = cancel == nullptr && ours && call->read_paused && undecoded < kMaxUndecoded;
+    }
+    if (cancel != nullptr) CancelPinned(cancel);
+    if (resume) ResumeIfRoom(seq, /*poll=*/false);
+  }
+
+  void AddReceiveFailures(size_t n) { env_.counters->AddReceiveFailures(n); }
+
   // After a frame: false if the inbound queues have room for another, so
   // the call reads on at once. Otherwise records `call` (which holds
   // itself open) as paused and checks again shortly; reading resumes once
   // there is room, so HTTP/2 flow control slows the sender meanwhile.
   bool PauseIfFull(CallBase* call) {
-    if (env_.inbound->HasRoom(RoomForAFrame())) return false;
+    const bool room = env_.inbound->HasRoom(RoomForAFrame());
+    if (room && undecoded_.load(std::memory_order_relaxed) < kMaxUndecoded) return false;
     bool release = false;
     {
       MutexLock l(&mu_);
+      // Again under the lock, which FrameDone takes to see a pause.
+      if (room && undecoded_.load(std::memory_order_relaxed) < kMaxUndecoded) return false;
       call->read_paused = true;
       call->paused_at = absl::Now();
       ++stats_.read_pauses;
@@ -354,8 +395,11 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     return true;
   }
 
+  // What the next frame may need of the inbound budget: a v2 frame is
+  // held at its decoded estimate until the worker decodes it.
   size_t RoomForAFrame() const {
-    return std::max(opts_->max_frame_bytes, opts_->max_message_bytes);
+    const size_t frame = std::max(opts_->max_frame_bytes, opts_->max_message_bytes);
+    return type_ == StreamType::kMsgAppV2 ? InboundRouter::EncodedReserve(frame) : frame;
   }
 
   // Polls for room: the queues drain at Process's pace, and a short poll
@@ -367,7 +411,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     });
   }
 
-  void ResumeIfRoom(uint64_t seq) {
+  // `poll`: from the poll ScheduleResumeLocked started, which goes on
+  // while there is no room; FrameDone's tries leave it to that.
+  void ResumeIfRoom(uint64_t seq, bool poll = true) {
     const bool room = env_.inbound->HasRoom(RoomForAFrame());
     CallBase* call;
     bool read;
@@ -376,8 +422,8 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       call = current_;
       if (call == nullptr || call->seq != seq || !call->read_paused) return;
       read = !stopped_ && call->cancel_reason.empty();
-      if (read && !room) {
-        ScheduleResumeLocked(seq);
+      if (read && (!room || undecoded_.load(std::memory_order_relaxed) >= kMaxUndecoded)) {
+        if (poll) ScheduleResumeLocked(seq);
         return;
       }
       TakePausedLocked(call);
@@ -431,29 +477,118 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   Scheduler::TaskId dial_task_ ABSL_GUARDED_BY(mu_) = 0;
   Scheduler::TaskId idle_task_ ABSL_GUARDED_BY(mu_) = 0;
   StreamReaderStats stats_ ABSL_GUARDED_BY(mu_);
+  // Bytes of v2 frames queued but not yet decoded by the receive worker.
+  // Reading pauses from kMaxUndecoded on: enough that the worker decodes
+  // while the next frames are read, little enough that what their reserves
+  // (EncodedReserve) miss of entry-heavy frames' decoded cost stays small
+  // (an empty entry: 2 bytes on the wire, about 90 decoded).
+  static constexpr size_t kMaxUndecoded = 1 << 20;
+  // Written under mu_; read without it on the fast path of PauseIfFull.
+  std::atomic<size_t> undecoded_{0};
 };
 
 namespace {
 
 using Core = GrpcStreamReader::Core;
-template <class Frame>
-class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, public CallBase {
+
+// A v2 call's codec state, which its frames go through on the receive
+// worker, one after another in queue order.
+struct V2CodecState {
+  V2CodecState(uint64_t local, uint64_t remote) : dec(local, remote) {}
+  MsgAppV2Decoder dec;
+  bool failed = false;  // a frame did not decode: the call's later ones are not
+};
+
+// A v2 frame as read, decoded by the receive worker (EncodedFrame).
+class V2Frame final : public EncodedFrame {
  public:
-  Call(std::shared_ptr<Core> core, const PeerEnv& env)
-      : core_(std::move(core)), dec_(env.local_id, env.peer_id) {}
+  V2Frame(std::weak_ptr<Core> core, uint64_t seq, std::shared_ptr<V2CodecState> state,
+          grpc::ByteBuffer* buf, size_t max_message_bytes, uint64_t peer_id)
+      : core_(std::move(core)),
+        seq_(seq),
+        state_(std::move(state)),
+        max_message_bytes_(max_message_bytes),
+        peer_id_(peer_id),
+        size_(buf->Length()) {
+    buf_.Swap(buf);
+  }
+  ~V2Frame() override {
+    if (auto core = core_.lock()) core->FrameDone(seq_, size_, decoded_, msgs_, bytes_, err_);
+  }
+
+  void Decode(InboundArena* arena, std::vector<raftpb::Message*>* out, size_t* bytes) override {
+    if (state_->failed) return;  // the call is being torn down
+    decoded_ = true;
+    auto* frame = google::protobuf::Arena::CreateMessage<v1::MsgAppV2Frame>(arena->arena());
+    // Parsed here, on the worker: GenericDeserialize also frees the bytes.
+    if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::MsgAppV2Frame>(&buf_, frame).ok()) {
+      err_ = absl::InvalidArgumentError("a frame did not parse");
+    } else {
+      err_ = DecodeMsgAppV2Frame(frame, &state_->dec, max_message_bytes_, [&](raftpb::Message* m) {
+        ++msgs_;
+        bytes_ += m->GetCachedSize();  // computed by the decoder's size check
+        absl::Status s = CheckStreamSender(*m, peer_id_);
+        if (s.ok()) out->push_back(m);
+        return s;
+      });
+    }
+    *bytes += bytes_;
+    if (!err_.ok()) state_->failed = true;
+    // The rest is reported when this is destroyed, next (FrameDone).
+  }
+
+  void Dropped(size_t n) override {
+    // etcd counts a message its full queue drops as a receive failure.
+    if (auto core = core_.lock()) core->AddReceiveFailures(n);
+  }
+
+ private:
+  const std::weak_ptr<Core> core_;
+  const uint64_t seq_;
+  const std::shared_ptr<V2CodecState> state_;
+  const size_t max_message_bytes_;
+  const uint64_t peer_id_;
+  const size_t size_;  // encoded bytes, as read
+  grpc::ByteBuffer buf_;
+  // What Decode found, for FrameDone.
+  bool decoded_ = false;
+  uint64_t msgs_ = 0, bytes_ = 0;
+  absl::Status err_;
+};
+
+// What a call reads: v3 frames parsed by gRPC on its thread; v2 frames as
+// bytes, for the receive worker to parse (EncodedFrame).
+template <class Frame>
+using WireFrame =
+    std::conditional_t<std::is_same_v<Frame, v1::MsgAppV2Frame>, grpc::ByteBuffer, Frame>;
+
+template <class Frame>
+class Call final : public grpc::ClientBidiReactor<v1::StreamControl, WireFrame<Frame>>,
+                   public CallBase {
+ public:
+  static constexpr bool kV2 = std::is_same_v<Frame, v1::MsgAppV2Frame>;
+
+  Call(std::shared_ptr<Core> core, const PeerEnv& env, const TransportOptions& opts)
+      : core_(std::move(core)),
+        peer_id_(env.peer_id),
+        max_message_bytes_(opts.max_message_bytes),
+        v2_(kV2 ? std::make_shared<V2CodecState>(env.local_id, env.peer_id) : nullptr) {}
 
   grpc::ClientContext* context() { return &ctx_; }
 
-  void Start(std::unique_ptr<v1::RaftTransport::Stub> stub) {
-    stub_ = std::move(stub);
-    auto* stub_ptr = stub_.get();
-    if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
-      stub_ptr->async()->MessageStream(&ctx_, this);
+  void Start(const std::shared_ptr<grpc::Channel>& channel) {
+    if constexpr (kV2) {
+      // Generic, to read the frames as bytes; the path is the generated
+      // service's.
+      grpc::TemplatedGenericStub<v1::StreamControl, grpc::ByteBuffer> stub(channel);
+      stub.PrepareBidiStreamingCall(
+          &ctx_, absl::StrCat("/", v1::RaftTransport::service_full_name(), "/MsgAppV2Stream"),
+          grpc::StubOptions(), this);
     } else {
-      stub_ptr->async()->MsgAppV2Stream(&ctx_, this);
+      stub_ = v1::RaftTransport::NewStub(channel);
+      stub_->async()->MessageStream(&ctx_, this);
     }
-    NextFrame();
-    this->StartRead(next_);
+    ReadNext();
     // Stream heartbeats hold the call open (gRPC forbids a write after
     // OnDone) until it ends; the first one, at once, tells the writer this
     // reader beats.
@@ -514,31 +649,28 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
       return;
     }
     bool keep;
-    if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
-      keep = core_->OnFrame(this, next_, DecodeMessageFrame);
+    if constexpr (kV2) {
+      const size_t size = in_.Length();
+      keep = core_->OnEncodedFrame(
+          this, std::make_unique<V2Frame>(core_, seq, v2_, &in_, max_message_bytes_, peer_id_),
+          size);
     } else {
-      keep = core_->OnFrame(
-          this, next_,
-          [this](v1::MsgAppV2Frame* f, size_t max, const DeliverFn& deliver) {
-            return DecodeMsgAppV2Frame(f, &dec_, max, deliver);
-          },
-          std::move(arena_));
+      keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
     }
     if (!keep) {
       Cancel();
       return;
     }
-    NextFrame();
     // Held before the core may hand the call to another thread to resume.
     this->AddHold();
     if (core_->PauseIfFull(this)) return;
     this->RemoveHold();
-    this->StartRead(next_);
+    ReadNext();
   }
 
   void ResumeRead(bool read) override {
     if (read) {
-      this->StartRead(next_);
+      ReadNext();
     } else {
       EndHeartbeats();  // not reading on: the call is ending
     }
@@ -570,24 +702,23 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
     if (release) this->RemoveHold();
   }
 
-  // Where the next frame is read to. v3: frame_, cleared and reused. v2:
-  // a new arena's frame each time, which the frame's messages take along
-  // into the inbound queue (they are MsgApps, all in one FIFO lane, so
-  // none holds an arena much longer than its frame's last message).
-  void NextFrame() {
-    if constexpr (std::is_same_v<Frame, v1::MessageFrame>) {
-      frame_.Clear();
+  // v3: into frame_, cleared and reused. v2: into in_, whose bytes the
+  // core hands to the worker (V2Frame).
+  void ReadNext() {
+    if constexpr (kV2) {
+      this->StartRead(&in_);
     } else {
-      arena_ = std::make_shared<InboundArena>();
-      next_ = google::protobuf::Arena::CreateMessage<Frame>(arena_->arena());
+      frame_.Clear();
+      this->StartRead(&frame_);
     }
   }
 
+  const uint64_t peer_id_;
+  const size_t max_message_bytes_;
   grpc::ClientContext ctx_;
-  Frame frame_;
-  std::shared_ptr<InboundArena> arena_;  // v2: next_'s
-  Frame* next_ = &frame_;
-  MsgAppV2Decoder dec_;  // v2 only: fresh state per call
+  Frame frame_;                             // v3 only
+  grpc::ByteBuffer in_;                     // v2 only
+  const std::shared_ptr<V2CodecState> v2_;  // v2 only: fresh state per call
   Handoff handoff_;
   Mutex beat_mu_;
   bool beat_hold_ ABSL_GUARDED_BY(beat_mu_) = false;  // the heartbeats' hold is held
@@ -600,19 +731,19 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, Frame>, pub
 
 void GrpcStreamReader::Core::Dial() {
   CallBase* call;
-  std::unique_ptr<v1::RaftTransport::Stub> stub;
+  std::shared_ptr<grpc::Channel> channel;
   {
     MutexLock l(&mu_);
     if (stopped_ || removed_ || current_ != nullptr) return;
     std::string url = env_.picker->Pick();
-    stub = v1::RaftTransport::NewStub(channels_->Get(url, env_.peer_id));
+    channel = channels_->Get(url, env_.peer_id);
     grpc::ClientContext* ctx;
     if (type_ == StreamType::kMessage) {
-      auto* c = new Call<v1::MessageFrame>(shared_from_this(), env_);
+      auto* c = new Call<v1::MessageFrame>(shared_from_this(), env_, *opts_);
       call = c;
       ctx = c->context();
     } else {
-      auto* c = new Call<v1::MsgAppV2Frame>(shared_from_this(), env_);
+      auto* c = new Call<v1::MsgAppV2Frame>(shared_from_this(), env_, *opts_);
       call = c;
       ctx = c->context();
     }
@@ -627,9 +758,9 @@ void GrpcStreamReader::Core::Dial() {
   }
   // Started outside the lock: reactions take it.
   if (type_ == StreamType::kMessage) {
-    static_cast<Call<v1::MessageFrame>*>(call)->Start(std::move(stub));
+    static_cast<Call<v1::MessageFrame>*>(call)->Start(channel);
   } else {
-    static_cast<Call<v1::MsgAppV2Frame>*>(call)->Start(std::move(stub));
+    static_cast<Call<v1::MsgAppV2Frame>*>(call)->Start(channel);
   }
 }
 

@@ -228,8 +228,12 @@ class UnparseableFrameServer final : public grpc::CallbackGenericService {
 
 // One frame that does not even parse fails the stream at once: counted,
 // the reason logged, the peer deactivated, and the reader dials again. Only
-// the idle timeout (30 s here) would notice otherwise.
-TEST(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
+// the idle timeout (30 s here) would notice otherwise. On the message
+// stream gRPC parses it (a failed read); on the msgappv2 stream the
+// receive worker does.
+class StreamReaderParseTest : public ::testing::TestWithParam<StreamType> {};
+
+TEST_P(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   UnparseableFrameServer impl;
   grpc::ServerBuilder b;
   int port = 0;
@@ -255,7 +259,7 @@ TEST(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   PeerEnv env{1, 2, &raft, &status, &picker, &inbound, &counters};
   auto shared_opts = std::make_shared<const TransportOptions>(opts);
   ChannelPool pool(shared_opts, [](uint64_t) { return grpc::InsecureChannelCredentials(); });
-  GrpcStreamReader reader(StreamType::kMessage, env, shared_opts, &sched, &pool);
+  GrpcStreamReader reader(GetParam(), env, shared_opts, &sched, &pool);
   EXPECT_TRUE(WaitUntil([&] { return impl.accepted.load() >= 2; }, absl::Seconds(10)))
       << "the reader did not dial again after an unparseable frame";
   EXPECT_GE(reader.stats().decode_errors, 1u);
@@ -273,6 +277,13 @@ TEST(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   server->Shutdown(std::chrono::system_clock::now());
   inbound.Stop();
 }
+
+INSTANTIATE_TEST_SUITE_P(BothStreams, StreamReaderParseTest,
+                         ::testing::Values(StreamType::kMessage, StreamType::kMsgAppV2),
+                         [](const ::testing::TestParamInfo<StreamType>& i) {
+                           return std::string(i.param == StreamType::kMessage ? "Message"
+                                                                              : "MsgAppV2");
+                         });
 
 // Redials are rate-limited: with nothing listening, ~10 dials per second.
 TEST(StreamReaderRateTest, DialsAreRateLimited) {
