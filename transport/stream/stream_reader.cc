@@ -223,6 +223,29 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   void AddReceiveFailures(size_t n) { env_.counters->AddReceiveFailures(n); }
 
+  // Buffers for v2 frames, reused. A frame's bytes are copied out of
+  // gRPC's read buffers on the reader's thread, which then frees those
+  // there at once; the worker gives the copy back here when it has
+  // decoded it. Handed to the worker, gRPC's buffers were freed on its
+  // thread, a while later: glibc then returned the reader's heap to the
+  // kernel and faulted it in again (perf: page faults, a tenth of node 2's
+  // CPU). Kept up to kMaxPooled bytes of capacity in all.
+  std::string TakeBuffer() {
+    MutexLock l(&pool_mu_);
+    if (pool_.empty()) return std::string();
+    std::string b = std::move(pool_.back());
+    pool_.pop_back();
+    pooled_ -= b.capacity();
+    return b;
+  }
+  void GiveBack(std::string&& b) {
+    b.clear();
+    MutexLock l(&pool_mu_);
+    if (pooled_ + b.capacity() > kMaxPooled) return;  // freed here
+    pooled_ += b.capacity();
+    pool_.push_back(std::move(b));
+  }
+
   // After a frame: false if the inbound queues have room for another, so
   // the call reads on at once. Otherwise records `call` (which holds
   // itself open) as paused and checks again shortly; reading resumes once
@@ -485,6 +508,11 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   static constexpr size_t kMaxUndecoded = 1 << 20;
   // Written under mu_; read without it on the fast path of PauseIfFull.
   std::atomic<size_t> undecoded_{0};
+  // About what kMaxUndecoded lets be in flight, and a frame more.
+  static constexpr size_t kMaxPooled = kMaxUndecoded + (256 << 10);
+  Mutex pool_mu_;
+  std::vector<std::string> pool_ ABSL_GUARDED_BY(pool_mu_);
+  size_t pooled_ ABSL_GUARDED_BY(pool_mu_) = 0;  // their capacity
 };
 
 namespace {
@@ -502,26 +530,41 @@ struct V2CodecState {
 // A v2 frame as read, decoded by the receive worker (EncodedFrame).
 class V2Frame final : public EncodedFrame {
  public:
-  V2Frame(std::weak_ptr<Core> core, uint64_t seq, std::shared_ptr<V2CodecState> state,
+  // Takes `buf`'s bytes, copied into a buffer from `core`'s pool (see
+  // Core::TakeBuffer), and frees `buf`'s.
+  V2Frame(const std::shared_ptr<Core>& core, uint64_t seq, std::shared_ptr<V2CodecState> state,
           grpc::ByteBuffer* buf, size_t max_message_bytes, uint64_t peer_id)
-      : core_(std::move(core)),
+      : core_(core),
         seq_(seq),
         state_(std::move(state)),
         max_message_bytes_(max_message_bytes),
         peer_id_(peer_id),
-        size_(buf->Length()) {
-    buf_.Swap(buf);
+        bytes_in_(core->TakeBuffer()) {
+    std::vector<grpc::Slice> slices;
+    (void)buf->Dump(&slices);
+    size_t n = 0;
+    for (const grpc::Slice& sl : slices) n += sl.size();
+    bytes_in_.reserve(n);
+    for (const grpc::Slice& sl : slices) {
+      bytes_in_.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    }
+    buf->Clear();
   }
   ~V2Frame() override {
-    if (auto core = core_.lock()) core->FrameDone(seq_, size_, decoded_, msgs_, bytes_, err_);
+    if (auto core = core_.lock()) {
+      const size_t size = bytes_in_.size();
+      core->GiveBack(std::move(bytes_in_));
+      core->FrameDone(seq_, size, decoded_, msgs_, bytes_, err_);
+    }
   }
+  size_t size() const { return bytes_in_.size(); }
 
   void Decode(InboundArena* arena, std::vector<raftpb::Message*>* out, size_t* bytes) override {
     if (state_->failed) return;  // the call is being torn down
     decoded_ = true;
     auto* frame = google::protobuf::Arena::CreateMessage<v1::MsgAppV2Frame>(arena->arena());
-    // Parsed here, on the worker: GenericDeserialize also frees the bytes.
-    if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::MsgAppV2Frame>(&buf_, frame).ok()) {
+    // Parsed here, on the worker.
+    if (!frame->ParseFromString(bytes_in_)) {
       err_ = absl::InvalidArgumentError("a frame did not parse");
     } else {
       err_ = DecodeMsgAppV2Frame(frame, &state_->dec, max_message_bytes_, [&](raftpb::Message* m) {
@@ -548,8 +591,7 @@ class V2Frame final : public EncodedFrame {
   const std::shared_ptr<V2CodecState> state_;
   const size_t max_message_bytes_;
   const uint64_t peer_id_;
-  const size_t size_;  // encoded bytes, as read
-  grpc::ByteBuffer buf_;
+  std::string bytes_in_;  // the frame as read
   // What Decode found, for FrameDone.
   bool decoded_ = false;
   uint64_t msgs_ = 0, bytes_ = 0;
@@ -650,10 +692,9 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, WireFrame<F
     }
     bool keep;
     if constexpr (kV2) {
-      const size_t size = in_.Length();
-      keep = core_->OnEncodedFrame(
-          this, std::make_unique<V2Frame>(core_, seq, v2_, &in_, max_message_bytes_, peer_id_),
-          size);
+      auto frame = std::make_unique<V2Frame>(core_, seq, v2_, &in_, max_message_bytes_, peer_id_);
+      const size_t size = frame->size();
+      keep = core_->OnEncodedFrame(this, std::move(frame), size);
     } else {
       keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
     }
