@@ -23,6 +23,7 @@
 // before any gRPC state exists in the parent.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -232,11 +233,21 @@ raftpb::Message App(uint64_t index, const std::string& payload) {
 // its full receive queue cannot take, and a dropped MsgApp never arrives.
 constexpr int kNoProgressSeconds = 30;
 
+// MsgApps node 2's Raft has processed, in memory both processes share
+// (mapped before the fork): the load's window reads it as etcd-anchor's
+// reads its node b's counter, at once. Acknowledging by MsgAppResp every
+// 256 instead, as this tool once did, left node 1 asleep on a window that
+// node 2 had already drained (about 40% of a 128 B run, 2026-11-30), which
+// etcd-anchor's etcd never waits for.
+std::atomic<uint64_t>* g_processed = nullptr;
+uint64_t Processed() { return g_processed->load(std::memory_order_acquire); }
+
 class BenchRaft : public Raft {
  public:
   absl::Status Process(const raftpb::Message& m) override {
     if (m.type() == raftpb::MsgApp) {
       const uint64_t n = apps_.fetch_add(1, std::memory_order_relaxed) + 1;
+      g_processed->fetch_add(1, std::memory_order_release);
       bytes_.fetch_add(m.entries_size() ? m.entries(0).data().size() : 0,
                        std::memory_order_relaxed);
       // The clock only where it is needed: etcd-anchor's Raft reads none.
@@ -245,15 +256,6 @@ class BenchRaft : public Raft {
         last_ns_ = NowNs();
         Notify();
       }
-      // Acks, as a follower's MsgAppResp: the leader keeps a bounded window.
-      if (echo_ != nullptr && (n % kAckEvery == 0 || n == want_)) {
-        raftpb::Message r;
-        r.set_type(raftpb::MsgAppResp);
-        r.set_from(m.to());
-        r.set_to(m.from());
-        r.set_index(n);
-        echo_->Send(std::move(r));
-      }
     } else if (m.type() == raftpb::MsgHeartbeat && echo_ != nullptr) {
       raftpb::Message r;
       r.set_type(raftpb::MsgHeartbeatResp);
@@ -261,10 +263,6 @@ class BenchRaft : public Raft {
       r.set_to(m.from());
       r.set_context(m.context());
       echo_->Send(std::move(r));
-    } else if (m.type() == raftpb::MsgAppResp) {
-      uint64_t prev = acked_.load();
-      while (m.index() > prev && !acked_.compare_exchange_weak(prev, m.index())) {
-      }
     } else if (m.type() == raftpb::MsgHeartbeatResp) {
       std::lock_guard<std::mutex> l(mu_);
       ++responses_;
@@ -322,8 +320,6 @@ class BenchRaft : public Raft {
     *ok = snapshot_ok_;
     return snapshot_reports_ > 0;
   }
-  uint64_t acked() const { return acked_.load(); }
-  static constexpr uint64_t kAckEvery = 256;
   int64_t last_ns() const { return last_ns_; }
 
  private:
@@ -332,7 +328,7 @@ class BenchRaft : public Raft {
     done_ = true;
     cv_.notify_all();
   }
-  std::atomic<uint64_t> apps_{0}, bytes_{0}, acked_{0};
+  std::atomic<uint64_t> apps_{0}, bytes_{0};
   uint64_t want_ = 0;
   int64_t first_ns_ = 0, last_ns_ = 0;
   Transport* echo_ = nullptr;
@@ -533,34 +529,35 @@ struct Sender {
     link.to_child.Send("apps");
     return std::strtoull(link.to_parent.Recv().c_str(), nullptr, 10);
   }
-  // Raft's flow control: at most `window` sent and not yet acknowledged
-  // (node 2 acknowledges every 256, as a follower's MsgAppResp). Waits
-  // sleep, as etcd-anchor's do, instead of spinning on 2 cores.
+  // etcd-anchor's window: at most `window` sent and not yet processed by
+  // node 2 (g_processed). Waits sleep, as etcd-anchor's do, instead of
+  // spinning on 2 cores.
   void SendApp(const std::string& payload, uint64_t window, bool retry_full) {
-    ++index;
-    while (index > raft.acked() + window + BenchRaft::kAckEvery) {
+    while (index - Processed() > window) {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
+    ++index;
     while (peer->Send(App(index, payload)) == Peer::SendOutcome::kFull) {
       ++refused;
       if (!retry_full) return;
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   }
-  // Fails after kNoProgressSeconds without an ack, as etcd-anchor after
-  // 300 s. A window near node 2's 4096-message queue can make it drop (as
-  // etcd's recvc does): it stops reading at 3/4 full, but only after the
-  // frame in hand (up to 1,800 MsgApps of 128 B).
-  void WaitAcked(uint64_t n) {
-    uint64_t seen = raft.acked();
+  // Waits until node 2 has processed `n` MsgApps in all; fails after
+  // kNoProgressSeconds without progress, as etcd-anchor after 300 s. A
+  // window near node 2's 4096-message queue can make it drop (as etcd's
+  // recvc does): it stops reading at 3/4 full, but only after the frame in
+  // hand (up to 1,800 MsgApps of 128 B).
+  void WaitProcessed(uint64_t n) {
+    uint64_t seen = Processed();
     absl::Time progress = absl::Now();
-    while (raft.acked() < n - n % BenchRaft::kAckEvery) {
+    while (Processed() < n) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
-      if (raft.acked() != seen) {
-        seen = raft.acked();
+      if (Processed() != seen) {
+        seen = Processed();
         progress = absl::Now();
       } else if (absl::Now() - progress > absl::Seconds(kNoProgressSeconds)) {
-        std::fprintf(stderr, "timed out: %lu of %lu acknowledged (dropped by node 2?)\n",
+        std::fprintf(stderr, "timed out: %lu of %lu processed (dropped by node 2?)\n",
                      static_cast<unsigned long>(seen), static_cast<unsigned long>(n));
         Fail();
       }
@@ -600,7 +597,7 @@ void Throughput(Sender& s, Result* r) {
     if (g_count_allocs) r->allocs_to_build_msg = static_cast<double>(g_allocs.load() - before);
   }
   for (int64_t i = 0; i < f.warmup; ++i) s.SendApp(payload, f.window, /*retry_full=*/true);
-  s.WaitAcked(f.warmup);
+  s.WaitProcessed(f.warmup);
   s.Mark();
   s.refused = 0;
   const double cpu0 = CpuSeconds();
@@ -703,7 +700,7 @@ void HbLoad(Sender& s, Result* r) {
   const std::string payload(f.size, 'x');
   for (int i = 0; i < 2000; ++i) s.Ping();
   for (int i = 0; i < 20000; ++i) s.SendApp(payload, 2048, /*retry_full=*/true);
-  s.WaitAcked(20000);
+  s.WaitProcessed(20000);
   std::string dir, path;
   if (f.load == 1) {
     dir = TempDir("send");
@@ -1067,6 +1064,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   Link link = MakeLink();
+  void* shared = mmap(nullptr, sizeof(std::atomic<uint64_t>), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) return 1;
+  g_processed = new (shared) std::atomic<uint64_t>(0);
   if (f.one_process) {
     if (f.mode == "peers" || f.baseline) {
       std::fprintf(stderr, "--one-process is for the transport's own modes\n");
