@@ -93,10 +93,9 @@ class GrpcStreamWriter::Core final : public CoreBase,
     ScheduleTickLocked();
   }
 
-  bool Working() const override {
-    MutexLock l(&mu_);
-    return conn_ != nullptr;
-  }
+  // Read on every Send (Peer::Pick), so without mu_: Send then takes the
+  // lock once, in TrySend, not twice.
+  bool Working() const override { return working_.load(std::memory_order_acquire); }
 
   bool TrySend(raftpb::Message&& m) override {
     const size_t size = m.ByteSizeLong();
@@ -138,6 +137,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
       old = std::move(conn_);
       report = DropPendingLocked();
       conn_.reset(h);
+      working_.store(true, std::memory_order_release);
       enc_ = Encoder();
       last_write_ = absl::Now();
       ++stats_.attaches;
@@ -159,6 +159,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
       stopped_ = true;
       sched_->Cancel(tick_id_);
       old = std::move(conn_);
+      working_.store(false, std::memory_order_release);
       DropPendingLocked();
       // Callbacks already running finish before Stop returns; later ones
       // see stopped_ and touch nothing of the peer.
@@ -217,6 +218,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
       MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
       old = std::move(conn_);
+      working_.store(false, std::memory_order_release);
       report = DropPendingLocked() || writing_;
       writing_ = false;
       if (report) ++busy_;
@@ -293,6 +295,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
       MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
       old = std::move(conn_);
+      working_.store(false, std::memory_order_release);
       DropPendingLocked();
       ++stats_.failures;
       ++busy_;
@@ -370,6 +373,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<Conn> conn_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> working_{false};  // conn_ != nullptr; written under mu_
   Encoder enc_ ABSL_GUARDED_BY(mu_);
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_msgs_ ABSL_GUARDED_BY(mu_) = 0;
