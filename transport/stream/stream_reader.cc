@@ -86,7 +86,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
 
   StreamReaderStats stats() const {
     MutexLock l(&mu_);
-    return stats_;
+    StreamReaderStats s = stats_;
+    s.undecoded_bytes = undecoded_.load(std::memory_order_relaxed);
+    return s;
   }
 
   // ---- called by calls
@@ -173,12 +175,13 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   bool OnEncodedFrame(CallBase* call, std::unique_ptr<EncodedFrame> frame, size_t size) {
     {
       MutexLock l(&mu_);
+      // Until the frame is gone (FrameDone), even if refused here: its
+      // destructor gives it back either way.
+      undecoded_.store(undecoded_.load(std::memory_order_relaxed) + size,
+                       std::memory_order_relaxed);
       if (stopped_ || call != current_) return false;
       call->last_read = absl::Now();
       ++stats_.frames;
-      // Until the frame is gone (FrameDone).
-      undecoded_.store(undecoded_.load(std::memory_order_relaxed) + size,
-                       std::memory_order_relaxed);
       ++busy_;
     }
     env_.inbound->DeliverEncoded(std::move(frame), InboundRouter::EncodedReserve(size));

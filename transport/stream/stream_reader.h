@@ -36,6 +36,9 @@ struct StreamReaderStats {
   // and the time spent so, summed (back-pressure instead of drops).
   uint64_t read_pauses = 0;
   absl::Duration paused_for;
+  // msgappv2: bytes of frames read and not yet decoded (or dropped) by
+  // the receive worker. Now, not monotonic.
+  uint64_t undecoded_bytes = 0;
 };
 
 // Thread-safety: Stop and stats are safe from any thread. Stop cancels the

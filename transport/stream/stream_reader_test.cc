@@ -170,6 +170,9 @@ TEST_F(StreamReaderTest, GarbageV2RecordTearsTheStreamDown) {
     return LastDeactivation().find("carries only MsgApp") != std::string::npos;
   })) << LastDeactivation();
   EXPECT_EQ(raft_.message_count(), 0u);  // nothing of it reached Raft
+  // Every frame read was decoded or dropped, and given back: none of the
+  // torn-down calls' frames is left counted against the next call.
+  EXPECT_TRUE(WaitUntil([&] { return reader_->stats().undecoded_bytes == 0; }));
 }
 
 // The peer we dialled speaks only for itself: a message on its stream that
