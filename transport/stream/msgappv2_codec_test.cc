@@ -113,10 +113,10 @@ TEST(MsgAppV2CodecTest, RecycledFramesEncodeExactly) {
 
 // A written frame's small entries are kept, cleared, and handed to the next
 // message Encode takes (whose owner, Raft's thread, then frees them); large
-// ones are freed with the frame. Seen through the data buffer's capacity: a
+// ones (4 KiB) are freed with the frame. Seen through the data buffer's capacity: a
 // kept entry comes back with its buffer, a fresh one has none.
 TEST(MsgAppV2CodecTest, SmallWrittenEntriesGoBackToTheNextMessage) {
-  for (const size_t size : {size_t{128}, size_t{1024}}) {
+  for (const size_t size : {size_t{128}, size_t{1024}, size_t{4096}}) {
     const bool kept = size <= MsgAppV2Encoder::kMaxKeptBytes;
     MsgAppV2Encoder enc;
     MsgAppV2Decoder dec(2, 1);
