@@ -148,7 +148,9 @@ void InboundRouter::Expand(Lane& lane, Lane::Queued&& q, Decoded* out) {
       out->msgs.resize(room);
     }
     lane.pending.fetch_add(out->msgs.size(), std::memory_order_relaxed);
-    out->arena = std::move(arena);
+    // Held until the last is processed; with none to process, the charge
+    // goes now (the worker might otherwise wait idle holding it).
+    if (!out->msgs.empty()) out->arena = std::move(arena);
   }
   lane.pending.fetch_sub(1, std::memory_order_relaxed);  // the frame itself
   if (dropped > 0) q.encoded->Dropped(dropped);
