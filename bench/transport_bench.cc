@@ -246,10 +246,7 @@ class BenchRaft : public Raft {
  public:
   absl::Status Process(const raftpb::Message& m) override {
     if (m.type() == raftpb::MsgApp) {
-      const uint64_t n = apps_.fetch_add(1, std::memory_order_relaxed) + 1;
-      g_processed->fetch_add(1, std::memory_order_release);
-      bytes_.fetch_add(m.entries_size() ? m.entries(0).data().size() : 0,
-                       std::memory_order_relaxed);
+      const uint64_t n = g_processed->fetch_add(1, std::memory_order_release) + 1;
       // The clock only where it is needed: etcd-anchor's Raft reads none.
       if (n == 1) first_ns_ = NowNs();
       if (n == want_) {
@@ -287,14 +284,14 @@ class BenchRaft : public Raft {
   // False after kNoProgressSeconds without a message processed.
   bool WaitDone() {
     std::unique_lock<std::mutex> l(mu_);
-    uint64_t seen = apps();
+    uint64_t seen = Processed();
     while (!cv_.wait_for(l, std::chrono::seconds(kNoProgressSeconds), [&] { return done_; })) {
-      if (apps() == seen) {
+      if (Processed() == seen) {
         std::fprintf(stderr, "timed out: node 2 processed %lu of %lu MsgApps (dropped?)\n",
                      static_cast<unsigned long>(seen), static_cast<unsigned long>(want_));
         return false;
       }
-      seen = apps();
+      seen = Processed();
     }
     return true;
   }
@@ -309,7 +306,6 @@ class BenchRaft : public Raft {
     return snapshot_ok_;
   }
   int64_t first_ns() const { return first_ns_; }
-  uint64_t apps() const { return apps_.load(); }
   uint64_t responses() {
     std::lock_guard<std::mutex> l(mu_);
     return responses_;
@@ -328,7 +324,6 @@ class BenchRaft : public Raft {
     done_ = true;
     cv_.notify_all();
   }
-  std::atomic<uint64_t> apps_{0}, bytes_{0};
   uint64_t want_ = 0;
   int64_t first_ns_ = 0, last_ns_ = 0;
   Transport* echo_ = nullptr;
@@ -469,8 +464,8 @@ void Percentiles(std::vector<double>& us, Result* r) {
 // ------------------------------------------------------- transport workloads
 
 // Child: node 2. Serves, learns node 1's port, then answers the parent's
-// commands on the pipe: "mark" (start counting CPU), "apps" (MsgApps
-// processed so far), "wait-done" (the last throughput message's Process
+// commands on the pipe: "mark" (start counting CPU), "wait-done" (the
+// last throughput message's Process
 // time and the CPU since "mark"), "stop" (peak RSS and CPU since "mark").
 void TransportChild(const Flags& f, Link& link) {
   BenchRaft raft;
@@ -489,8 +484,6 @@ void TransportChild(const Flags& f, Link& link) {
     if (cmd == "mark") {
       cpu0 = CpuSeconds();
       link.to_parent.Send("marked");
-    } else if (cmd == "apps") {
-      link.to_parent.Send(std::to_string(raft.apps()));
     } else if (cmd == "wait-done") {
       link.to_parent.Send(raft.WaitDone() ? absl::StrCat(raft.last_ns(), " ", CpuSeconds() - cpu0)
                                           : "failed");
@@ -524,10 +517,6 @@ struct Sender {
   void Mark() {
     link.to_child.Send("mark");
     (void)link.to_parent.Recv();
-  }
-  uint64_t ChildApps() {
-    link.to_child.Send("apps");
-    return std::strtoull(link.to_parent.Recv().c_str(), nullptr, 10);
   }
   // etcd-anchor's window: at most `window` sent and not yet processed by
   // node 2 (g_processed). Waits sleep, as etcd-anchor's do, instead of
@@ -707,7 +696,7 @@ void HbLoad(Sender& s, Result* r) {
     path = MakeBody(dir, f.snap_mib);
   }
   s.Mark();
-  const uint64_t apps0 = s.ChildApps();
+  const uint64_t apps0 = Processed();
   s.refused = 0;
   std::atomic<bool> stop{false};
   std::thread flood;
@@ -738,7 +727,7 @@ void HbLoad(Sender& s, Result* r) {
   if (flood.joinable()) flood.join();
   r->seconds = (NowNs() - start) / 1e9;
   r->cpu_seconds = CpuSeconds() - cpu0;
-  r->flood_msgs_per_sec = (s.ChildApps() - apps0) / r->seconds;
+  r->flood_msgs_per_sec = (Processed() - apps0) / r->seconds;
   r->snap_mb_per_sec =
       f.load == 1 && snap_ok ? f.snap_mib * 1048576.0 / 1e6 / ((snap_end - snap_start) / 1e9) : 0;
   r->dropped = s.refused;

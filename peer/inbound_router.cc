@@ -63,13 +63,10 @@ InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause
   return Push(std::move(q), honor_pause);
 }
 
-bool InboundRouter::ChargeArena(InboundArena* a, size_t extra, size_t messages) {
+bool InboundRouter::ChargeArena(InboundArena* a, size_t extra) {
   if (budget_ == nullptr || a->charged_to_ != nullptr) return true;
   const size_t cost = static_cast<size_t>(a->arena_.SpaceAllocated()) + extra;
-  if (!budget_->TryCharge(cost)) {
-    dropped_full_.fetch_add(messages, std::memory_order_relaxed);
-    return false;
-  }
+  if (!budget_->TryCharge(cost)) return false;
   a->charged_to_ = budget_;
   a->charged_ = cost;
   return true;
@@ -111,7 +108,7 @@ void InboundRouter::DeliverEncoded(std::unique_ptr<EncodedFrame> frame, size_t r
 
 void InboundRouter::Expand(Lane& lane, Lane::Queued&& q, Decoded* out) {
   auto arena = std::make_shared<InboundArena>();
-  std::vector<raftpb::Message*> msgs;
+  std::vector<raftpb::Message*>& msgs = out->msgs;  // decoded in place
   size_t bytes = 0;
   q.encoded->Decode(arena.get(), &msgs, &bytes);
   // The reserve gives way to what the messages really cost.
@@ -124,33 +121,32 @@ void InboundRouter::Expand(Lane& lane, Lane::Queued&& q, Decoded* out) {
     // nothing to deliver
   } else if (q.drop == Lane::Queued::Drop::kPaused) {
     dropped_paused_.fetch_add(msgs.size(), std::memory_order_relaxed);
-  } else if (q.drop == Lane::Queued::Drop::kFull) {
+    msgs.clear();
+  } else if (q.drop == Lane::Queued::Drop::kFull || !ChargeArena(arena.get(), bytes)) {
     dropped_full_.fetch_add(msgs.size(), std::memory_order_relaxed);
     dropped = msgs.size();
-  } else if (!ChargeArena(arena.get(), bytes, msgs.size())) {
-    dropped = msgs.size();  // counted by ChargeArena
+    msgs.clear();
   } else {
-    out->msgs.reserve(msgs.size());
+    // Proposals to their own lane, in order; the rest stay, in order.
+    size_t kept = 0;
     for (raftpb::Message* m : msgs) {
-      if (m->type() == raftpb::MsgProp) {
-        if (Push(InArena(m, arena), /*honor_pause=*/false) == Result::kFull) ++dropped;
-      } else {
-        out->msgs.push_back(m);
+      if (m->type() != raftpb::MsgProp) {
+        msgs[kept++] = m;
+      } else if (Push(InArena(m, arena), /*honor_pause=*/false) == Result::kFull) {
+        ++dropped;
       }
     }
-    // As many as the queue has room for, in order, the frame's own place
-    // included; the rest are dropped as for a full queue.
+    // As many as the queue has room for, the frame's own place included;
+    // the rest are dropped as for a full queue.
     const size_t pending = lane.pending.load(std::memory_order_relaxed) - 1;
-    const size_t room = lane.capacity > pending ? lane.capacity - pending : 0;
-    if (out->msgs.size() > room) {
-      dropped_full_.fetch_add(out->msgs.size() - room, std::memory_order_relaxed);
-      dropped += out->msgs.size() - room;
-      out->msgs.resize(room);
-    }
-    lane.pending.fetch_add(out->msgs.size(), std::memory_order_relaxed);
+    const size_t room = std::min(kept, lane.capacity > pending ? lane.capacity - pending : 0);
+    dropped_full_.fetch_add(kept - room, std::memory_order_relaxed);
+    dropped += kept - room;
+    msgs.resize(room);
+    lane.pending.fetch_add(room, std::memory_order_relaxed);
     // Held until the last is processed; with none to process, the charge
     // goes now (the worker might otherwise wait idle holding it).
-    if (!out->msgs.empty()) out->arena = std::move(arena);
+    if (room > 0) out->arena = std::move(arena);
   }
   lane.pending.fetch_sub(1, std::memory_order_relaxed);  // the frame itself
   if (dropped > 0) q.encoded->Dropped(dropped);

@@ -243,14 +243,15 @@ class InboundRouter {
     void Clear();
   };
   // On the worker: decodes `q`'s frame into `out` (empty), charging it and
-  // counting its messages as queued; drops what does not fit.
+  // counting its messages as queued; drops what does not fit (leaving `out`
+  // empty if nothing is left).
   void Expand(Lane& lane, Lane::Queued&& q, Decoded* out);
   void ProcessDecoded(Lane& lane, Decoded* d);
   // Charges `a`'s memory now (its frame fully decoded) plus `extra` bytes
   // (what its messages hold outside the arena: string buffers) to the byte
-  // budget, once. False if that does not fit: its `messages` are dropped,
-  // counted as for a full queue.
-  bool ChargeArena(InboundArena* a, size_t extra, size_t messages);
+  // budget, once. False if that does not fit (its messages are to be
+  // dropped, as for a full queue).
+  bool ChargeArena(InboundArena* a, size_t extra);
   static Lane::Queued InArena(raftpb::Message* m, const std::shared_ptr<InboundArena>& arena);
   // Gives back the budget of, and fails with `why`, dropped messages.
   void Drop(std::deque<Lane::Queued>* dropped, const absl::Status& why);

@@ -134,8 +134,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   }
 
   // Delivers a v3 frame; false tears the stream down (reason recorded).
-  template <class Frame, class Decode>
-  bool OnFrame(CallBase* call, Frame* frame, Decode&& decode) {
+  bool OnFrame(CallBase* call, v1::MessageFrame* frame) {
     {
       MutexLock l(&mu_);
       if (stopped_ || call != current_) return false;
@@ -143,7 +142,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       ++busy_;
     }
     uint64_t msgs = 0, bytes = 0;
-    absl::Status err = decode(frame, opts_->max_message_bytes, [&](raftpb::Message* m) {
+    absl::Status err = DecodeMessageFrame(frame, opts_->max_message_bytes, [&](raftpb::Message* m) {
       ++msgs;
       const size_t size = m->GetCachedSize();  // computed by the decoder's size check
       bytes += size;
@@ -545,9 +544,7 @@ class V2Frame final : public EncodedFrame {
         bytes_in_(core->TakeBuffer()) {
     std::vector<grpc::Slice> slices;
     (void)buf->Dump(&slices);
-    size_t n = 0;
-    for (const grpc::Slice& sl : slices) n += sl.size();
-    bytes_in_.reserve(n);
+    bytes_in_.reserve(buf->Length());
     for (const grpc::Slice& sl : slices) {
       bytes_in_.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
     }
@@ -699,7 +696,7 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, WireFrame<F
       const size_t size = frame->size();
       keep = core_->OnEncodedFrame(this, std::move(frame), size);
     } else {
-      keep = core_->OnFrame(this, &frame_, DecodeMessageFrame);
+      keep = core_->OnFrame(this, &frame_);
     }
     if (!keep) {
       Cancel();
