@@ -2,10 +2,12 @@
 // transport's latency path should use: the callback API (what the
 // transport uses today) against the synchronous API on threads of its own,
 // which block in the completion queue instead of being woken through
-// gRPC's callback executor. No transport logic at all: the client writes a
-// StreamControl, the server answers one MessageFrame holding a heartbeat.
+// gRPC's callback executor, and the async (completion-queue) API where the
+// thread that waits for the answer polls the queue itself, so no other
+// thread is woken on the way. No transport logic at all: the client writes
+// a StreamControl, the server answers one MessageFrame holding a heartbeat.
 //
-//   grpc_pingpong --server=callback|sync --client=callback|sync
+//   grpc_pingpong --server=callback|sync|async --client=callback|sync|async
 //                 [--n=20000] [--warmup=2000] [--fork]
 // Prints p50/p90/p99/max round-trip µs and CPU µs per round trip, as JSON
 // with etcd-anchor's keys (it also takes that tool's --mode=latency, --json
@@ -28,8 +30,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/transport.grpc.pb.h"
 
@@ -89,6 +91,68 @@ class CallbackService final : public v1::RaftTransport::CallbackService {
   }
 };
 
+// One thread of its own polls a completion queue and answers the one call
+// the client makes: Read, then Write, then Read again.
+class AsyncServer {
+ public:
+  void Register(grpc::ServerBuilder* b) {
+    b->RegisterService(&svc_);
+    cq_ = b->AddCompletionQueue();
+  }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+  // After the server's Shutdown.
+  void Stop() {
+    if (thread_.joinable()) thread_.join();
+    cq_->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_->Next(&tag, &ok)) {
+    }
+  }
+
+ private:
+  enum Tag : intptr_t { kNew = 1, kRead, kWrite, kFinish };
+  void Run() {
+    grpc::ServerContext ctx;
+    grpc::ServerAsyncReaderWriter<MessageFrame, StreamControl> rw(&ctx);
+    const MessageFrame pong = Pong();
+    StreamControl c;
+    svc_.RequestMessageStream(&ctx, &rw, cq_.get(), cq_.get(), reinterpret_cast<void*>(kNew));
+    void* tag;
+    bool ok;
+    while (cq_->Next(&tag, &ok)) {
+      switch (reinterpret_cast<intptr_t>(tag)) {
+        case kNew:
+          if (!ok) return;  // shut down before any call
+          rw.Read(&c, reinterpret_cast<void*>(kRead));
+          break;
+        case kRead:
+          if (!ok) {
+            rw.Finish(grpc::Status::OK, reinterpret_cast<void*>(kFinish));
+          } else {
+            rw.Write(pong, reinterpret_cast<void*>(kWrite));
+          }
+          break;
+        case kWrite:
+          if (!ok) {
+            rw.Finish(grpc::Status::OK, reinterpret_cast<void*>(kFinish));
+          } else {
+            rw.Read(&c, reinterpret_cast<void*>(kRead));
+          }
+          break;
+        case kFinish:
+          return;
+      }
+    }
+  }
+
+  v1::RaftTransport::AsyncService svc_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  std::thread thread_;
+};
+
 double Now() {
   return std::chrono::duration<double, std::micro>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -115,6 +179,48 @@ std::vector<double> SyncClient(v1::RaftTransport::Stub* stub, int warmup, int n)
   }
   s->WritesDone();
   (void)s->Finish();
+  return us;
+}
+
+// The caller's thread polls the completion queue itself: it is the one
+// that reads the socket and sees the answer, no other thread is woken.
+std::vector<double> AsyncClient(v1::RaftTransport::Stub* stub, int warmup, int n) {
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  auto wait = [&](intptr_t want) {
+    void* tag;
+    bool ok;
+    if (!cq.Next(&tag, &ok) || !ok || reinterpret_cast<intptr_t>(tag) != want) std::abort();
+  };
+  auto s = stub->AsyncMessageStream(&ctx, &cq, reinterpret_cast<void*>(1));
+  wait(1);
+  StreamControl c;
+  MessageFrame f;
+  std::vector<double> us;
+  for (int i = 0; i < warmup + n; ++i) {
+    const double t0 = Now();
+    s->Write(c, reinterpret_cast<void*>(2));
+    s->Read(&f, reinterpret_cast<void*>(3));
+    int seen = 0;
+    for (int k = 0; k < 2; ++k) {
+      void* tag;
+      bool ok;
+      if (!cq.Next(&tag, &ok) || !ok) std::abort();
+      seen |= 1 << reinterpret_cast<intptr_t>(tag);
+    }
+    if (seen != 12) std::abort();
+    if (i >= warmup) us.push_back(Now() - t0);
+  }
+  s->WritesDone(reinterpret_cast<void*>(4));
+  wait(4);
+  grpc::Status st;
+  s->Finish(&st, reinterpret_cast<void*>(5));
+  wait(5);
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
   return us;
 }
 
@@ -211,16 +317,20 @@ int Main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server;
   SyncService sync_service;
   CallbackService callback_service;
+  AsyncServer async_server;
   auto serve = [&]() -> int {
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     if (server_api == "sync") {
       b.RegisterService(&sync_service);
+    } else if (server_api == "async") {
+      async_server.Register(&b);
     } else {
       b.RegisterService(&callback_service);
     }
     server = b.BuildAndStart();
+    if (server_api == "async") async_server.Start();
     return port;
   };
   int port = 0;
@@ -242,8 +352,9 @@ int Main(int argc, char** argv) {
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = v1::RaftTransport::NewStub(channel);
   const double cpu0 = CpuSeconds(RUSAGE_SELF);
-  std::vector<double> us = client_api == "sync" ? SyncClient(stub.get(), warmup, n)
-                                                : CallbackClient(stub.get(), warmup, n);
+  std::vector<double> us = client_api == "sync"    ? SyncClient(stub.get(), warmup, n)
+                           : client_api == "async" ? AsyncClient(stub.get(), warmup, n)
+                                                   : CallbackClient(stub.get(), warmup, n);
   double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
   if (child > 0) {
     kill(child, SIGKILL);
@@ -258,6 +369,7 @@ int Main(int argc, char** argv) {
       server_api.c_str(), client_api.c_str(), fork_server ? "true" : "false", n, q(0.5), q(0.9),
       q(0.99), us.back(), fork_server ? -1.0 : cpu / n * 1e6);
   if (server) server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (server && server_api == "async") async_server.Stop();
   return 0;
 }
 

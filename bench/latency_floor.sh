@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The heartbeat round trip, side by side: etcd 3.4's rafthttp, ours (two
 # processes, and --one-process as etcd runs), and bare gRPC on one stream
-# with no transport logic (callback API both ends, sync API both ends:
-# grpc_pingpong). etcd-anchor's latency workload and flags (--mode=latency
+# with no transport logic (grpc_pingpong: callback API both ends, sync API
+# both ends, and the async completion-queue API both ends, each polled by
+# the thread that waits, in one process and in two). etcd-anchor's latency workload and flags (--mode=latency
 # --n=20000), R rounds interleaved (default 5), medians and ratios to etcd.
 # Only ratios from one such run count; run nothing else heavy meanwhile.
-# Usage: bench/latency_floor.sh [R]
+# PIN=<cpu> runs every binary under taskset on that one CPU: how much of a
+# round trip is threads woken on the other CPU (costly on a VM).
+# Usage: [PIN=0] bench/latency_floor.sh [R]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-5}
@@ -16,14 +19,21 @@ E=$("$ANCHOR/build.sh" | tail -1)
 out=$(mktemp -d)
 echo "date: $(date -u '+%F %R UTC'), rounds: $R, $(nproc) cores, commit $(git rev-parse --short HEAD)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-names=(etcd ours ours_one_process grpc_callback grpc_sync)
+pin=()
+if [[ -n "${PIN:-}" ]]; then
+  pin=(taskset -c "$PIN")
+  echo "every binary pinned to CPU $PIN"
+fi
+names=(etcd ours ours_one_process grpc_callback grpc_sync grpc_async grpc_async_fork)
 cmds=("$E" "$bin/transport_bench" "$bin/transport_bench --one-process"
   "$bin/grpc_pingpong --server=callback --client=callback"
-  "$bin/grpc_pingpong --server=sync --client=sync")
+  "$bin/grpc_pingpong --server=sync --client=sync"
+  "$bin/grpc_pingpong --server=async --client=async"
+  "$bin/grpc_pingpong --server=async --client=async --fork")
 for _ in $(seq "$R"); do
   for k in "${!names[@]}"; do
     # shellcheck disable=SC2086
-    ${cmds[$k]} --mode=latency --n=20000 --json --label=latency | grep '^{' >>"$out/${names[$k]}.jsonl"
+    "${pin[@]}" ${cmds[$k]} --mode=latency --n=20000 --json --label=latency | grep '^{' >>"$out/${names[$k]}.jsonl"
     sleep 1
   done
 done

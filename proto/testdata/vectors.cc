@@ -194,8 +194,10 @@ std::string Kind(const v1::MsgAppV2Record& r) {
 std::string Sequence(const std::string& name, const std::vector<raftpb::Message>& input) {
   constexpr uint64_t kSender = 1, kReceiver = 2;
   MsgAppV2Encoder enc;
+  std::string wire;
+  for (raftpb::Message m : input) enc.Encode(m, &wire);
   v1::MsgAppV2Frame frame;
-  for (raftpb::Message m : input) enc.Encode(std::move(m), &frame);
+  if (!frame.ParseFromString(wire)) std::abort();
   std::vector<std::string> in, kinds, decoded;
   for (const raftpb::Message& m : input) in.push_back(Hex(m.SerializeAsString()));
   for (const v1::MsgAppV2Record& r : frame.records()) kinds.push_back(Quote(Kind(r)));
@@ -208,9 +210,8 @@ std::string Sequence(const std::string& name, const std::vector<raftpb::Message>
   }
   return absl::StrCat("  {\"name\": ", Quote(name), ", \"from\": \"1\", \"to\": \"2\",\n",
                       "   \"input\": [", absl::StrJoin(in, ", "), "],\n   \"record_kinds\": [",
-                      absl::StrJoin(kinds, ", "),
-                      "],\n   \"frame\": ", Hex(frame.SerializeAsString()), ",\n   \"decoded\": [",
-                      absl::StrJoin(decoded, ", "), "]}");
+                      absl::StrJoin(kinds, ", "), "],\n   \"frame\": ", Hex(wire),
+                      ",\n   \"decoded\": [", absl::StrJoin(decoded, ", "), "]}");
 }
 
 std::string MsgAppV2Json() {

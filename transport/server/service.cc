@@ -28,11 +28,15 @@ grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
 }
 
 template <class Frame>
-grpc::ServerBidiReactor<v1::StreamControl, Frame>* TransportService::AcceptStream(
-    grpc::CallbackServerContext* ctx, StreamType type) {
-  auto* stream = new ServerStream<Frame>(ctx, type);
+ServerStream<Frame>* TransportService::AcceptStream(grpc::CallbackServerContext* ctx,
+                                                    StreamType type) {
   std::shared_ptr<Peer> peer;
   grpc::Status s = ValidateStream(ctx, &peer);
+  const uint64_t from = peer != nullptr ? peer->id() : 0;
+  auto* stream = new ServerStream<Frame>(ctx, type, [this, from, type](const std::string& why) {
+    failure_log_.Log(env_.host->options(), absl::StrCat("rejected input on ", StreamTypeName(type),
+                                                        " from peer ", absl::Hex(from), ": ", why));
+  });
   if (!s.ok()) {
     counters_.streams_rejected.fetch_add(1, std::memory_order_relaxed);
     stream->Reject(s);
@@ -50,9 +54,9 @@ grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* TransportService::
   return AcceptStream<v1::MessageFrame>(ctx, StreamType::kMessage);
 }
 
-grpc::ServerBidiReactor<v1::StreamControl, v1::MsgAppV2Frame>* TransportService::MsgAppV2Stream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TransportService::MsgAppV2Stream(
     grpc::CallbackServerContext* ctx) {
-  return AcceptStream<v1::MsgAppV2Frame>(ctx, StreamType::kMsgAppV2);
+  return AcceptStream<MsgAppV2WireFrame>(ctx, StreamType::kMsgAppV2);
 }
 
 grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext* ctx,

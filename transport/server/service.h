@@ -16,13 +16,23 @@
 #include "transport/server/server_counters.h"
 #include "transport/server/service_host.h"
 #include "transport/server/snapshot_receiver.h"
+#include "transport/stream/server_stream.h"
 
 namespace raftgrpc {
 
 // Snapshot is a raw method: its reactor parses frames itself, so that data
 // chunks reach the disk without a copy (snapshot/chunk_frame.h).
-class TransportService final
-    : public v1::RaftTransport::WithRawCallbackMethod_Snapshot<v1::RaftTransport::CallbackService> {
+// MsgAppV2Stream is raw too: its writer builds the frame's wire bytes on
+// Send's thread (MsgAppV2Encoder). Spelled out method by method, because
+// a raw method cannot override a callback one of the same parameters.
+using TransportServiceBase = v1::RaftTransport::WithCallbackMethod_MessageStream<
+    v1::RaftTransport::WithRawCallbackMethod_MsgAppV2Stream<
+        v1::RaftTransport::WithCallbackMethod_Pipeline<
+            v1::RaftTransport::WithRawCallbackMethod_Snapshot<
+                v1::RaftTransport::WithCallbackMethod_SnapshotOffset<
+                    v1::RaftTransport::WithCallbackMethod_Probe<v1::RaftTransport::Service>>>>>>;
+
+class TransportService final : public TransportServiceBase {
  public:
   explicit TransportService(ServiceHost* host)
       : admission_(host->options().max_snapshot_receives),
@@ -30,7 +40,7 @@ class TransportService final
 
   grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* MessageStream(
       grpc::CallbackServerContext* ctx) override;
-  grpc::ServerBidiReactor<v1::StreamControl, v1::MsgAppV2Frame>* MsgAppV2Stream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* MsgAppV2Stream(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Pipeline(grpc::CallbackServerContext* ctx,
                                      const v1::PipelineRequest* req,
@@ -47,8 +57,7 @@ class TransportService final
 
  private:
   template <class Frame>
-  grpc::ServerBidiReactor<v1::StreamControl, Frame>* AcceptStream(grpc::CallbackServerContext* ctx,
-                                                                  StreamType type);
+  ServerStream<Frame>* AcceptStream(grpc::CallbackServerContext* ctx, StreamType type);
   // Steps 1-7 of etcd's stream handler; OK with the sender's peer set.
   grpc::Status ValidateStream(grpc::CallbackServerContext* ctx, std::shared_ptr<Peer>* peer);
 

@@ -2,76 +2,52 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "peer/inbound_router.h"
 
 namespace raftgrpc {
 
-void MsgAppV2Encoder::Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame) {
-  v1::MsgAppV2Record* rec = frame->add_records();
+void MsgAppV2Encoder::Encode(raftpb::Message& m, std::string* frame) {
   if (IsLinkHeartbeat(m)) {
-    rec->mutable_link_heartbeat();
+    rec_.mutable_link_heartbeat();
+    Append(frame);
+    rec_.clear_kind();
     return;
   }
   if (m.index() == index_ && m.logterm() == term_ && m.logterm() == m.term()) {
-    v1::AppEntries* ae;
-    if (!pool_.empty()) {
-      ae = pool_.back().release();
-      pool_.pop_back();
-      rec->set_allocated_app_entries(ae);
-    } else {
-      ae = rec->mutable_app_entries();
-    }
-    ae->mutable_entries()->Swap(m.mutable_entries());
+    // The entries are borrowed for the write: swapped in and back, pointers
+    // only.
+    auto* entries = m.mutable_entries();
+    v1::AppEntries* ae = rec_.mutable_app_entries();
+    ae->mutable_entries()->Swap(entries);
     ae->set_commit(m.commit());
-    index_ += ae->entries_size();
+    Append(frame);
+    ae->mutable_entries()->Swap(entries);
+    index_ += m.entries_size();
     return;
   }
   term_ = m.term();
   index_ = m.entries_size() > 0 ? m.entries(m.entries_size() - 1).index() : m.index();
-  *rec->mutable_app() = std::move(m);
+  // Borrowed, not copied: released before anything could free it.
+  rec_.unsafe_arena_set_allocated_app(&m);
+  Append(frame);
+  (void)rec_.unsafe_arena_release_app();
 }
 
-namespace {
-
-// Whether a written record's entries are small enough to keep, cleared,
-// for the next message's swap (see FreeEntries).
-bool KeepCleared(const google::protobuf::RepeatedPtrField<raftpb::Entry>& es) {
-  if (es.size() > MsgAppV2Encoder::kMaxKeptEntries) return false;
-  size_t bytes = 0;
-  for (const raftpb::Entry& e : es) bytes += e.data().capacity();
-  return bytes <= MsgAppV2Encoder::kMaxKeptBytes;
-}
-
-// Clears small written entries, kept for the next swap; frees large ones
-// (a cleared RepeatedPtrField would keep them, and their data buffers,
-// alive in the pool).
-void KeepOrFree(google::protobuf::RepeatedPtrField<raftpb::Entry>* es) {
-  if (KeepCleared(*es)) {
-    es->Clear();  // keeps the Entry objects and their data buffers
-  } else {
-    google::protobuf::RepeatedPtrField<raftpb::Entry> drop;
-    es->Swap(&drop);
-  }
-}
-
-}  // namespace
-
-void MsgAppV2Encoder::FreeEntries(v1::MsgAppV2Frame* frame) {
-  for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
-    if (rec.has_app_entries()) KeepOrFree(rec.mutable_app_entries()->mutable_entries());
-  }
-}
-
-void MsgAppV2Encoder::Recycle(v1::MsgAppV2Frame* frame) {
-  for (v1::MsgAppV2Record& rec : *frame->mutable_records()) {
-    if (rec.has_app_entries() && pool_.size() < kMaxPooled) {
-      std::unique_ptr<v1::AppEntries> ae(rec.release_app_entries());
-      KeepOrFree(ae->mutable_entries());  // done already if FreeEntries ran
-      ae->Clear();
-      pool_.push_back(std::move(ae));
-    }
-  }
-  frame->Clear();
+void MsgAppV2Encoder::Append(std::string* frame) {
+  using google::protobuf::internal::WireFormatLite;
+  using google::protobuf::io::CodedOutputStream;
+  static const uint32_t kTag = WireFormatLite::MakeTag(v1::MsgAppV2Frame::kRecordsFieldNumber,
+                                                       WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  const size_t size = rec_.ByteSizeLong();
+  const size_t at = frame->size();
+  frame->resize(at + CodedOutputStream::VarintSize32(kTag) +
+                CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) + size);
+  auto* p = reinterpret_cast<uint8_t*>(&(*frame)[at]);
+  p = CodedOutputStream::WriteVarint32ToArray(kTag, p);
+  p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size), p);
+  rec_.SerializeWithCachedSizesToArray(p);
 }
 
 absl::StatusOr<raftpb::Message> MsgAppV2Decoder::Decode(v1::MsgAppV2Record&& rec) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,40 +18,29 @@
 
 namespace raftgrpc {
 
+// Encodes straight to the wire: a writer's frame is the bytes of a
+// v1::MsgAppV2Frame, one record appended per message on Send's thread,
+// where the message is still in cache. The message keeps its entries (they
+// are serialized, not moved), so the thread that built them frees them.
+// gRPC's thread then only hands the bytes to the socket: serializing a
+// frame of protobuf records there walked every entry again, on the other
+// CPU, to size it (bench/README.md, "The msgappv2 writer serializes on
+// Send's thread").
 class MsgAppV2Encoder {
  public:
-  // Appends `m`'s record to `frame` (m: a MsgApp or the link heartbeat) and
-  // advances the state. Entries are moved out of `m`.
-  void Encode(raftpb::Message&& m, v1::MsgAppV2Frame* frame);
-  // Clears a written frame for reuse, keeping its records' AppEntries for
-  // the next Encode: a oneof submessage is otherwise freed on clear and
-  // allocated again, one heap allocation per message.
-  void Recycle(v1::MsgAppV2Frame* frame);
-  // Frees the entries a written frame's compact records carry (the costly
-  // part of Recycle: a free per entry and per buffer), or clears small ones
-  // and keeps them (below). Uses no encoder state, so a writer calls it
-  // outside its lock, before Recycle.
-  //
-  // Why keep small entries: Encode swaps a record's entries with the
-  // message's, so the message then holds the kept ones, and whoever
-  // destroys it frees them: Send's caller, Raft's thread, which allocated
-  // them. Freed on gRPC's thread instead, every small entry made glibc's
-  // malloc take its slow path on Raft's thread and lock its arena against
-  // ours (bench/README.md, "What changed the send path"). Kept only up to
-  // kMaxKeptEntries entries and kMaxKeptBytes of data per record, so the
-  // pool holds at most kMaxPooled * about 1.2 KiB. 1 KiB, not 256 bytes,
-  // since the receive worker decodes: 1 KiB entries then gained 12%
-  // throughput (bench/README.md, "The writer keeps 1 KiB entries").
-  static void FreeEntries(v1::MsgAppV2Frame* frame);
-
-  static constexpr int kMaxKeptEntries = 2;
-  static constexpr size_t kMaxKeptBytes = 1024;
+  // Appends m's record to `frame`, the wire bytes of a MsgAppV2Frame (m: a
+  // MsgApp or the link heartbeat), and advances the state. m's parts are
+  // borrowed while it is serialized; m is left as it was.
+  void Encode(raftpb::Message& m, std::string* frame);
 
  private:
-  static constexpr size_t kMaxPooled = 4096;
+  void Append(std::string* frame);
+
   uint64_t term_ = 0;
   uint64_t index_ = 0;
-  std::vector<std::unique_ptr<v1::AppEntries>> pool_;
+  // Reused for each record: it points at the message's parts while they
+  // are serialized and owns none of them afterwards.
+  v1::MsgAppV2Record rec_;
 };
 
 class MsgAppV2Decoder {

@@ -4,6 +4,26 @@
 
 namespace raftgrpc {
 
+namespace {
+
+const v1::MessageFrame* ToWrite(v1::MessageFrame* f) { return f; }
+const grpc::ByteBuffer* ToWrite(MsgAppV2WireFrame* f) {
+  // Copied: gRPC may hold the slice after the write completes, and the
+  // writer reuses the frame's bytes.
+  grpc::Slice slice(f->bytes.data(), f->bytes.size());
+  f->buffer = grpc::ByteBuffer(&slice, 1);
+  return &f->buffer;
+}
+
+// Whether a StreamControl arrived whole. Typed, gRPC checked it.
+bool ControlParses(v1::StreamControl*) { return true; }
+bool ControlParses(grpc::ByteBuffer* raw) {
+  v1::StreamControl c;
+  return grpc::SerializationTraits<v1::StreamControl>::Deserialize(raw, &c).ok();
+}
+
+}  // namespace
+
 template <class Frame>
 void ServerStream<Frame>::Reject(const grpc::Status& s) {
   handoff_.Publish();
@@ -33,7 +53,7 @@ bool ServerStream<Frame>::Write(std::unique_ptr<Frame> frame) {
   MutexLock l(&mu_);
   if (finished_ || done_) return false;
   inflight_ = std::move(frame);
-  this->StartWrite(inflight_.get());
+  this->StartWrite(ToWrite(inflight_.get()));
   return true;
 }
 
@@ -61,6 +81,18 @@ void ServerStream<Frame>::Cancel() {
 template <class Frame>
 void ServerStream<Frame>::OnReadDone(bool ok) {
   handoff_.Acquire();
+  if (ok && !ControlParses(&control_)) {
+    if (log_) log_("stream control does not parse as StreamControl: stream ended");
+    std::shared_ptr<FrameSink<Frame>> sink;
+    {
+      MutexLock l(&mu_);
+      sink = sink_.lock();
+      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "stream control does not parse as StreamControl"));
+    }
+    if (sink) sink->OnStreamDone(this);
+    return;
+  }
   if (ok) {
     // The client half carries no traffic, only the reader's stream
     // heartbeats; keep watching it for them and for the end.
@@ -121,6 +153,6 @@ void ServerStream<Frame>::Unref() {
 }
 
 template class ServerStream<v1::MessageFrame>;
-template class ServerStream<v1::MsgAppV2Frame>;
+template class ServerStream<MsgAppV2WireFrame>;
 
 }  // namespace raftgrpc

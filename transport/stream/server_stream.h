@@ -6,7 +6,9 @@
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_SERVER_STREAM_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -16,6 +18,28 @@
 #include "transport/internal/handoff.h"
 
 namespace raftgrpc {
+
+// A msgappv2 frame as the writer builds it: the wire bytes of a
+// v1::MsgAppV2Frame (MsgAppV2Encoder), written as they are: the stream's
+// method is raw on this side.
+struct MsgAppV2WireFrame {
+  std::string bytes;
+  grpc::ByteBuffer buffer;  // a copy of `bytes` while gRPC writes it
+};
+
+// What a stream's reactor reads and writes for a writer's Frame.
+template <class Frame>
+struct StreamWire;
+template <>
+struct StreamWire<v1::MessageFrame> {
+  using Read = v1::StreamControl;
+  using Write = v1::MessageFrame;
+};
+template <>
+struct StreamWire<MsgAppV2WireFrame> {
+  using Read = grpc::ByteBuffer;
+  using Write = grpc::ByteBuffer;
+};
 
 template <class Frame>
 class ServerStream;
@@ -52,7 +76,7 @@ class MessageStreamConn final : public StreamConn<v1::MessageFrame> {
   using StreamConn::StreamConn;
   void Accept(OutgoingConnVisitor& v) override { v.Visit(*this); }
 };
-class MsgAppV2StreamConn final : public StreamConn<v1::MsgAppV2Frame> {
+class MsgAppV2StreamConn final : public StreamConn<MsgAppV2WireFrame> {
  public:
   using StreamConn::StreamConn;
   void Accept(OutgoingConnVisitor& v) override { v.Visit(*this); }
@@ -65,7 +89,7 @@ struct ConnFor<v1::MessageFrame> {
   using type = MessageStreamConn;
 };
 template <>
-struct ConnFor<v1::MsgAppV2Frame> {
+struct ConnFor<MsgAppV2WireFrame> {
   using type = MsgAppV2StreamConn;
 };
 
@@ -73,11 +97,16 @@ struct ConnFor<v1::MsgAppV2Frame> {
 // OnDone) and by the StreamConn that the peer's writer holds; it deletes
 // itself when both have let go. Thread-safe.
 template <class Frame>
-class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Frame> {
+class ServerStream final : public grpc::ServerBidiReactor<typename StreamWire<Frame>::Read,
+                                                          typename StreamWire<Frame>::Write> {
  public:
   using Conn = typename ConnFor<Frame>::type;
 
-  ServerStream(grpc::CallbackServerContext* ctx, StreamType type) : ctx_(ctx), type_(type) {}
+  // `log` (may be empty) gets a line for a call ended for bad input; it is
+  // called on gRPC's thread before the call is done.
+  using LogFn = std::function<void(const std::string&)>;
+  ServerStream(grpc::CallbackServerContext* ctx, StreamType type, LogFn log = nullptr)
+      : ctx_(ctx), type_(type), log_(std::move(log)) {}
 
   // Ends a call that failed validation.
   void Reject(const grpc::Status& s);
@@ -115,20 +144,21 @@ class ServerStream final : public grpc::ServerBidiReactor<v1::StreamControl, Fra
 
   grpc::CallbackServerContext* const ctx_;
   const StreamType type_;
+  const LogFn log_;
   std::atomic<int> refs_{1};  // gRPC's; +1 for the handle
   Mutex mu_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   std::weak_ptr<FrameSink<Frame>> sink_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Frame> inflight_ ABSL_GUARDED_BY(mu_);
-  v1::StreamControl control_;
+  typename StreamWire<Frame>::Read control_;
   // When the last StreamControl arrived (ns since the epoch); 0: never.
   std::atomic<int64_t> last_control_ns_{0};
   Handoff handoff_;
 };
 
 using MessageServerStream = ServerStream<v1::MessageFrame>;
-using MsgAppV2ServerStream = ServerStream<v1::MsgAppV2Frame>;
+using MsgAppV2ServerStream = ServerStream<MsgAppV2WireFrame>;
 
 template <class Frame>
 StreamConn<Frame>::~StreamConn() {

@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
@@ -289,6 +290,81 @@ TEST(StreamWriterLivenessTest, AReaderWhoseHeartbeatsStopIsDropped) {
               absl::FormatDuration(took).c_str());
   quiet_ctx.TryCancel();
   quiet->Finish();
+}
+
+// The msgappv2 method is raw on the writer's side, so the dialler's half
+// is parsed by us, not by gRPC: a StreamControl that does not parse ends
+// the call with INVALID_ARGUMENT (well-formed ones, as the liveness test
+// above sends, keep it open), and the writer lets go of the stream.
+TEST(StreamWriterLivenessTest, AnUnparseableStreamControlEndsTheV2Stream) {
+  testing::FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 0x1000;
+  std::mutex log_mu;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> l(log_mu);
+    lines.push_back(line);
+  };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  ASSERT_OK_AND_ASSIGN(int port, t->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
+  ASSERT_TRUE(t->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
+  std::shared_ptr<Peer> peer = t->GetPeer(2);
+
+  class Garbage : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    void OnReadInitialMetadataDone(bool) override {
+      // Accepted (the writer attached it): now the bad half.
+      static const char kBad[] = "\xff\xff\xff\xff";
+      grpc::Slice s(kBad, sizeof kBad - 1);
+      bad_ = grpc::ByteBuffer(&s, 1);
+      StartWrite(&bad_);
+      StartRead(&in_);
+    }
+    void OnReadDone(bool ok) override {
+      if (ok) StartRead(&in_);  // link heartbeats, until the end
+    }
+    void OnDone(const grpc::Status& s) override {
+      std::lock_guard<std::mutex> l(mu_);
+      status_ = s;
+      done_ = true;
+    }
+    bool done() {
+      std::lock_guard<std::mutex> l(mu_);
+      return done_;
+    }
+    grpc::Status status() {
+      std::lock_guard<std::mutex> l(mu_);
+      return status_;
+    }
+
+   private:
+    grpc::ByteBuffer bad_, in_;
+    std::mutex mu_;
+    bool done_ = false;
+    grpc::Status status_;
+  };
+  grpc::GenericStub stub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  TransportOptions as2 = o;
+  as2.local_id = 2;
+  grpc::ClientContext ctx;
+  AddIdentityMetadata(&ctx, as2, 1);
+  Garbage g;
+  stub.PrepareBidiStreamingCall(
+      &ctx, absl::StrCat("/", v1::RaftTransport::service_full_name(), "/MsgAppV2Stream"),
+      grpc::StubOptions(), &g);
+  g.StartCall();
+  ASSERT_TRUE(WaitUntil([&] { return g.done(); }));
+  EXPECT_EQ(g.status().error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << g.status().error_message();
+  EXPECT_EQ(t->Metrics().totals.streams_accepted, 1u) << "accepted, then ended";
+  EXPECT_TRUE(WaitUntil([&] { return !peer->writer(StreamType::kMsgAppV2)->Working(); }));
+  std::lock_guard<std::mutex> l(log_mu);
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+    return line.find("from peer 2: stream control does not parse") != std::string::npos;
+  })) << "the log names the cause";
 }
 
 // A reader that never reads (a hostile or wedged peer) holds at most

@@ -19,8 +19,19 @@ struct MessageEncoder {
     *frame->add_messages() = std::move(m);
   }
   // Cleared messages stay allocated inside the frame for the next Add.
-  void Recycle(v1::MessageFrame* frame) { frame->Clear(); }
-  static void FreeEntries(v1::MessageFrame*) {}
+  static void Recycle(v1::MessageFrame* frame) { frame->Clear(); }
+};
+
+// Serializes on Send's thread; the message stays with Send's caller, whose
+// thread frees it.
+struct V2WireEncoder {
+  void Encode(raftpb::Message&& m, MsgAppV2WireFrame* frame) { enc.Encode(m, &frame->bytes); }
+  // The bytes keep their capacity for the next frame.
+  static void Recycle(MsgAppV2WireFrame* frame) {
+    frame->bytes.clear();
+    frame->buffer.Clear();
+  }
+  MsgAppV2Encoder enc;
 };
 
 template <class Frame>
@@ -30,8 +41,8 @@ struct EncoderFor<v1::MessageFrame> {
   using type = MessageEncoder;
 };
 template <>
-struct EncoderFor<v1::MsgAppV2Frame> {
-  using type = MsgAppV2Encoder;
+struct EncoderFor<MsgAppV2WireFrame> {
+  using type = V2WireEncoder;
 };
 
 // Finds a conn of type C: visiting leaves `found` null for any other kind.
@@ -188,7 +199,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
         writing_ = false;
         last_write_ = absl::Now();
         // A frame that carried one large message is not kept: its cleared
-        // objects would hold that message's buffers.
+        // objects (or bytes) would keep that message's memory.
         keep = frame && spare_.size() < kMaxSpareFrames && inflight_bytes_ <= max_frame_bytes_;
         if (!pending_.empty()) TakeNextLocked(&conn, &next);
       }
@@ -199,15 +210,10 @@ class GrpcStreamWriter::Core final : public CoreBase,
       Fail(s, "write", "stream write failed");
     }
     if (keep) {
-      // The written frame's large entries are freed (a free per entry),
-      // small ones cleared for Send's caller to free (msgappv2_codec.h),
-      // outside the lock: Send, which takes it, never waits for that.
-      Encoder::FreeEntries(frame.get());
+      // Outside the lock: Send, which takes it, never waits for that.
+      Encoder::Recycle(frame.get());
       MutexLock l(&mu_);
-      if (spare_.size() < kMaxSpareFrames) {
-        enc_.Recycle(frame.get());
-        spare_.push_back(std::move(frame));
-      }
+      if (spare_.size() < kMaxSpareFrames) spare_.push_back(std::move(frame));
     }
   }
 
@@ -378,9 +384,10 @@ class GrpcStreamWriter::Core final : public CoreBase,
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_msgs_ ABSL_GUARDED_BY(mu_) = 0;
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // message bytes of pending_
-  // Cleared frames, reused with their records (and the v2 encoder's pooled
-  // AppEntries), so that steady traffic allocates nothing per message. A
-  // fast sender keeps several frames pending, hence more than two.
+  // Cleared frames, reused with their messages (message stream) or their
+  // bytes' capacity (msgappv2), so that steady traffic allocates nothing
+  // per message. A fast sender keeps several frames pending, hence more
+  // than two.
   static constexpr size_t kMaxSpareFrames = 4;
   std::vector<std::unique_ptr<Frame>> spare_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -397,7 +404,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
 GrpcStreamWriter::GrpcStreamWriter(StreamType type, const PeerEnv& env,
                                    const TransportOptions& opts, Scheduler* scheduler) {
   if (type == StreamType::kMsgAppV2) {
-    core_ = std::make_shared<Core<v1::MsgAppV2Frame>>(type, env, opts, scheduler);
+    core_ = std::make_shared<Core<MsgAppV2WireFrame>>(type, env, opts, scheduler);
   } else {
     core_ = std::make_shared<Core<v1::MessageFrame>>(type, env, opts, scheduler);
   }
