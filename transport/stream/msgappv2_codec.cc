@@ -1,5 +1,7 @@
 #include "transport/stream/msgappv2_codec.h"
 
+#include <memory>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"

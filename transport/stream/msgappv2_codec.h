@@ -8,9 +8,7 @@
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_MSGAPPV2_CODEC_H_
 
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/raftpb/raft.pb.h"
