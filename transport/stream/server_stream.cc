@@ -83,6 +83,8 @@ void ServerStream<Frame>::OnReadDone(bool ok) {
   handoff_.Acquire();
   if (ok && !ControlParses(&control_)) {
     if (log_) log_("stream control does not parse as StreamControl: stream ended");
+    // Finished before the writer is told, unlike a half-close below: the
+    // writer's letting go closes the call with OK, which would win.
     std::shared_ptr<FrameSink<Frame>> sink;
     {
       MutexLock l(&mu_);

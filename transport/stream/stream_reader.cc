@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/impl/codegen/proto_utils.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
@@ -176,8 +175,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       MutexLock l(&mu_);
       // Until the frame is gone (FrameDone), even if refused here: its
       // destructor gives it back either way.
-      undecoded_.store(undecoded_.load(std::memory_order_relaxed) + size,
-                       std::memory_order_relaxed);
+      undecoded_.fetch_add(size, std::memory_order_relaxed);
       if (stopped_ || call != current_) return false;
       call->last_read = absl::Now();
       ++stats_.frames;
@@ -203,8 +201,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     bool resume = false;
     {
       MutexLock l(&mu_);
-      const size_t undecoded = undecoded_.load(std::memory_order_relaxed) - size;
-      undecoded_.store(undecoded, std::memory_order_relaxed);
+      const size_t undecoded = undecoded_.fetch_sub(size, std::memory_order_relaxed) - size;
       stats_.messages += msgs;
       stats_.bytes += bytes;
       CallBase* call = current_;
