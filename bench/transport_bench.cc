@@ -13,6 +13,8 @@
 //                      snapshot, resumed_bytes, sent_twice_bytes), with
 //                      --resume=1 (default) or 0
 //                      (fsync'd); MB/s, both sides' peak RSS.
+//                      --direct-io=0 writes it through the page cache
+//                      (TransportOptions::snapshot_direct_io; also hbload).
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
 //   --json             one JSON object: mode, n, size, seconds, msgs_per_sec,
@@ -117,10 +119,12 @@ struct Flags {
   // off on both nodes, for the comparison.
   double break_at = -1;
   bool resume = true;
+  bool direct_io = true;  // snapshot, hbload: the receiver's snapshot_direct_io
 };
 
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
+bool g_snapshot_direct_io = true;
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -158,6 +162,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.break_at = std::strtod(v, nullptr);
     else if (const char* v = val("resume"))
       f.resume = std::atoi(v) != 0;
+    else if (const char* v = val("direct-io"))
+      f.direct_io = std::atoi(v) != 0;
     else if (a == "--json")
       f.json = true;
     else if (a == "--one-process")
@@ -351,6 +357,7 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
   o.cluster_id = 0xbe;
   o.snapshot_dir = snap_dir;
   o.snapshot_resume = g_snapshot_resume;
+  o.snapshot_direct_io = g_snapshot_direct_io;
   // BENCH_LOG=1 keeps the transport's log lines (stderr), e.g. the
   // receiver's per-snapshot timing.
   if (std::getenv("BENCH_LOG") == nullptr) o.log = [](const std::string&) {};
@@ -1032,6 +1039,7 @@ int main(int argc, char** argv) {
   const Flags f = ParseFlags(argc, argv);
   g_count_allocs = f.count_allocs;
   g_snapshot_resume = f.resume;
+  g_snapshot_direct_io = f.direct_io;
   if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers" &&
       f.mode != "hbload") {
     std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");

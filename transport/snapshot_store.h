@@ -118,8 +118,13 @@ class DiskSnapshotStore : public SnapshotStore {
   // `dir` (and its parents) are created when the first snapshot arrives. A
   // kept prefix lives at most `partial_ttl`; all kept prefixes together
   // hold at most `partial_max_bytes` verified bytes (0: none is kept).
+  // With `direct_io`, data is written with O_DIRECT where the file system
+  // takes it, from a 1 MiB staging buffer per sink (TransportOptions::
+  // snapshot_direct_io); otherwise, and on file systems that refuse it,
+  // through the page cache.
   explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1),
-                             uint64_t partial_max_bytes = kDefaultPartialMaxBytes);
+                             uint64_t partial_max_bytes = kDefaultPartialMaxBytes,
+                             bool direct_io = true);
   static constexpr uint64_t kDefaultPartialMaxBytes = uint64_t{4} << 30;
   ~DiskSnapshotStore() override;
 
@@ -150,6 +155,7 @@ class DiskSnapshotStore : public SnapshotStore {
   const std::string dir_;
   const absl::Duration partial_ttl_;
   const uint64_t partial_max_bytes_;
+  const bool direct_io_;
   const std::shared_ptr<State> state_;
 };
 

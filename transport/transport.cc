@@ -74,7 +74,8 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (raft == nullptr) return absl::InvalidArgumentError("Transport needs a Raft");
   if (store == nullptr && !opts.snapshot_dir.empty()) {
     auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir, opts.snapshot_partial_ttl,
-                                                    opts.snapshot_partial_max_bytes);
+                                                    opts.snapshot_partial_max_bytes,
+                                                    opts.snapshot_direct_io);
     // A receive interrupted by a crash left its temporary file behind.
     for (const std::string& name : disk->RemoveLeftovers()) {
       LogLine(opts, absl::StrCat("removed ", opts.snapshot_dir, "/", name,
