@@ -18,6 +18,7 @@
 #include <set>
 #include <tuple>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -423,6 +424,11 @@ class DiskSink : public SnapshotSink {
   std::string name() const { return tmp_.substr(tmp_.rfind('/') + 1); }
 
   absl::StatusOr<uint32_t> PrefixCrc32c() override {
+    // Read through the page cache: the buffer below is not aligned.
+    if (direct_ && !SetDirect(false)) return Errno("fcntl", tmp_);
+    absl::Cleanup restore = [this] {
+      if (direct_) (void)SetDirect(true);
+    };
     std::string buf(1 << 20, '\0');
     uint32_t crc = 0;
     for (uint64_t pos = 0; pos < record_.offset;) {
