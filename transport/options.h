@@ -109,7 +109,7 @@ struct TransportOptions {
   // then neither evicts the node's cached files nor pays for filling the
   // page cache (bench/README.md, "Snapshots written with direct I/O").
   // Where O_DIRECT is refused (tmpfs before Linux 6.6, some FUSE and network
-  // file systems), or false: buffered writes.
+  // file systems), on tmpfs (memory already), or false: buffered writes.
   bool snapshot_direct_io = true;
 
   // TLS for dialling peers and for the server Serve() runs; all files

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -298,6 +300,11 @@ class DiskSink : public SnapshotSink {
   void TryDirect() {
     tried_direct_ = true;
     if (!direct_io_ || fd_ < 0) return;
+    // tmpfs takes O_DIRECT (Linux 6.6 on) but is the page cache itself:
+    // staging would only add a copy (20:17 UTC: 0.72x etcd direct, 0.75x
+    // buffered, 64 MiB).
+    struct statfs fs;
+    if (::fstatfs(fd_, &fs) == 0 && fs.f_type == TMPFS_MAGIC) return;
     void* mem = nullptr;
     if (::posix_memalign(&mem, kAlign, kStageBytes) != 0) return;
     stage_.reset(static_cast<char*>(mem));

@@ -2,9 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -305,8 +307,11 @@ TEST(DiskSnapshotStorePartialTest, KeptPrefixesStayWithinTheByteBudget) {
 // the data does not go through the page cache.
 class DiskSnapshotStoreIoTest : public ::testing::TestWithParam<bool> {};
 
-// Whether `dir`'s file system takes O_DIRECT.
+// Whether the store writes `dir` with direct I/O: its file system takes
+// O_DIRECT and is not tmpfs.
 bool TakesDirectIo(const std::string& dir) {
+  struct statfs fs;
+  if (::statfs(dir.c_str(), &fs) != 0 || fs.f_type == TMPFS_MAGIC) return false;
   const std::string probe = dir + "/probe";
   int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
   if (fd >= 0) ::close(fd);
