@@ -539,7 +539,7 @@ class DiskSink : public SnapshotSink {
   uint64_t from_ = 0, generation_ = 0;
   Record record_;              // what a checkpoint records (offset: where we started)
   bool recorded_ = false;      // the sender's record names our file
-  uint64_t written_ = 0;       // bytes in the file
+  uint64_t written_ = 0;       // bytes written (with direct I/O, the last may be staged)
   uint64_t flushing_ = 0;      // writeback started up to here
   bool direct_io_ = true;      // the store's setting
   bool tried_direct_ = false;  // TryDirect ran (at the first write)
