@@ -240,7 +240,6 @@ class DiskSink : public SnapshotSink {
   }
 
   absl::Status WriteV(const std::vector<absl::string_view>& pieces) override {
-    if (!tried_direct_) TryDirect();
     if (direct_) return StageV(pieces);
     return WriteBuffered(pieces);
   }
@@ -296,10 +295,9 @@ class DiskSink : public SnapshotSink {
   // Direct I/O also leaves the node's page cache to its own files. Where
   // the file system refuses O_DIRECT, the sink stays buffered. The flag is
   // set on our own descriptor (not a second open by name, which a file put
-  // in the temporary file's place would receive).
+  // in the temporary file's place would receive). Called by the store
+  // before the first write, once the sink's offset is known.
   void TryDirect() {
-    tried_direct_ = true;
-    if (!direct_io_ || fd_ < 0) return;
     // tmpfs takes O_DIRECT (Linux 6.6 on) but is the page cache itself:
     // staging would only add a copy (20:17 UTC: 0.72x etcd direct, 0.75x
     // buffered, 64 MiB).
@@ -352,19 +350,13 @@ class DiskSink : public SnapshotSink {
   absl::Status WriteStaged() {
     if (!direct_ || staged_ == 0) return absl::OkStatus();
     const size_t whole = staged_ / kAlign * kAlign;
-    for (size_t done = 0; done < whole;) {
-      ssize_t w =
-          ::pwrite(fd_, stage_.get() + done, whole - done, static_cast<off_t>(stage_base_ + done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0 && errno == EINVAL) return FallBackToBuffered();
-      if (w <= 0) return w < 0 ? Errno("write", tmp_) : absl::InternalError("short direct write");
-      done += static_cast<size_t>(w);
+    if (!PwriteAll(stage_.get(), whole, stage_base_)) {
+      return errno == EINVAL ? FallBackToBuffered() : Errno("write", tmp_);
     }
     const size_t rest = staged_ - whole;
     if (rest > 0) {
       if (!SetDirect(false)) return Errno("fcntl", tmp_);
-      absl::Status s = PwriteBuffered(stage_.get() + whole, rest, stage_base_ + whole);
-      if (!s.ok()) return s;
+      if (!PwriteAll(stage_.get() + whole, rest, stage_base_ + whole)) return Errno("write", tmp_);
       if (!SetDirect(true)) return Errno("fcntl", tmp_);
       std::memmove(stage_.get(), stage_.get() + whole, rest);
     }
@@ -378,25 +370,29 @@ class DiskSink : public SnapshotSink {
   absl::Status FallBackToBuffered() {
     direct_ = false;
     if (!SetDirect(false)) return Errno("fcntl", tmp_);
-    absl::Status s = PwriteBuffered(stage_.get(), staged_, stage_base_);
+    const bool written = PwriteAll(stage_.get(), staged_, stage_base_);
     stage_.reset();
     staged_ = 0;
-    if (s.ok() && ::lseek(fd_, static_cast<off_t>(written_), SEEK_SET) < 0) {
-      s = Errno("seek", tmp_);
-    }
-    return s;
+    if (!written) return Errno("write", tmp_);
+    if (::lseek(fd_, static_cast<off_t>(written_), SEEK_SET) < 0) return Errno("seek", tmp_);
+    return absl::OkStatus();
   }
 
-  absl::Status PwriteBuffered(const char* data, size_t n, uint64_t at) {
+  // All of [data, data + n) at `at`; false with errno set otherwise (a
+  // write that makes no progress as EIO: INTERNAL, as a short write was).
+  bool PwriteAll(const char* data, size_t n, uint64_t at) {
     while (n > 0) {
       ssize_t w = ::pwrite(fd_, data, n, static_cast<off_t>(at));
       if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return w < 0 ? Errno("write", tmp_) : absl::InternalError("short write");
+      if (w <= 0) {
+        if (w == 0) errno = EIO;
+        return false;
+      }
       data += w;
       n -= static_cast<size_t>(w);
       at += static_cast<uint64_t>(w);
     }
-    return absl::OkStatus();
+    return true;
   }
 
   // Starts the disk writing what was written so far, without waiting, every
@@ -423,8 +419,6 @@ class DiskSink : public SnapshotSink {
     if (s.ok()) recorded_ = true;
     return s;
   }
-
-  void set_direct_io(bool on) { direct_io_ = on; }
 
   uint64_t offset() const override { return record_.offset; }
   // The temporary file's name in the directory.
@@ -537,12 +531,10 @@ class DiskSink : public SnapshotSink {
   // Resumable sinks only.
   std::shared_ptr<DiskSnapshotStore::State> state_;
   uint64_t from_ = 0, generation_ = 0;
-  Record record_;              // what a checkpoint records (offset: where we started)
-  bool recorded_ = false;      // the sender's record names our file
-  uint64_t written_ = 0;       // bytes written (with direct I/O, the last may be staged)
-  uint64_t flushing_ = 0;      // writeback started up to here
-  bool direct_io_ = true;      // the store's setting
-  bool tried_direct_ = false;  // TryDirect ran (at the first write)
+  Record record_;          // what a checkpoint records (offset: where we started)
+  bool recorded_ = false;  // the sender's record names our file
+  uint64_t written_ = 0;   // bytes written (with direct I/O, the last may be staged)
+  uint64_t flushing_ = 0;  // writeback started up to here
   // Direct I/O only: fd_ has O_DIRECT, and the staging buffer holds the
   // bytes from stage_base_ (a block boundary) on.
   bool direct_ = false;
@@ -696,7 +688,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raf
                                                                        uint64_t) {
   auto sink = NewTempSink(dir_, msg.snapshot().metadata().index());
   if (!sink.ok()) return sink.status();
-  (*sink)->set_direct_io(direct_io_);
+  if (direct_io_) (*sink)->TryDirect();
   return std::unique_ptr<SnapshotSink>(*std::move(sink));
 }
 
@@ -755,7 +747,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
   rec.file = sink->name();
   rec.offset = offset;
   sink->SetResumable(state_, from, generation, rec, /*recorded=*/offset != 0);
-  sink->set_direct_io(direct_io_);
+  if (direct_io_) sink->TryDirect();
   return std::unique_ptr<SnapshotSink>(std::move(sink));
 }
 
