@@ -8,11 +8,21 @@ namespace {
 
 const v1::MessageFrame* ToWrite(v1::MessageFrame* f) { return f; }
 const grpc::ByteBuffer* ToWrite(MsgAppV2WireFrame* f) {
-  // Copied: gRPC may hold the slice after the write completes, and the
-  // writer reuses the frame's bytes.
-  grpc::Slice slice(f->bytes.data(), f->bytes.size());
-  f->buffer = grpc::ByteBuffer(&slice, 1);
+  // Lent, not copied: gRPC may hold the slice after the write completes.
+  f->buffer = WireBufferPool::Lend(std::move(f->bytes), f->pool);
+  f->bytes.clear();
   return &f->buffer;
+}
+
+// The bytes gRPC holds while it writes them.
+struct LentBytes {
+  std::string bytes;
+  std::shared_ptr<WireBufferPool> pool;
+};
+
+void GiveBack(void* p) {
+  std::unique_ptr<LentBytes> lent(static_cast<LentBytes*>(p));
+  if (lent->pool) lent->pool->Give(std::move(lent->bytes));
 }
 
 // Whether a StreamControl arrived whole. Typed, gRPC checked it.
@@ -23,6 +33,41 @@ bool ControlParses(grpc::ByteBuffer* raw) {
 }
 
 }  // namespace
+
+grpc::ByteBuffer WireBufferPool::Lend(std::string bytes, std::shared_ptr<WireBufferPool> pool) {
+  auto* lent = new LentBytes{std::move(bytes), std::move(pool)};
+  grpc::Slice slice(lent->bytes.data(), lent->bytes.size(), &GiveBack, lent);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string WireBufferPool::Take(size_t reserve) {
+  {
+    MutexLock l(&mu_);
+    if (!kept_.empty()) {
+      std::string b = std::move(kept_.back());
+      kept_.pop_back();
+      kept_bytes_ -= b.capacity();
+      return b;
+    }
+  }
+  std::string b;
+  b.reserve(reserve);  // not grown by doubling, copy after copy
+  return b;
+}
+
+size_t WireBufferPool::kept_bytes() const {
+  MutexLock l(&mu_);
+  return kept_bytes_;
+}
+
+void WireBufferPool::Give(std::string bytes) {
+  if (bytes.capacity() > keep_capacity_) return;  // one large message's: freed
+  bytes.clear();
+  MutexLock l(&mu_);
+  if (kept_bytes_ + bytes.capacity() > max_kept_bytes_) return;  // freed here
+  kept_bytes_ += bytes.capacity();
+  kept_.push_back(std::move(bytes));
+}
 
 template <class Frame>
 void ServerStream<Frame>::Reject(const grpc::Status& s) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -19,12 +20,45 @@
 
 namespace raftgrpc {
 
+// Frame buffers that gRPC writes without a copy and gives back, with their
+// capacity, when it lets go of them (after the write completes, when the
+// bytes leave for the socket): a steady stream allocates no frame buffers.
+// Thread-safe; Give runs on gRPC's threads, Take on Send's. Never blocks
+// beyond its own short lock.
+class WireBufferPool {
+ public:
+  // Buffers of up to `keep_capacity` bytes are kept, up to `max_kept_bytes`
+  // of capacity in all.
+  WireBufferPool(size_t keep_capacity, size_t max_kept_bytes)
+      : keep_capacity_(keep_capacity), max_kept_bytes_(max_kept_bytes) {}
+  // An empty buffer: a kept one, or a new one with room for `reserve`.
+  std::string Take(size_t reserve);
+  // Keeps `bytes`' capacity for a later Take, or frees it.
+  void Give(std::string bytes);
+  // `bytes` as a one-slice buffer for gRPC, without a copy: given back to
+  // `pool` (or freed, if null) when the last reference to the slice goes,
+  // on whichever thread drops it.
+  static grpc::ByteBuffer Lend(std::string bytes, std::shared_ptr<WireBufferPool> pool);
+  // Capacity kept now, for tests.
+  size_t kept_bytes() const;
+
+ private:
+  const size_t keep_capacity_;
+  const size_t max_kept_bytes_;
+  mutable Mutex mu_;
+  std::vector<std::string> kept_ ABSL_GUARDED_BY(mu_);
+  size_t kept_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // their capacity
+};
+
 // A msgappv2 frame as the writer builds it: the wire bytes of a
 // v1::MsgAppV2Frame (MsgAppV2Encoder), written as they are: the stream's
 // method is raw on this side.
 struct MsgAppV2WireFrame {
   std::string bytes;
-  grpc::ByteBuffer buffer;  // a copy of `bytes` while gRPC writes it
+  // While gRPC writes it: `bytes`, moved into a slice that gives them back
+  // to `pool` (if any) when gRPC lets go of it.
+  grpc::ByteBuffer buffer;
+  std::shared_ptr<WireBufferPool> pool;
 };
 
 // What a stream's reactor reads and writes for a writer's Frame.
