@@ -501,6 +501,20 @@ void TransportChild(const Flags& f, Link& link) {
   link.to_parent.Send(absl::StrCat(ProcStatusKb("VmHWM"), " ", CpuSeconds() - cpu0));
   t->Stop();
   if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
+  link.to_parent.Send("gone");  // for FailRun, which waits until this is done
+}
+
+// Ends a run with status 1 once node 2 has stopped and cleaned up: it
+// holds both pipes' ends, so it would not see this process exit, and a
+// plain exit left it running (found after a snapshot failed on a full
+// disk).
+[[noreturn]] void FailRun(Link& link) {
+  link.to_child.Send("stop");
+  (void)link.to_parent.Recv();   // its figures
+  (void)link.to_parent.Recv();   // "gone": stopped, its snapshot directory removed
+  while (::wait(nullptr) > 0) {  // none with --one-process
+  }
+  std::exit(1);
 }
 
 // Node 1's side of a run: the transport, the peer, and the pipe to node 2.
@@ -514,12 +528,11 @@ struct Sender {
   uint64_t index = 0;                    // of the last MsgApp sent
   int64_t refused = 0;                   // Send said the buffer was full (etcd drops those)
 
-  // Ends the run with status 1 once node 2 has stopped and cleaned up: it
-  // holds both pipes' ends, so it would not see this process exit.
+  std::string body_dir;  // a snapshot body's, removed if the run fails
+
   [[noreturn]] void Fail() {
-    link.to_child.Send("stop");
-    (void)link.to_parent.Recv();
-    std::exit(1);
+    if (!body_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", body_dir).c_str());
+    FailRun(link);
   }
   void Mark() {
     link.to_child.Send("mark");
@@ -633,12 +646,13 @@ void Latency(Sender& s, Result* r) {
 
 void Snapshot(Sender& s, Result* r) {
   const std::string dir = TempDir("send");
+  s.body_dir = dir;
   const std::string path = MakeBody(dir, s.f.size);
   const int64_t rss_before = ProcStatusKb("VmRSS");
   auto snap = testing::FileSnapshot(1, 2, 1, path);
   if (!snap.ok()) {
     std::fprintf(stderr, "%s\n", snap.status().ToString().c_str());
-    std::exit(1);
+    s.Fail();
   }
   s.Mark();
   const double cpu0 = CpuSeconds();
@@ -659,17 +673,17 @@ void Snapshot(Sender& s, Result* r) {
     s.proxy->SetMode(testing::FaultProxy::Mode::kReset);
     if (s.raft.WaitSnapshot(1)) {
       std::fprintf(stderr, "the snapshot finished before the break\n");
-      std::exit(1);
+      s.Fail();
     }
     s.proxy->Heal();
     auto again = testing::FileSnapshot(1, 2, 1, path);
-    if (!again.ok()) std::exit(1);
+    if (!again.ok()) s.Fail();
     s.t->SendSnapshot(*std::move(again));
     reports = 2;
   }
   if (!s.raft.WaitSnapshot(reports)) {
     std::fprintf(stderr, "snapshot failed\n");
-    std::exit(1);
+    s.Fail();
   }
   r->seconds = (NowNs() - start) / 1e9;
   if (s.proxy != nullptr) {
@@ -700,6 +714,7 @@ void HbLoad(Sender& s, Result* r) {
   std::string dir, path;
   if (f.load == 1) {
     dir = TempDir("send");
+    s.body_dir = dir;
     path = MakeBody(dir, f.snap_mib);
   }
   s.Mark();
@@ -716,7 +731,7 @@ void HbLoad(Sender& s, Result* r) {
       while (!stop.load()) s.SendApp(payload, 2048, /*retry_full=*/false);
     });
     auto snap = testing::FileSnapshot(1, 2, 1, path);
-    if (!snap.ok()) std::exit(1);
+    if (!snap.ok()) s.Fail();
     snap_start = NowNs();
     s.t->SendSnapshot(*std::move(snap));
   }
@@ -732,6 +747,11 @@ void HbLoad(Sender& s, Result* r) {
   }
   stop.store(true);
   if (flood.joinable()) flood.join();
+  if (f.load == 1 && !snap_ok) {
+    // A rate of 0 would pass for a measurement.
+    std::fprintf(stderr, "snapshot failed\n");
+    s.Fail();
+  }
   r->seconds = (NowNs() - start) / 1e9;
   r->cpu_seconds = CpuSeconds() - cpu0;
   r->flood_msgs_per_sec = (Processed() - apps0) / r->seconds;
@@ -752,7 +772,7 @@ Result TransportParent(const Flags& f, Link& link) {
   std::unique_ptr<testing::FaultProxy> proxy;
   if (f.break_at > 0 && f.mode == "snapshot") {
     auto p = testing::FaultProxy::Start(child_port);
-    if (!p.ok()) std::exit(1);
+    if (!p.ok()) FailRun(link);
     proxy = *std::move(p);
   }
   (void)t->AddPeer(2, {proxy ? proxy->url() : Url(child_port)});
