@@ -42,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -517,6 +518,17 @@ void TransportChild(const Flags& f, Link& link) {
   std::exit(1);
 }
 
+std::string MakeBody(const std::string& dir, uint64_t mib) {
+  const std::string path = dir + "/snap.data";
+  std::ofstream out(path, std::ios::binary);
+  // 64 KiB writes: larger ones made the page cache 5x slower (DiskSink).
+  std::string block(64 << 10, 's');
+  for (uint64_t i = 0; i < mib * 16; ++i) out.write(block.data(), block.size());
+  out.close();
+  (void)!std::system(absl::StrCat("sync ", path).c_str());  // clean in the page cache
+  return path;
+}
+
 // Node 1's side of a run: the transport, the peer, and the pipe to node 2.
 struct Sender {
   const Flags& f;
@@ -528,11 +540,21 @@ struct Sender {
   uint64_t index = 0;                    // of the last MsgApp sent
   int64_t refused = 0;                   // Send said the buffer was full (etcd drops those)
 
-  std::string body_dir;  // a snapshot body's, removed if the run fails
+  std::string body_dir;  // NewBody's, until RemoveBody
 
   [[noreturn]] void Fail() {
-    if (!body_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", body_dir).c_str());
+    RemoveBody();
     FailRun(link);
+  }
+  // A snapshot body of `mib` MiB in a temp directory of its own; returns
+  // its path. A failed run removes it too.
+  std::string NewBody(uint64_t mib) {
+    body_dir = TempDir("send");
+    return MakeBody(body_dir, mib);
+  }
+  void RemoveBody() {
+    if (!body_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", body_dir).c_str());
+    body_dir.clear();
   }
   void Mark() {
     link.to_child.Send("mark");
@@ -586,17 +608,6 @@ struct Sender {
   }
 };
 
-std::string MakeBody(const std::string& dir, uint64_t mib) {
-  const std::string path = dir + "/snap.data";
-  std::ofstream out(path, std::ios::binary);
-  // 64 KiB writes: larger ones made the page cache 5x slower (DiskSink).
-  std::string block(64 << 10, 's');
-  for (uint64_t i = 0; i < mib * 16; ++i) out.write(block.data(), block.size());
-  out.close();
-  (void)!std::system(absl::StrCat("sync ", path).c_str());  // clean in the page cache
-  return path;
-}
-
 void Throughput(Sender& s, Result* r) {
   const Flags& f = s.f;
   const std::string payload(f.size, 'x');
@@ -645,9 +656,7 @@ void Latency(Sender& s, Result* r) {
 }
 
 void Snapshot(Sender& s, Result* r) {
-  const std::string dir = TempDir("send");
-  s.body_dir = dir;
-  const std::string path = MakeBody(dir, s.f.size);
+  const std::string path = s.NewBody(s.f.size);
   const int64_t rss_before = ProcStatusKb("VmRSS");
   auto snap = testing::FileSnapshot(1, 2, 1, path);
   if (!snap.ok()) {
@@ -699,7 +708,7 @@ void Snapshot(Sender& s, Result* r) {
   r->cpu_seconds = CpuSeconds() - cpu0;
   r->mb_per_sec = s.f.size * 1048576.0 / 1e6 / r->seconds;
   r->sender_rss_kb = ProcStatusKb("VmHWM") - rss_before;  // growth during the transfer
-  (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+  s.RemoveBody();
 }
 
 // etcd-anchor's hbload: heartbeat round trips with a gap, idle or while a
@@ -711,11 +720,12 @@ void HbLoad(Sender& s, Result* r) {
   for (int i = 0; i < 2000; ++i) s.Ping();
   for (int i = 0; i < 20000; ++i) s.SendApp(payload, 2048, /*retry_full=*/true);
   s.WaitProcessed(20000);
-  std::string dir, path;
+  // Opened before the flood starts: a failure here leaves no thread running.
+  std::optional<SnapshotMessage> snap;
   if (f.load == 1) {
-    dir = TempDir("send");
-    s.body_dir = dir;
-    path = MakeBody(dir, f.snap_mib);
+    auto opened = testing::FileSnapshot(1, 2, 1, s.NewBody(f.snap_mib));
+    if (!opened.ok()) s.Fail();
+    snap = *std::move(opened);
   }
   s.Mark();
   const uint64_t apps0 = Processed();
@@ -730,8 +740,6 @@ void HbLoad(Sender& s, Result* r) {
     flood = std::thread([&] {
       while (!stop.load()) s.SendApp(payload, 2048, /*retry_full=*/false);
     });
-    auto snap = testing::FileSnapshot(1, 2, 1, path);
-    if (!snap.ok()) s.Fail();
     snap_start = NowNs();
     s.t->SendSnapshot(*std::move(snap));
   }
@@ -759,7 +767,7 @@ void HbLoad(Sender& s, Result* r) {
       f.load == 1 && snap_ok ? f.snap_mib * 1048576.0 / 1e6 / ((snap_end - snap_start) / 1e9) : 0;
   r->dropped = s.refused;
   Percentiles(us, r);
-  if (!dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+  s.RemoveBody();
 }
 
 Result TransportParent(const Flags& f, Link& link) {

@@ -10,8 +10,7 @@ const v1::MessageFrame* ToWrite(v1::MessageFrame* f) { return f; }
 const grpc::ByteBuffer* ToWrite(MsgAppV2WireFrame* f) {
   // Lent, not copied: gRPC may hold the slice after the write completes.
   f->buffer = WireBufferPool::Lend(std::move(f->bytes), f->pool);
-  f->bytes.clear();
-  return &f->buffer;
+  return &f->buffer;  // the moved-from bytes are cleared when recycled
 }
 
 // The bytes gRPC holds while it writes them.
