@@ -8,8 +8,16 @@
 // a StreamControl, the server answers one MessageFrame holding a heartbeat.
 //
 //   grpc_pingpong --server=callback|sync|async --client=callback|sync|async
-//                 [--n=20000] [--warmup=2000] [--fork]
-// Prints p50/p90/p99/max round-trip µs and CPU µs per round trip, as JSON
+//                 [--n=20000] [--warmup=2000] [--fork] [--spin-us=U]
+//                 [--assist=none|client|both]
+// --spin-us: each async thread polls its queue without blocking for up to
+// U µs before it sleeps in the kernel, as Go's scheduler spins before it
+// parks: a thread still awake when the answer comes is not woken on
+// another CPU. --assist (an experiment for the callback API): a thread of
+// our own polls an empty queue without pause in the client's process (or
+// in both); gRPC's pollers share one epoll set, so it runs their I/O.
+// Prints p50/p90/p99/max round-trip µs and CPU µs per round trip (both
+// processes' CPU from the end of the warm-up), as JSON
 // with etcd-anchor's keys (it also takes that tool's --mode=latency, --json
 // and --label, so bench/latency_floor.sh can interleave it with etcd).
 // --fork puts the server in a child process (as transport_bench does);
@@ -19,10 +27,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +50,29 @@ namespace {
 
 using v1::MessageFrame;
 using v1::StreamControl;
+
+// How long a thread polling a completion queue keeps polling without
+// blocking before it sleeps in the kernel (--spin-us). 0: always block.
+int g_spin_us = 0;
+
+// cq.Next, but first polls without blocking for up to g_spin_us: a thread
+// that stays awake sees the answer without being woken on another CPU.
+bool NextSpin(grpc::CompletionQueue* cq, void** tag, bool* ok) {
+  if (g_spin_us > 0) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(g_spin_us);
+    do {
+      switch (cq->AsyncNext(tag, ok, gpr_time_0(GPR_CLOCK_MONOTONIC))) {
+        case grpc::CompletionQueue::GOT_EVENT:
+          return true;
+        case grpc::CompletionQueue::SHUTDOWN:
+          return false;
+        case grpc::CompletionQueue::TIMEOUT:
+          break;
+      }
+    } while (std::chrono::steady_clock::now() < until);
+  }
+  return cq->Next(tag, ok);
+}
 
 MessageFrame Pong() {
   MessageFrame f;
@@ -122,7 +155,7 @@ class AsyncServer {
     svc_.RequestMessageStream(&ctx, &rw, cq_.get(), cq_.get(), reinterpret_cast<void*>(kNew));
     void* tag;
     bool ok;
-    while (cq_->Next(&tag, &ok)) {
+    while (NextSpin(cq_.get(), &tag, &ok)) {
       switch (reinterpret_cast<intptr_t>(tag)) {
         case kNew:
           if (!ok) return;  // shut down before any call
@@ -165,6 +198,9 @@ double CpuSeconds(int who) {
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+// Called once, when the warm-up is over: the CPU counted from there.
+std::function<void()> g_warm;
+
 // The client's round trips, `n` of them after `warmup`.
 std::vector<double> SyncClient(v1::RaftTransport::Stub* stub, int warmup, int n) {
   grpc::ClientContext ctx;
@@ -173,6 +209,7 @@ std::vector<double> SyncClient(v1::RaftTransport::Stub* stub, int warmup, int n)
   MessageFrame f;
   std::vector<double> us;
   for (int i = 0; i < warmup + n; ++i) {
+    if (i == warmup) g_warm();
     const double t0 = Now();
     if (!s->Write(c) || !s->Read(&f)) std::abort();
     if (i >= warmup) us.push_back(Now() - t0);
@@ -198,6 +235,7 @@ std::vector<double> AsyncClient(v1::RaftTransport::Stub* stub, int warmup, int n
   MessageFrame f;
   std::vector<double> us;
   for (int i = 0; i < warmup + n; ++i) {
+    if (i == warmup) g_warm();
     const double t0 = Now();
     s->Write(c, reinterpret_cast<void*>(2));
     s->Read(&f, reinterpret_cast<void*>(3));
@@ -205,7 +243,7 @@ std::vector<double> AsyncClient(v1::RaftTransport::Stub* stub, int warmup, int n
     for (int k = 0; k < 2; ++k) {
       void* tag;
       bool ok;
-      if (!cq.Next(&tag, &ok) || !ok) std::abort();
+      if (!NextSpin(&cq, &tag, &ok) || !ok) std::abort();
       seen |= 1 << reinterpret_cast<intptr_t>(tag);
     }
     if (seen != 12) std::abort();
@@ -279,6 +317,7 @@ std::vector<double> CallbackClient(v1::RaftTransport::Stub* stub, int warmup, in
   Reactor r(stub);
   std::vector<double> us;
   for (int i = 0; i < warmup + n; ++i) {
+    if (i == warmup) g_warm();
     const double t0 = Now();
     r.Ping();
     if (i >= warmup) us.push_back(Now() - t0);
@@ -287,7 +326,24 @@ std::vector<double> CallbackClient(v1::RaftTransport::Stub* stub, int warmup, in
   return us;
 }
 
+// --assist: a thread of our own that polls an empty completion queue
+// without blocking, all the time. An experiment: whether gRPC's shared
+// poller lets it run the callback API's I/O without waking gRPC's threads.
+std::atomic<bool> g_assist_stop{false};
+void Assist() {
+  grpc::CompletionQueue cq;
+  void* tag;
+  bool ok;
+  while (!g_assist_stop.load(std::memory_order_relaxed)) {
+    (void)cq.AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
 int Main(int argc, char** argv) {
+  std::string assist = "none";
   std::string server_api = "callback", client_api = "callback";
   int n = 20000, warmup = 2000;
   bool fork_server = false;
@@ -301,6 +357,10 @@ int Main(int argc, char** argv) {
       if (!absl::SimpleAtoi(a, &n)) return 2;
     } else if (absl::ConsumePrefix(&a, "--warmup=")) {
       if (!absl::SimpleAtoi(a, &warmup)) return 2;
+    } else if (absl::ConsumePrefix(&a, "--spin-us=")) {
+      if (!absl::SimpleAtoi(a, &g_spin_us)) return 2;
+    } else if (absl::ConsumePrefix(&a, "--assist=")) {
+      assist = std::string(a);
     } else if (a == "--fork") {
       fork_server = true;
     } else if (a == "--mode=latency" || a == "--json" || absl::StartsWith(a, "--label=")) {
@@ -311,8 +371,8 @@ int Main(int argc, char** argv) {
     }
   }
   // The server's port travels over a pipe when it runs in a child.
-  int fds[2];
-  if (pipe(fds) != 0) return 1;
+  int fds[2], to_child[2];
+  if (pipe(fds) != 0 || pipe(to_child) != 0) return 1;
   pid_t child = -1;
   std::unique_ptr<grpc::Server> server;
   SyncService sync_service;
@@ -339,8 +399,15 @@ int Main(int argc, char** argv) {
     if (child == 0) {
       const int p = serve();
       if (write(fds[1], &p, sizeof p) != sizeof p) _exit(1);
+      if (assist == "both") std::thread(Assist).detach();  // ends with the process
+      // The parent's two bytes: the warm-up is over, the round trips are.
+      // The child's CPU between them goes back over the pipe.
       char c;
-      (void)!read(0, &c, 0);
+      if (read(to_child[0], &c, 1) != 1) _exit(1);
+      const double c0 = CpuSeconds(RUSAGE_SELF);
+      if (read(to_child[0], &c, 1) != 1) _exit(1);
+      const double used = CpuSeconds(RUSAGE_SELF) - c0;
+      if (write(fds[1], &used, sizeof used) != sizeof used) _exit(1);
       pause();  // killed by the parent
       _exit(0);
     }
@@ -351,11 +418,27 @@ int Main(int argc, char** argv) {
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = v1::RaftTransport::NewStub(channel);
-  const double cpu0 = CpuSeconds(RUSAGE_SELF);
+  std::thread assist_thread;
+  if (assist != "none") assist_thread = std::thread(Assist);
+  double cpu0 = 0;
+  g_warm = [&] {
+    cpu0 = CpuSeconds(RUSAGE_SELF);
+    if (child > 0 && write(to_child[1], "w", 1) != 1) std::abort();
+  };
   std::vector<double> us = client_api == "sync"    ? SyncClient(stub.get(), warmup, n)
                            : client_api == "async" ? AsyncClient(stub.get(), warmup, n)
                                                    : CallbackClient(stub.get(), warmup, n);
   double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
+  if (child > 0) {
+    double child_cpu = 0;
+    if (write(to_child[1], "d", 1) != 1 ||
+        read(fds[0], &child_cpu, sizeof child_cpu) != sizeof child_cpu) {
+      std::abort();
+    }
+    cpu += child_cpu;
+  }
+  g_assist_stop = true;
+  if (assist_thread.joinable()) assist_thread.join();
   if (child > 0) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
@@ -367,7 +450,7 @@ int Main(int argc, char** argv) {
       "\"n\": %d, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
       "\"cpu_us_per_msg\": %.1f}\n",
       server_api.c_str(), client_api.c_str(), fork_server ? "true" : "false", n, q(0.5), q(0.9),
-      q(0.99), us.back(), fork_server ? -1.0 : cpu / n * 1e6);
+      q(0.99), us.back(), cpu / n * 1e6);
   if (server) server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (server && server_api == "async") async_server.Stop();
   return 0;
