@@ -25,6 +25,8 @@
 // before any gRPC state exists in the parent.
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -33,6 +35,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -214,10 +217,28 @@ struct Pipe {
     while (read(rd, &c, 1) == 1 && c != '\n') out += c;
     return out;
   }
+  // A line, if one comes within `ms`.
+  std::optional<std::string> RecvWithin(int ms) {
+    const int64_t until = absl::GetCurrentTimeNanos() + int64_t{ms} * 1000000;
+    std::string out;
+    for (;;) {
+      const int64_t left_ms = (until - absl::GetCurrentTimeNanos()) / 1000000;
+      pollfd p{rd, POLLIN, 0};
+      if (left_ms <= 0 || ::poll(&p, 1, static_cast<int>(left_ms)) <= 0) {
+        if (left_ms > 0 && errno == EINTR) continue;
+        return std::nullopt;
+      }
+      char c;
+      if (read(rd, &c, 1) != 1) return std::nullopt;  // node 2 is gone
+      if (c == '\n') return out;
+      out += c;
+    }
+  }
 };
 
 struct Link {
   Pipe to_child, to_parent;
+  pid_t child = -1;  // node 2's process; -1 with --one-process
 };
 
 Link MakeLink() {
@@ -302,9 +323,10 @@ class BenchRaft : public Raft {
     }
     return true;
   }
-  void WaitResponses(uint64_t n) {
+  // Waits up to `limit` for the n-th heartbeat response; whether it came.
+  bool WaitResponses(uint64_t n, std::chrono::seconds limit) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return responses_ >= n; });
+    return cv_.wait_for(l, limit, [&] { return responses_ >= n; });
   }
   // Waits for the n-th snapshot report; whether it was a success.
   bool WaitSnapshot(int n = 1) {
@@ -511,8 +533,17 @@ void TransportChild(const Flags& f, Link& link) {
 // disk).
 [[noreturn]] void FailRun(Link& link) {
   link.to_child.Send("stop");
-  (void)link.to_parent.Recv();   // its figures
-  (void)link.to_parent.Recv();   // "gone": stopped, its snapshot directory removed
+  // Its figures, then "gone": stopped, its snapshot directory removed. A
+  // node 2 that does not answer within 30 s (wedged, perhaps what failed
+  // the run) is killed, so a failed run never hangs.
+  if (!link.to_parent.RecvWithin(30000) || !link.to_parent.RecvWithin(30000)) {
+    std::fprintf(stderr, "node 2 did not stop within 30 s\n");
+    if (link.child > 0) {
+      ::kill(link.child, SIGKILL);
+    } else {
+      std::_Exit(1);  // --one-process: its thread cannot be joined
+    }
+  }
   while (::wait(nullptr) > 0) {  // none with --one-process
   }
   std::exit(1);
@@ -603,7 +634,12 @@ struct Sender {
     const uint64_t want = raft.responses() + 1;
     const int64_t start = NowNs();
     t->Send(std::move(hb));
-    raft.WaitResponses(want);
+    // A lost heartbeat fails the run, as etcd-anchor's does, instead of
+    // hanging it.
+    if (!raft.WaitResponses(want, std::chrono::seconds(10))) {
+      std::fprintf(stderr, "no heartbeat response in 10 s\n");
+      Fail();
+    }
     return (NowNs() - start) / 1e3;
   }
 };
@@ -1107,6 +1143,7 @@ int main(int argc, char** argv) {
   // Fork before any gRPC state exists in this process.
   const pid_t child = fork();
   if (child < 0) return 1;
+  link.child = child;
   if (child == 0) {
     if (f.mode == "peers") {
       PeersChild(f, link);
