@@ -384,13 +384,17 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
   // BENCH_LOG=1 keeps the transport's log lines (stderr), e.g. the
   // receiver's per-snapshot timing.
   if (std::getenv("BENCH_LOG") == nullptr) o.log = [](const std::string&) {};
-  auto t = Transport::Create(o, raft);
-  if (!t.ok()) {
-    std::fprintf(stderr, "%s\n", t.status().ToString().c_str());
+  // A node that cannot start ends its process and removes its directory;
+  // the other node notices within 30 s (TransportParent, TransportChild).
+  auto fail = [&snap_dir](const absl::Status& why) {
+    std::fprintf(stderr, "%s\n", why.ToString().c_str());
+    if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
     std::exit(1);
-  }
+  };
+  auto t = Transport::Create(o, raft);
+  if (!t.ok()) fail(t.status());
   auto p = (*t)->Serve("127.0.0.1:0");
-  if (!p.ok()) std::exit(1);
+  if (!p.ok()) fail(p.status());
   *port = *p;
   return *std::move(t);
 }
@@ -506,8 +510,16 @@ void TransportChild(const Flags& f, Link& link) {
   raft.EchoThrough(t.get());
   raft.Expect(f.mode == "throughput" ? f.warmup + f.n : 0);
   link.to_parent.Send(std::to_string(port));
-  const int parent_port = std::atoi(link.to_child.Recv().c_str());
-  (void)t->AddPeer(1, {Url(parent_port)});
+  // A node 1 that failed to start has exited: this one goes too, and
+  // takes its directory with it, instead of waiting for good.
+  const std::optional<std::string> parent_port = link.to_child.RecvWithin(30000);
+  if (!parent_port) {
+    std::fprintf(stderr, "node 1 did not start within 30 s\n");
+    t->Stop();
+    if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
+    std::_Exit(1);
+  }
+  (void)t->AddPeer(1, {Url(std::atoi(parent_port->c_str()))});
   double cpu0 = CpuSeconds();
   for (;;) {
     const std::string cmd = link.to_child.Recv();
@@ -810,7 +822,17 @@ Result TransportParent(const Flags& f, Link& link) {
   BenchRaft raft;
   int port = 0;
   auto t = StartNode(1, &raft, &port);
-  const int child_port = std::atoi(link.to_parent.Recv().c_str());
+  // A node 2 that failed to start has exited without a port (it fails
+  // the run, and one that hangs is killed), instead of hanging this one.
+  const std::optional<std::string> got = link.to_parent.RecvWithin(30000);
+  if (!got) {
+    std::fprintf(stderr, "node 2 did not start within 30 s\n");
+    if (link.child > 0) ::kill(link.child, SIGKILL);
+    while (::wait(nullptr) > 0) {
+    }
+    std::exit(1);
+  }
+  const int child_port = std::atoi(got->c_str());
   link.to_child.Send(std::to_string(port));
   // --break-at: what node 1 sends node 2 (snapshots) crosses a proxy.
   std::unique_ptr<testing::FaultProxy> proxy;
