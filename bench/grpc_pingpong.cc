@@ -370,6 +370,11 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  if (n <= 0 || warmup < 0 || g_spin_us < 0 ||
+      (assist != "none" && assist != "client" && assist != "both")) {
+    std::fprintf(stderr, "--n > 0, --warmup >= 0, --spin-us >= 0, --assist=none|client|both\n");
+    return 2;
+  }
   // The server's port travels over a pipe when it runs in a child.
   int fds[2], to_child[2];
   if (pipe(fds) != 0 || pipe(to_child) != 0) return 1;
