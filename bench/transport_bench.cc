@@ -211,25 +211,21 @@ struct Pipe {
     std::string l = line + "\n";
     (void)!write(wr, l.data(), l.size());
   }
-  std::string Recv() {
-    std::string out;
-    char c;
-    while (read(rd, &c, 1) == 1 && c != '\n') out += c;
-    return out;
-  }
-  // A line, if one comes within `ms`.
+  std::string Recv() { return RecvWithin(-1).value_or(std::string()); }
+  // A line, if one comes within `ms` (< 0: however long it takes).
   std::optional<std::string> RecvWithin(int ms) {
     const int64_t until = absl::GetCurrentTimeNanos() + int64_t{ms} * 1000000;
     std::string out;
     for (;;) {
-      const int64_t left_ms = (until - absl::GetCurrentTimeNanos()) / 1000000;
+      const int64_t left_ms =
+          ms < 0 ? -1 : std::max<int64_t>(0, (until - absl::GetCurrentTimeNanos()) / 1000000);
       pollfd p{rd, POLLIN, 0};
-      if (left_ms <= 0 || ::poll(&p, 1, static_cast<int>(left_ms)) <= 0) {
-        if (left_ms > 0 && errno == EINTR) continue;
+      if (left_ms == 0 || ::poll(&p, 1, static_cast<int>(left_ms)) <= 0) {
+        if (left_ms != 0 && errno == EINTR) continue;
         return std::nullopt;
       }
       char c;
-      if (read(rd, &c, 1) != 1) return std::nullopt;  // node 2 is gone
+      if (read(rd, &c, 1) != 1) return std::nullopt;  // the other end is gone
       if (c == '\n') return out;
       out += c;
     }
@@ -373,6 +369,11 @@ std::string TempDir(const char* tag, const std::string& base = "") {
   return t;
 }
 
+// Removes a TempDir and what it holds; nothing for "".
+void RemoveDir(const std::string& dir) {
+  if (!dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+}
+
 std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
                                      const std::string& snap_dir = "") {
   TransportOptions o;
@@ -388,7 +389,7 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
   // the other node notices within 30 s (TransportParent, TransportChild).
   auto fail = [&snap_dir](const absl::Status& why) {
     std::fprintf(stderr, "%s\n", why.ToString().c_str());
-    if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
+    RemoveDir(snap_dir);
     std::exit(1);
   };
   auto t = Transport::Create(o, raft);
@@ -516,7 +517,7 @@ void TransportChild(const Flags& f, Link& link) {
   if (!parent_port) {
     std::fprintf(stderr, "node 1 did not start within 30 s\n");
     t->Stop();
-    if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
+    RemoveDir(snap_dir);
     std::_Exit(1);
   }
   (void)t->AddPeer(1, {Url(std::atoi(parent_port->c_str()))});
@@ -535,8 +536,19 @@ void TransportChild(const Flags& f, Link& link) {
   }
   link.to_parent.Send(absl::StrCat(ProcStatusKb("VmHWM"), " ", CpuSeconds() - cpu0));
   t->Stop();
-  if (!snap_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", snap_dir).c_str());
+  RemoveDir(snap_dir);
   link.to_parent.Send("gone");  // for FailRun, which waits until this is done
+}
+
+// Ends a run with status 1 without node 2's help: `why` is printed, node
+// 2 killed and reaped.
+[[noreturn]] void KillRun(Link& link, const char* why) {
+  std::fprintf(stderr, "%s\n", why);
+  if (link.child <= 0) std::_Exit(1);  // --one-process: its thread cannot be joined
+  ::kill(link.child, SIGKILL);
+  while (::wait(nullptr) > 0) {
+  }
+  std::exit(1);
 }
 
 // Ends a run with status 1 once node 2 has stopped and cleaned up: it
@@ -549,12 +561,7 @@ void TransportChild(const Flags& f, Link& link) {
   // node 2 that does not answer within 30 s (wedged, perhaps what failed
   // the run) is killed, so a failed run never hangs.
   if (!link.to_parent.RecvWithin(30000) || !link.to_parent.RecvWithin(30000)) {
-    std::fprintf(stderr, "node 2 did not stop within 30 s\n");
-    if (link.child > 0) {
-      ::kill(link.child, SIGKILL);
-    } else {
-      std::_Exit(1);  // --one-process: its thread cannot be joined
-    }
+    KillRun(link, "node 2 did not stop within 30 s");
   }
   while (::wait(nullptr) > 0) {  // none with --one-process
   }
@@ -596,7 +603,7 @@ struct Sender {
     return MakeBody(body_dir, mib);
   }
   void RemoveBody() {
-    if (!body_dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", body_dir).c_str());
+    RemoveDir(body_dir);
     body_dir.clear();
   }
   void Mark() {
@@ -825,13 +832,7 @@ Result TransportParent(const Flags& f, Link& link) {
   // A node 2 that failed to start has exited without a port (it fails
   // the run, and one that hangs is killed), instead of hanging this one.
   const std::optional<std::string> got = link.to_parent.RecvWithin(30000);
-  if (!got) {
-    std::fprintf(stderr, "node 2 did not start within 30 s\n");
-    if (link.child > 0) ::kill(link.child, SIGKILL);
-    while (::wait(nullptr) > 0) {
-    }
-    std::exit(1);
-  }
+  if (!got) KillRun(link, "node 2 did not start within 30 s");
   const int child_port = std::atoi(got->c_str());
   link.to_child.Send(std::to_string(port));
   // --break-at: what node 1 sends node 2 (snapshots) crosses a proxy.
@@ -1042,7 +1043,7 @@ void BareChild(const Flags& f, Link& link) {
   (void)link.to_child.Recv();
   link.to_parent.Send(std::to_string(ProcStatusKb("VmHWM")));
   server->Shutdown();
-  if (!dir.empty()) (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+  RemoveDir(dir);
 }
 
 Result BareParent(const Flags& f, Link& link) {
@@ -1107,7 +1108,7 @@ Result BareParent(const Flags& f, Link& link) {
     r.seconds = (NowNs() - start) / 1e9;
     r.mb_per_sec = f.size * 1048576.0 / 1e6 / r.seconds;
     r.sender_rss_kb = ProcStatusKb("VmHWM") - rss_before;
-    (void)!std::system(absl::StrCat("rm -rf ", dir).c_str());
+    RemoveDir(dir);
   }
   link.to_child.Send("stop");
   const int64_t child_hwm = std::atoll(link.to_parent.Recv().c_str());

@@ -20,11 +20,13 @@
 
 namespace raftgrpc {
 
-// Frame buffers that gRPC writes without a copy and gives back, with their
-// capacity, when it lets go of them (after the write completes, when the
-// bytes leave for the socket): a steady stream allocates no frame buffers.
-// Thread-safe; Give runs on gRPC's threads, Take on Send's. Never blocks
-// beyond its own short lock.
+// Frame buffers kept with their capacity for reuse, bounded in bytes: a
+// steady stream allocates no frame buffers. The msgappv2 writer's go to
+// gRPC without a copy (Lend) and come back when gRPC lets go of them
+// (after the write completes, when the bytes leave for the socket); the
+// reader's hold a frame's bytes until the worker has decoded it.
+// Thread-safe; Give runs on gRPC's or the worker's threads, Take on Send's
+// or gRPC's. Never blocks beyond its own short lock.
 class WireBufferPool {
  public:
   // Buffers of up to `keep_capacity` bytes are kept, up to `max_kept_bytes`

@@ -15,6 +15,7 @@
 #include "transport/internal/metadata.h"
 #include "transport/stream/frame_decoder.h"
 #include "transport/stream/msgappv2_codec.h"
+#include "transport/stream/server_stream.h"
 
 namespace raftgrpc {
 
@@ -229,21 +230,8 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   // thread, a while later: glibc then returned the reader's heap to the
   // kernel and faulted it in again (perf: page faults, a tenth of node 2's
   // CPU). Kept up to kMaxPooled bytes of capacity in all.
-  std::string TakeBuffer() {
-    MutexLock l(&pool_mu_);
-    if (pool_.empty()) return std::string();
-    std::string b = std::move(pool_.back());
-    pool_.pop_back();
-    pooled_ -= b.capacity();
-    return b;
-  }
-  void GiveBack(std::string&& b) {
-    b.clear();
-    MutexLock l(&pool_mu_);
-    if (pooled_ + b.capacity() > kMaxPooled) return;  // freed here
-    pooled_ += b.capacity();
-    pool_.push_back(std::move(b));
-  }
+  std::string TakeBuffer() { return buffers_.Take(0); }
+  void GiveBack(std::string&& b) { buffers_.Give(std::move(b)); }
 
   // After a frame: false if the inbound queues have room for another, so
   // the call reads on at once. Otherwise records `call` (which holds
@@ -509,9 +497,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
   std::atomic<size_t> undecoded_{0};
   // About what kMaxUndecoded lets be in flight, and a frame more.
   static constexpr size_t kMaxPooled = kMaxUndecoded + (256 << 10);
-  Mutex pool_mu_;
-  std::vector<std::string> pool_ ABSL_GUARDED_BY(pool_mu_);
-  size_t pooled_ ABSL_GUARDED_BY(pool_mu_) = 0;  // their capacity
+  WireBufferPool buffers_{kMaxPooled, kMaxPooled};
 };
 
 namespace {
