@@ -296,8 +296,9 @@ class DiskSink : public SnapshotSink {
   // the file system refuses O_DIRECT, the sink stays buffered. The flag is
   // set on our own descriptor (not a second open by name, which a file put
   // in the temporary file's place would receive). Called by the store
-  // before the first write, once the sink's offset is known.
-  void TryDirect() {
+  // before the first write, once the sink's offset and the body's size are known.
+  void TryDirect(uint64_t size) {
+    size_ = size;
     // tmpfs takes O_DIRECT (Linux 6.6 on) but is the page cache itself:
     // staging would only add a copy (20:17 UTC: 0.72x etcd direct, 0.75x
     // buffered, 64 MiB).
@@ -325,7 +326,9 @@ class DiskSink : public SnapshotSink {
     return flags >= 0 && ::fcntl(fd_, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) == 0;
   }
 
-  // Direct I/O: copies into the staging buffer, writing it whenever full.
+  // Direct I/O: copies into the staging buffer, writing it whenever full,
+  // and at the end of every call once the rest of the body fits in what
+  // is left of it.
   absl::Status StageV(const std::vector<absl::string_view>& pieces) {
     for (absl::string_view p : pieces) {
       while (!p.empty()) {
@@ -340,6 +343,25 @@ class DiskSink : public SnapshotSink {
         }
       }
     }
+    // The buffer will not fill again, so without this the last chunks
+    // would all be written by Commit, after the last byte arrived: 1.1 ms
+    // of a 1 MiB snapshot's 5 ms on the bench VM (2026-12-01). Written as
+    // they come, they overlap the arrival of the rest (the sender makes
+    // its last chunks small, GrpcSnapshotSender::ChunkAt).
+    if (written_ <= size_ && size_ - written_ <= kStageBytes - staged_) return WriteWholeStaged();
+    return absl::OkStatus();
+  }
+
+  // Writes the staged whole blocks directly; a partial last one stays.
+  absl::Status WriteWholeStaged() {
+    const size_t whole = staged_ / kAlign * kAlign;
+    if (!direct_ || whole == 0) return absl::OkStatus();
+    if (!PwriteAll(stage_.get(), whole, stage_base_)) {
+      return errno == EINVAL ? FallBackToBuffered() : Errno("write", tmp_);
+    }
+    staged_ -= whole;
+    std::memmove(stage_.get(), stage_.get() + whole, staged_);
+    stage_base_ += whole;
     return absl::OkStatus();
   }
 
@@ -348,20 +370,11 @@ class DiskSink : public SnapshotSink {
   // again whole (a direct write over it flushes and drops its cached page).
   // When the buffer is full, and before a checkpoint or commit.
   absl::Status WriteStaged() {
-    if (!direct_ || staged_ == 0) return absl::OkStatus();
-    const size_t whole = staged_ / kAlign * kAlign;
-    if (!PwriteAll(stage_.get(), whole, stage_base_)) {
-      return errno == EINVAL ? FallBackToBuffered() : Errno("write", tmp_);
-    }
-    const size_t rest = staged_ - whole;
-    if (rest > 0) {
-      if (!SetDirect(false)) return Errno("fcntl", tmp_);
-      if (!PwriteAll(stage_.get() + whole, rest, stage_base_ + whole)) return Errno("write", tmp_);
-      if (!SetDirect(true)) return Errno("fcntl", tmp_);
-      std::memmove(stage_.get(), stage_.get() + whole, rest);
-    }
-    stage_base_ += whole;
-    staged_ = rest;
+    absl::Status s = WriteWholeStaged();
+    if (!s.ok() || !direct_ || staged_ == 0) return s;
+    if (!SetDirect(false)) return Errno("fcntl", tmp_);
+    if (!PwriteAll(stage_.get(), staged_, stage_base_)) return Errno("write", tmp_);
+    if (!SetDirect(true)) return Errno("fcntl", tmp_);
     return absl::OkStatus();
   }
 
@@ -544,6 +557,7 @@ class DiskSink : public SnapshotSink {
   std::unique_ptr<char, Free> stage_;
   uint64_t stage_base_ = 0;
   size_t staged_ = 0;
+  uint64_t size_ = 0;  // the body's declared size
 };
 
 }  // namespace
@@ -685,10 +699,10 @@ absl::StatusOr<std::unique_ptr<DiskSink>> NewTempSink(const std::string& dir, ui
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raftpb::Message& msg,
-                                                                       uint64_t) {
+                                                                       uint64_t size) {
   auto sink = NewTempSink(dir_, msg.snapshot().metadata().index());
   if (!sink.ok()) return sink.status();
-  if (direct_io_) (*sink)->TryDirect();
+  if (direct_io_) (*sink)->TryDirect(size);
   return std::unique_ptr<SnapshotSink>(*std::move(sink));
 }
 
@@ -747,7 +761,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
   rec.file = sink->name();
   rec.offset = offset;
   sink->SetResumable(state_, from, generation, rec, /*recorded=*/offset != 0);
-  if (direct_io_) sink->TryDirect();
+  if (direct_io_) sink->TryDirect(size);
   return std::unique_ptr<SnapshotSink>(std::move(sink));
 }
 

@@ -396,6 +396,57 @@ TEST_P(DiskSnapshotStoreIoTest, EveryByteKeptThroughCheckpointAndResume) {
   EXPECT_TRUE(ss.str() == data) << "the committed file differs from what was written";
 }
 
+// With direct I/O, writes go out a staging buffer (1 MiB) at a time, but
+// once the rest of the body fits in the buffer each call's whole blocks
+// go out at once: the end of a transfer then waits for the last small
+// chunk's write only, not for the buffer's.
+TEST(DiskSnapshotStoreTest, DirectWritesTheLastBufferfulAsItComes) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/tail";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0750), 0);
+  if (!TakesDirectIo(dir)) GTEST_SKIP() << dir << " does not take O_DIRECT";
+  DiskSnapshotStore store(dir, absl::Hours(1), DiskSnapshotStore::kDefaultPartialMaxBytes, true);
+  constexpr size_t kKiB = 1024;
+  const size_t size = 2560 * kKiB + 100;
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>((i * 7 + i / 4096) % 253);
+  auto sink = store.Begin(Snap(9), size);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  const std::vector<std::string> files = List(dir);
+  ASSERT_EQ(files.size(), 1u);
+  const std::string tmp = dir + "/" + files[0];
+  auto on_disk = [&] {
+    struct stat st;
+    return ::stat(tmp.c_str(), &st) == 0 ? static_cast<size_t>(st.st_size) : size_t{0};
+  };
+  size_t at = 0;
+  auto write = [&](size_t n) {
+    ASSERT_TRUE((*sink)->WriteV({absl::string_view(data).substr(at, n)}).ok());
+    at += n;
+  };
+  write(256 * kKiB);
+  EXPECT_EQ(on_disk(), 0u) << "the buffer fills again before the end: nothing written yet";
+  write(768 * kKiB);
+  EXPECT_EQ(on_disk(), 1024 * kKiB) << "a full buffer is written";
+  write(512 * kKiB);
+  EXPECT_EQ(on_disk(), 1024 * kKiB);
+  // 1 MiB + 100 bytes are left, more than the 512 KiB the buffer has free.
+  write(512 * kKiB);
+  EXPECT_EQ(on_disk(), 2048 * kKiB);
+  // From here the rest fits: each call's whole blocks are written at once,
+  // a partial last block stays for Commit.
+  write(256 * kKiB + 5000);
+  EXPECT_EQ(on_disk(), 2304 * kKiB + 4096);
+  write(256 * kKiB - 5000 + 100);
+  EXPECT_EQ(on_disk(), 2560 * kKiB);
+  ASSERT_EQ(at, size);
+  auto path = (*sink)->Commit();
+  ASSERT_TRUE(path.ok()) << path.status();
+  std::ifstream f(*path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_TRUE(ss.str() == data) << "the committed file differs from what was written";
+}
+
 INSTANTIATE_TEST_SUITE_P(DirectAndBuffered, DiskSnapshotStoreIoTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& p) {
                            return p.param ? "Direct" : "Buffered";

@@ -83,10 +83,26 @@ class ChunkBufferPool {
 
 }  // namespace
 
+size_t GrpcSnapshotSender::ChunkAt(size_t chunk_bytes, uint64_t left) {
+  // The receiver writes a chunk once all of it has arrived, so writing the
+  // last one is not overlapped with the network: the transfer's end waits
+  // for it (0.6-1.5 ms for 1 MiB with direct I/O on the bench VM). The last
+  // chunk's worth therefore goes in halves, down to kMinTailChunk, and the
+  // final write is short.
+  constexpr uint64_t kMinTailChunk = 64 * 1024;
+  if (left > chunk_bytes) return chunk_bytes;
+  return static_cast<size_t>(std::min(left, std::max(left / 2, kMinTailChunk)));
+}
+
 GrpcSnapshotSender::GrpcSnapshotSender(const PeerEnv& env,
                                        std::shared_ptr<const TransportOptions> opts,
                                        ChannelPool* channels, Scheduler* scheduler)
-    : env_(env), opts_(std::move(opts)), channels_(channels), sched_(scheduler) {}
+    : env_(env), opts_(std::move(opts)), channels_(channels), sched_(scheduler) {
+  // Dial the snapshot connection now, in the background: a snapshot's TCP
+  // and HTTP/2 handshakes (and TLS's) are then not part of its transfer.
+  // Non-blocking; an unreachable peer is dialled again by the transfer.
+  channels_->GetForSnapshots(env_.picker->Pick(), env_.peer_id)->GetState(/*try_to_connect=*/true);
+}
 
 GrpcSnapshotSender::~GrpcSnapshotSender() { Stop(); }
 
@@ -225,6 +241,13 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
   std::shared_ptr<grpc::Channel> channel = channels_->GetForSnapshots(url, env_.peer_id);
+  if (channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    // The early dial (constructor) or the last transfer failed to connect,
+    // and gRPC fails calls at once until its backoff ends: dial afresh, as
+    // a transfer did before the early dial.
+    channels_->ResetForSnapshots(url, env_.peer_id);
+    channel = channels_->GetForSnapshots(url, env_.peer_id);
+  }
   auto stub = v1::RaftTransport::NewStub(channel);
   // Resume: what the receiver kept of an earlier attempt at this snapshot
   // is checksummed here (no network) and not sent again.
@@ -312,8 +335,7 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   };
   auto read_next = [&](uint64_t at) {
     Next next;
-    const size_t want =
-        static_cast<size_t>(std::min<uint64_t>(opts_->snapshot_chunk_bytes, size - at));
+    const size_t want = ChunkAt(opts_->snapshot_chunk_bytes, size - at);
     next.buf = pool.Get(want);
     absl::StatusOr<size_t> n = snap.data->Read(next.buf->data(), want);
     if (!n.ok()) {

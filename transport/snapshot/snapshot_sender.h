@@ -47,6 +47,10 @@ class GrpcSnapshotSender : public SnapshotSender {
   void Send(SnapshotMessage snap) override;
   void Stop() override;
 
+  // Bytes of the next chunk, with `left` bytes of the body still to send
+  // and chunks of `chunk_bytes` (TransportOptions::snapshot_chunk_bytes).
+  static size_t ChunkAt(size_t chunk_bytes, uint64_t left);
+
  private:
   struct Watch;
   void Run(SnapshotMessage snap);

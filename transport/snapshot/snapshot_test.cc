@@ -9,6 +9,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -206,6 +208,55 @@ TEST_F(SnapshotTest, EmptyOneChunkAndLargeSnapshotsArriveByteIdentical) {
   // No stray temp files: exactly the three snapshots.
   EXPECT_EQ(Files(c_->node(2).snap_dir).size(), 3u);
   EXPECT_EQ(c_->t(1).GetPeer(2)->stats().snapshots_sent, 3u);
+}
+
+// Established TCP connections to 127.0.0.1:`port`, from any process. gRPC
+// dials from dual-stack sockets, listed in tcp6 with the IPv4-mapped
+// address; addresses and ports are in hex, and state 01 is ESTABLISHED.
+int ConnectionsTo(int port) {
+  const std::string want = absl::AsciiStrToUpper(absl::StrCat("0100007F:", absl::Hex(port, absl::kZeroPad4)));
+  int n = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream f(table);
+    std::string line;
+    std::getline(f, line);  // the header
+    while (std::getline(f, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      n += absl::EndsWith(absl::AsciiStrToUpper(remote), want) && state == "01";
+    }
+  }
+  return n;
+}
+
+TEST_F(SnapshotTest, SnapshotConnectionIsDialledBeforeTheFirstSnapshot) {
+  // Node 1 dials node 2 twice: the channel of streams, pipeline and probes,
+  // and, though no snapshot was sent, the snapshot channel. Node 1 was
+  // started first, so its early dial found no one listening and gRPC dials
+  // again on its own.
+  const int port = c_->node(2).port;
+  EXPECT_TRUE(WaitUntil([&] { return ConnectionsTo(port) >= 2; }, absl::Seconds(30)))
+      << ConnectionsTo(port) << " connections to node 2";
+  // The first snapshot uses that connection: no third one.
+  SendFileAndCheck(1000, 1);
+  EXPECT_EQ(ConnectionsTo(port), 2);
+}
+
+// The last chunk's worth of a body goes in halves down to 64 KiB, so the
+// receiver's final write is short; the chunks add up to the body.
+TEST(SnapshotChunkTest, LastChunksHalveAndAddUp) {
+  std::vector<size_t> got;
+  for (uint64_t left = (5u << 20) / 2; left > 0;) {
+    got.push_back(GrpcSnapshotSender::ChunkAt(1 << 20, left));
+    left -= got.back();
+  }
+  const std::vector<size_t> want = {1 << 20, 1 << 20, 256 << 10, 128 << 10, 64 << 10, 64 << 10};
+  EXPECT_EQ(got, want);
+  // Chunks below the floor are not split.
+  EXPECT_EQ(GrpcSnapshotSender::ChunkAt(16 << 10, 40 << 10), 16u << 10);
+  EXPECT_EQ(GrpcSnapshotSender::ChunkAt(16 << 10, 10 << 10), 10u << 10);
+  EXPECT_EQ(GrpcSnapshotSender::ChunkAt(1 << 20, 1), 1u);
 }
 
 TEST_F(SnapshotTest, SenderReadsAtMostOneChunkAtATime) {
