@@ -72,6 +72,8 @@ struct TransportOptions {
   // single larger message still goes alone).
   size_t max_frame_bytes = 256 * 1024;
 
+  // Bytes per snapshot data chunk; the last chunk's worth of a body goes
+  // in halves down to 64 KiB, so the receiver's final write is short.
   size_t snapshot_chunk_bytes = 1024 * 1024;
   // A snapshot transfer fails if no progress is made for this long (sending
   // chunks or, at the end, waiting for the receiver's answer). Progress-based,
