@@ -230,6 +230,10 @@ absl::Status Transport::RemovePeer(uint64_t id) {
   // peer's status and picker, so it stops first.
   if (prober) prober->Stop();
   peer->Stop();
+  // Its calls are gone (Stop waited): its channels go too, unless shared
+  // (a Remote of the same id). Kept, a channel would hold its connections
+  // to a member that left, and gRPC would redial it while it is down.
+  for (const std::string& url : peer->picker().urls()) channels_->ReleaseUnused(url, id);
   // A member that left will not resume: its kept snapshot prefix goes now,
   // not at the end of its time-to-live.
   if (store_ != nullptr) store_->Forget(id);

@@ -81,7 +81,8 @@ class Transport {
   // Starts a peer (streams dial at once). Duplicate ID: no-op (OK). Bad URLs:
   // INVALID_ARGUMENT. After Stop: FAILED_PRECONDITION.
   absl::Status AddPeer(uint64_t id, const std::vector<std::string>& urls);
-  // Stops and removes a peer; NOT_FOUND if unknown.
+  // Stops and removes a peer, and closes its connections (those a Remote
+  // of the same id still uses stay); NOT_FOUND if unknown.
   absl::Status RemovePeer(uint64_t id);
   void RemoveAllPeers();
   // New URLs are used from the next dial; unknown ID: no-op (OK).

@@ -241,10 +241,11 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
   std::shared_ptr<grpc::Channel> channel = channels_->GetForSnapshots(url, env_.peer_id);
-  if (channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
-    // The early dial (constructor) or the last transfer failed to connect,
-    // and gRPC fails calls at once until its backoff ends: dial afresh, as
-    // a transfer did before the early dial.
+  if (channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+    // Only a ready connection is reused. A channel still connecting may
+    // hold a dial refused before the peer was up, and one in backoff fails
+    // calls at once: gRPC would fail this transfer with either. Dial
+    // afresh, as every transfer did before the early dial.
     channels_->ResetForSnapshots(url, env_.peer_id);
     channel = channels_->GetForSnapshots(url, env_.peer_id);
   }

@@ -214,7 +214,8 @@ TEST_F(SnapshotTest, EmptyOneChunkAndLargeSnapshotsArriveByteIdentical) {
 // dials from dual-stack sockets, listed in tcp6 with the IPv4-mapped
 // address; addresses and ports are in hex, and state 01 is ESTABLISHED.
 int ConnectionsTo(int port) {
-  const std::string want = absl::AsciiStrToUpper(absl::StrCat("0100007F:", absl::Hex(port, absl::kZeroPad4)));
+  const std::string want =
+      absl::AsciiStrToUpper(absl::StrCat("0100007F:", absl::Hex(port, absl::kZeroPad4)));
   int n = 0;
   for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
     std::ifstream f(table);
@@ -241,6 +242,20 @@ TEST_F(SnapshotTest, SnapshotConnectionIsDialledBeforeTheFirstSnapshot) {
   // The first snapshot uses that connection: no third one.
   SendFileAndCheck(1000, 1);
   EXPECT_EQ(ConnectionsTo(port), 2);
+}
+
+TEST_F(SnapshotTest, RemovePeerClosesItsConnections) {
+  const int port1 = c_->node(1).port, port2 = c_->node(2).port;
+  ASSERT_TRUE(WaitUntil([&] { return ConnectionsTo(port2) >= 2; }, absl::Seconds(30)));
+  // Both sides: a node that still has the other as its peer keeps
+  // dialling it, and the dialled one takes the dialler for a Remote (as
+  // etcd does), which may connect back.
+  ASSERT_TRUE(c_->t(2).RemovePeer(1).ok());
+  ASSERT_TRUE(c_->t(1).RemovePeer(2).ok());
+  EXPECT_TRUE(WaitUntil([&] { return ConnectionsTo(port1) + ConnectionsTo(port2) == 0; },
+                        absl::Seconds(30)))
+      << ConnectionsTo(port1) << " connections to node 1 and " << ConnectionsTo(port2)
+      << " to node 2 left";
 }
 
 // The last chunk's worth of a body goes in halves down to 64 KiB, so the
