@@ -13,10 +13,10 @@
 //
 // The snapshot channel is dialled when the sender is made (the peer is
 // added), in the background, so a transfer does not wait for handshakes;
-// a transfer that finds that connection not ready dials afresh. The last chunk's
-// worth of a body goes in halves down to 64 KiB (ChunkAt): the receiver
-// writes a chunk once all of it has arrived, so the end of a transfer
-// then waits for a short write only.
+// a transfer that finds that connection not ready dials afresh. The last
+// chunk's worth of a body goes in halves down to 64 KiB (ChunkAt): the
+// receiver writes a chunk once all of it has arrived, so the end of a
+// transfer then waits for a short write only.
 //
 // Outcome, as etcd: OK -> status activated, ReportSnapshot(kFinish), the
 // message closed with success. Anything else -> URL rotated, peer
