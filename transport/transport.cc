@@ -233,7 +233,7 @@ absl::Status Transport::RemovePeer(uint64_t id) {
   // Its calls are gone (Stop waited): its channels go too, unless shared
   // (a Remote of the same id). Kept, a channel would hold its connections
   // to a member that left, and gRPC would redial it while it is down.
-  for (const std::string& url : peer->picker().urls()) channels_->ReleaseUnused(url, id);
+  channels_->ReleaseUnused(peer->picker().urls(), id);
   // A member that left will not resume: its kept snapshot prefix goes now,
   // not at the end of its time-to-live.
   if (store_ != nullptr) store_->Forget(id);
@@ -290,7 +290,7 @@ void Transport::Retire(const std::vector<std::shared_ptr<Remote>>& remotes) {
   for (const auto& r : remotes) {
     r->Stop();
     // Its calls are gone (Stop waited): its channels go too, unless shared.
-    for (const std::string& url : r->urls()) channels_->ReleaseUnused(url, r->id());
+    channels_->ReleaseUnused(r->urls(), r->id());
   }
 }
 

@@ -74,14 +74,16 @@ std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& u
   return GetLocked(url, member, true);
 }
 
-void ChannelPool::ReleaseUnused(const std::string& url, uint64_t member) {
+void ChannelPool::ReleaseUnused(const std::vector<std::string>& urls, uint64_t member) {
   std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
   MutexLock l(&mu_);
-  for (bool snapshot : {false, true}) {
-    auto it = channels_.find({url, member, snapshot});
-    if (it != channels_.end() && it->second.use_count() == 1) {
-      released.push_back(std::move(it->second));
-      channels_.erase(it);
+  for (const std::string& url : urls) {
+    for (bool snapshot : {false, true}) {
+      auto it = channels_.find({url, member, snapshot});
+      if (it != channels_.end() && it->second.use_count() == 1) {
+        released.push_back(std::move(it->second));
+        channels_.erase(it);
+      }
     }
   }
 }

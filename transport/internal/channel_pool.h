@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "peer/mutex.h"
@@ -39,10 +40,11 @@ class ChannelPool {
   // the next GetForSnapshots dials anew; calls on the old one go on. Call it
   // only from a thread that is not gRPC's: it may drop the last reference.
   void ResetForSnapshots(const std::string& url, uint64_t member);
-  // Forgets the channels to `member` at `url` that no call uses any more
-  // (a remote that went away: strangers must not grow the pool). Call it
-  // only from a thread that is not gRPC's: it may drop the last reference.
-  void ReleaseUnused(const std::string& url, uint64_t member);
+  // Forgets the channels to `member` at any of `urls` that no call uses
+  // any more (a remote or peer that went away: strangers must not grow the
+  // pool, nor a member that left keep its connections). Call it only from
+  // a thread that is not gRPC's: it may drop the last reference.
+  void ReleaseUnused(const std::vector<std::string>& urls, uint64_t member);
   size_t size() const;
   // Largest message a channel accepts: a full frame plus slack.
   static int MaxReceiveBytes(const TransportOptions& opts);
