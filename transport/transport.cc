@@ -1,5 +1,6 @@
 #include "transport/transport.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 #include <system_error>
@@ -255,7 +256,53 @@ void Transport::RemoveAllPeers() {
 absl::Status Transport::UpdatePeer(uint64_t id, const std::vector<std::string>& urls) {
   std::shared_ptr<Peer> peer = GetPeer(id);
   if (peer == nullptr) return absl::OkStatus();
-  return peer->Update(urls);
+  const std::vector<std::string> before = peer->picker().urls();
+  absl::Status s = peer->Update(urls);
+  if (!s.ok()) return s;
+  const std::vector<std::string> after = peer->picker().urls();
+  bool schedule = false;
+  {
+    WriterLock l(&state_->mu);
+    if (state_->stopped) return absl::OkStatus();
+    for (const std::string& url : before) {
+      if (std::find(after.begin(), after.end(), url) == after.end()) {
+        state_->stale_urls.emplace(id, url);
+      }
+    }
+    schedule = !state_->stale_urls.empty() && !state_->stale_release_scheduled;
+    if (schedule) state_->stale_release_scheduled = true;
+  }
+  // On the timer thread: the caller may be a gRPC callback (a conf change
+  // applied there), where the last channel reference must not be dropped.
+  if (schedule) scheduler_->RunAfter(absl::ZeroDuration(), [this] { ReleaseStaleChannels(); });
+  return absl::OkStatus();
+}
+
+void Transport::ReleaseStaleChannels() {
+  std::set<std::pair<uint64_t, std::string>> stale;
+  {
+    WriterLock l(&state_->mu);
+    if (state_->stopped) return;
+    stale.swap(state_->stale_urls);
+  }
+  std::set<std::pair<uint64_t, std::string>> in_use;
+  for (const auto& [id, url] : stale) {
+    if (std::shared_ptr<Peer> peer = GetPeer(id)) {
+      const std::vector<std::string> now = peer->picker().urls();
+      if (std::find(now.begin(), now.end(), url) != now.end()) continue;  // given back
+    }
+    if (!channels_->ReleaseUnused({url}, id)) in_use.emplace(id, url);
+  }
+  {
+    WriterLock l(&state_->mu);
+    if (state_->stopped) return;
+    state_->stale_urls.insert(in_use.begin(), in_use.end());  // and any added meanwhile
+    if (state_->stale_urls.empty()) {
+      state_->stale_release_scheduled = false;
+      return;
+    }
+  }
+  scheduler_->RunAfter(absl::Seconds(1), [this] { ReleaseStaleChannels(); });
 }
 
 void Transport::AddRemote(uint64_t id, const std::vector<std::string>& urls) {

@@ -85,7 +85,9 @@ class Transport {
   // of the same id still uses stay); NOT_FOUND if unknown.
   absl::Status RemovePeer(uint64_t id);
   void RemoveAllPeers();
-  // New URLs are used from the next dial; unknown ID: no-op (OK).
+  // New URLs are used from the next dial; unknown ID: no-op (OK). The
+  // channels to dropped URLs are closed in the background once the calls
+  // on them have ended (a working stream stays until it breaks, as in etcd).
   absl::Status UpdatePeer(uint64_t id, const std::vector<std::string>& urls);
   // A sender-only helper (pipeline, no reports) used while `id` is not yet a
   // peer. Ignored if a peer or remote with `id` exists or after Stop. At
@@ -148,6 +150,11 @@ class Transport {
   void StopRetiring();
   // Stops remotes and releases their channels. Never on a gRPC thread.
   void Retire(const std::vector<std::shared_ptr<Remote>>& remotes);
+  // Releases the channels to URLs that peers dropped (UpdatePeer,
+  // State::stale_urls) once no call uses them; while a call still does
+  // (a stream on an old address that works), it runs again a second later.
+  // On the timer thread.
+  void ReleaseStaleChannels();
 
   // Shared, immutable: every channel of every peer reads this one copy.
   const std::shared_ptr<const TransportOptions> opts_;

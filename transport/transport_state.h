@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -33,6 +36,10 @@ struct Transport::State {
   // scheduler thread: Remote::Stop waits for its calls' callbacks, which
   // must not be waited for on a gRPC callback thread.
   std::vector<std::shared_ptr<Remote>> retiring ABSL_GUARDED_BY(mu);
+  // (peer id, URL) that UpdatePeer dropped, whose channels are still in the
+  // pool; released on the timer thread (ReleaseStaleChannels).
+  std::set<std::pair<uint64_t, std::string>> stale_urls ABSL_GUARDED_BY(mu);
+  bool stale_release_scheduled ABSL_GUARDED_BY(mu) = false;
 
   // Takes out the remotes unused for `idle` and, with `make_room`, the
   // least recently used one while `max` or more remain. The caller stops

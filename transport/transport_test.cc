@@ -200,6 +200,10 @@ TEST(TransportTest, UpdatePeerToANewPortWhileTheOldIsDown) {
     return r2.WaitForMessages(1, absl::Milliseconds(500));
   }));
   EXPECT_EQ(r2.messages()[0].commit(), 9u);
+  // The channels to the old address (streams, and snapshots dialled early)
+  // are closed once unused; node 1 keeps only the new address's.
+  EXPECT_TRUE(WaitUntil([&] { return cl.t(1).Metrics().totals.channels == 1; }))
+      << cl.t(1).Metrics().totals.channels << " channels";
   (*t2)->Stop();
 }
 

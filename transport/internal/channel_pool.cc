@@ -74,18 +74,23 @@ std::shared_ptr<grpc::Channel> ChannelPool::GetForSnapshots(const std::string& u
   return GetLocked(url, member, true);
 }
 
-void ChannelPool::ReleaseUnused(const std::vector<std::string>& urls, uint64_t member) {
+bool ChannelPool::ReleaseUnused(const std::vector<std::string>& urls, uint64_t member) {
   std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
+  bool all = true;
   MutexLock l(&mu_);
   for (const std::string& url : urls) {
     for (bool snapshot : {false, true}) {
       auto it = channels_.find({url, member, snapshot});
-      if (it != channels_.end() && it->second.use_count() == 1) {
+      if (it == channels_.end()) continue;
+      if (it->second.use_count() == 1) {
         released.push_back(std::move(it->second));
         channels_.erase(it);
+      } else {
+        all = false;
       }
     }
   }
+  return all;
 }
 
 void ChannelPool::ResetForSnapshots(const std::string& url, uint64_t member) {

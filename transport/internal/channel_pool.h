@@ -43,8 +43,9 @@ class ChannelPool {
   // Forgets the channels to `member` at any of `urls` that no call uses
   // any more (a remote or peer that went away: strangers must not grow the
   // pool, nor a member that left keep its connections). Call it only from
-  // a thread that is not gRPC's: it may drop the last reference.
-  void ReleaseUnused(const std::vector<std::string>& urls, uint64_t member);
+  // a thread that is not gRPC's: it may drop the last reference. Returns
+  // false if a call still uses one of them (it stays in the pool).
+  bool ReleaseUnused(const std::vector<std::string>& urls, uint64_t member);
   size_t size() const;
   // Largest message a channel accepts: a full frame plus slack.
   static int MaxReceiveBytes(const TransportOptions& opts);

@@ -1,15 +1,22 @@
 // A snapshot receive on a disk that fills up: a real ENOSPC from a real file
-// system. main() mounts a 2 MiB tmpfs in a private mount namespace before any
-// thread starts (every thread of the process then sees it); without the
-// privilege to do so, the test skips and says why.
+// system. main() mounts two small disks in a private mount namespace before
+// any thread starts (every thread of the process then sees them): a 2 MiB
+// tmpfs, where the store writes through the page cache, and an 8 MiB ext4
+// on a loop device, where it writes with direct I/O through its staging
+// buffer. Without the privilege or the tools for one, its tests skip and
+// say why. The loop device goes with the namespace (mount -o loop sets it
+// to clear itself when unmounted).
 #include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,26 +38,91 @@ namespace {
 using testing::Cluster;
 using testing::WaitUntil;
 
-constexpr uint64_t kDiskBytes = 2 << 20;
+struct SmallDisk {
+  std::string dir;      // the snapshot directory on it, if mounted
+  std::string why_not;  // else why not
+  uint64_t bytes = 0;   // free when mounted
+};
+SmallDisk g_disks[2];  // tmpfs, ext4
+const char* const kFs[2] = {"tmpfs", "ext4"};
 
-std::string* g_dir = nullptr;      // the small tmpfs, if mounted
-std::string* g_no_disk = nullptr;  // else why not
+uint64_t FreeBytes(const std::string& dir) {
+  struct statvfs v;
+  return statvfs(dir.c_str(), &v) == 0 ? uint64_t{v.f_bavail} * v.f_frsize : 0;
+}
 
-void MountSmallDisk() {
+// Runs `cmd` (a shell command); "" if it exited 0, else what it said.
+std::string Run(const std::string& cmd, const std::string& out) {
+  if (std::system(absl::StrCat(cmd, " >", out, " 2>&1").c_str()) == 0) return "";
+  std::ifstream in(out);
+  return absl::StrCat("`", cmd, "`: ", std::string(std::istreambuf_iterator<char>(in), {}));
+}
+
+void MountSmallDisks() {
   const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/small-disk");
-  mkdir(dir.c_str(), 0700);
-  const std::string opts = absl::StrCat("size=", kDiskBytes);
+  const std::string base = tmp ? tmp : "/tmp";
+  std::string why_not;
   if (unshare(CLONE_NEWNS) != 0) {
-    g_no_disk = new std::string(absl::StrCat("unshare(CLONE_NEWNS): ", std::strerror(errno)));
+    why_not = absl::StrCat("unshare(CLONE_NEWNS): ", std::strerror(errno));
   } else if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    g_no_disk = new std::string(absl::StrCat("making / private: ", std::strerror(errno)));
-  } else if (mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) != 0) {
-    g_no_disk = new std::string(absl::StrCat("mounting a tmpfs: ", std::strerror(errno)));
+    why_not = absl::StrCat("making / private: ", std::strerror(errno));
+  }
+  if (!why_not.empty()) {
+    for (SmallDisk& d : g_disks) d.why_not = why_not;
+    return;
+  }
+  const std::string tmpfs = base + "/small-tmpfs";
+  mkdir(tmpfs.c_str(), 0700);
+  if (mount("tmpfs", tmpfs.c_str(), "tmpfs", 0, "size=2097152") != 0) {
+    g_disks[0].why_not = absl::StrCat("mounting a tmpfs: ", std::strerror(errno));
   } else {
-    g_dir = new std::string(dir);
+    g_disks[0].dir = tmpfs;
+  }
+  // No journal and no reserved blocks: the free space is what a write gets.
+  const std::string image = base + "/small-ext4.img", ext4 = base + "/small-ext4";
+  const std::string log = base + "/small-ext4.log";
+  mkdir(ext4.c_str(), 0700);
+  std::string failed = Run(absl::StrCat("truncate -s 8M ", image), log);
+  if (failed.empty())
+    failed = Run(absl::StrCat("mkfs.ext4 -q -F -m 0 -O ^has_journal ", image), log);
+  if (failed.empty()) failed = Run(absl::StrCat("mount -o loop ", image, " ", ext4), log);
+  // A directory of its own: the file system's root holds lost+found.
+  if (failed.empty() && mkdir((ext4 + "/snap").c_str(), 0700) != 0) {
+    failed = absl::StrCat("mkdir on the ext4 disk: ", std::strerror(errno));
+  }
+  if (failed.empty()) {
+    g_disks[1].dir = ext4 + "/snap";
+  } else {
+    g_disks[1].why_not = failed;
+  }
+  for (SmallDisk& d : g_disks) {
+    if (!d.dir.empty()) d.bytes = FreeBytes(d.dir);
   }
 }
+
+class DiskFullTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (disk().dir.empty())
+      GTEST_SKIP() << "no small " << kFs[GetParam()] << ": " << disk().why_not;
+  }
+  const SmallDisk& disk() const { return g_disks[GetParam()]; }
+  const std::string& dir() const { return disk().dir; }
+
+  // The names in the small disk's snapshot directory that start with
+  // `prefix`, "." and ".." left out.
+  std::vector<std::string> Named(const std::string& prefix) const {
+    std::vector<std::string> out;
+    if (DIR* d = opendir(dir().c_str())) {
+      while (dirent* e = readdir(d)) {
+        const std::string n = e->d_name;
+        if (n != "." && n != ".." && n.rfind(prefix, 0) == 0) out.push_back(n);
+      }
+      closedir(d);
+    }
+    return out;
+  }
+};
 
 struct Lines {
   std::mutex mu;
@@ -101,13 +173,13 @@ grpc::Status SendSnapshot(int port, uint64_t index, uint64_t size) {
   return w->Finish();
 }
 
-TEST(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesNothing) {
-  if (g_dir == nullptr) GTEST_SKIP() << "no small disk for this test: " << *g_no_disk;
+TEST_P(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesNothing) {
   auto lines = std::make_shared<Lines>();
+  const std::string snap_dir = dir();
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
-                       Cluster::Start(2, {}, [lines](uint64_t id, TransportOptions& o) {
+                       Cluster::Start(2, {}, [lines, snap_dir](uint64_t id, TransportOptions& o) {
                          if (id != 2) return;
-                         o.snapshot_dir = *g_dir;
+                         o.snapshot_dir = snap_dir;
                          o.log = [lines](const std::string& line) {
                            std::lock_guard<std::mutex> l(lines->mu);
                            lines->lines.push_back(line);
@@ -115,7 +187,7 @@ TEST(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesN
                        }));
   Cluster& cl = *c;
   // Four times the disk: the write fails part way.
-  grpc::Status s = SendSnapshot(cl.node(2).port, 10, 4 * kDiskBytes);
+  grpc::Status s = SendSnapshot(cl.node(2).port, 10, 4 * disk().bytes);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_NE(s.error_message().find(std::strerror(ENOSPC)), std::string::npos) << s.error_message();
   EXPECT_TRUE(lines->Has(std::strerror(ENOSPC))) << "the receiver's log names the OS error";
@@ -123,41 +195,23 @@ TEST(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesN
   // Nothing was handed to Raft, the partial file is gone, and the node
   // still serves: a snapshot that fits is stored.
   EXPECT_TRUE(cl.raft(2).snapshot_paths().empty());
-  ASSERT_TRUE(SendSnapshot(cl.node(2).port, 11, kDiskBytes / 4).ok());
+  ASSERT_TRUE(SendSnapshot(cl.node(2).port, 11, disk().bytes / 4).ok());
   ASSERT_EQ(cl.raft(2).snapshot_paths().size(), 1u);
-  EXPECT_NE(cl.raft(2).snapshot_paths()[0].find(*g_dir), std::string::npos);
-  int files = 0;
-  if (DIR* d = opendir(g_dir->c_str())) {
-    while (dirent* e = readdir(d)) files += e->d_name[0] != '.';
-    closedir(d);
-  }
-  EXPECT_EQ(files, 1) << "only the stored snapshot";
-}
-
-// The names in the small disk's directory that start with `prefix`.
-std::vector<std::string> Named(const std::string& prefix) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(g_dir->c_str())) {
-    while (dirent* e = readdir(d)) {
-      if (std::string(e->d_name).rfind(prefix, 0) == 0) out.push_back(e->d_name);
-    }
-    closedir(d);
-  }
-  return out;
+  EXPECT_NE(cl.raft(2).snapshot_paths()[0].find(dir()), std::string::npos);
+  EXPECT_EQ(Named(""), std::vector<std::string>{"000000000000000b.snap.db"})
+      << "only the stored snapshot";
 }
 
 // A transfer the link breaks while the disk is full: the receiver's last
 // checkpoint cannot write its record, so nothing is kept for a resume, and
 // nothing is left behind either (no temporary file, no half-written
 // record); the node then stores a snapshot that fits.
-TEST(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
-  if (g_dir == nullptr) GTEST_SKIP() << "no small disk for this test: " << *g_no_disk;
-  for (const std::string& n : Named("")) {
-    if (n != "." && n != "..") unlink((*g_dir + "/" + n).c_str());
-  }
+TEST_P(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
+  for (const std::string& n : Named("")) unlink((dir() + "/" + n).c_str());
+  const std::string snap_dir = dir();
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
-                       Cluster::Start(2, {}, [](uint64_t id, TransportOptions& o) {
-                         if (id == 2) o.snapshot_dir = *g_dir;
+                       Cluster::Start(2, {}, [snap_dir](uint64_t id, TransportOptions& o) {
+                         if (id == 2) o.snapshot_dir = snap_dir;
                        }));
   Cluster& cl = *c;
   auto received = [&] {
@@ -188,7 +242,7 @@ TEST(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
   ASSERT_TRUE(Named("raftgrpc-partial-").empty());
   // Fill the disk to the last byte.
   {
-    FILE* f = std::fopen((*g_dir + "/filler").c_str(), "w");
+    FILE* f = std::fopen((dir() + "/filler").c_str(), "w");
     ASSERT_NE(f, nullptr);
     const std::string block(4096, 'f');
     while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
@@ -200,20 +254,19 @@ TEST(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
   ASSERT_TRUE(WaitUntil([&] { return received().second == 1; }));
   EXPECT_TRUE(Named("raftgrpc-").empty()) << Named("raftgrpc-")[0];
   // Space again: a snapshot that fits is stored, and resumes nothing.
-  unlink((*g_dir + "/filler").c_str());
-  ASSERT_TRUE(SendSnapshot(cl.node(2).port, 13, kDiskBytes / 4).ok());
-  std::vector<std::string> files;
-  for (const std::string& n : Named("")) {
-    if (n[0] != '.') files.push_back(n);
-  }
-  EXPECT_EQ(files, std::vector<std::string>{"000000000000000d.snap.db"});
+  unlink((dir() + "/filler").c_str());
+  ASSERT_TRUE(SendSnapshot(cl.node(2).port, 13, disk().bytes / 4).ok());
+  EXPECT_EQ(Named(""), std::vector<std::string>{"000000000000000d.snap.db"});
 }
+
+INSTANTIATE_TEST_SUITE_P(Disks, DiskFullTest, ::testing::Values(0, 1),
+                         [](const ::testing::TestParamInfo<int>& i) { return kFs[i.param]; });
 
 }  // namespace
 }  // namespace raftgrpc
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  raftgrpc::MountSmallDisk();  // before any thread exists
+  raftgrpc::MountSmallDisks();  // before any thread exists
   return RUN_ALL_TESTS();
 }

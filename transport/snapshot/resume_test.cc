@@ -123,6 +123,10 @@ class ResumeTest : public ::testing::Test {
     EXPECT_EQ(c_->raft(1).snapshot_reports().at(n - 1).second, SnapshotStatus::kFailure);
     Link().Heal();
     ASSERT_TRUE(c_->WaitActive(1, 2, absl::Seconds(30)));
+    // The failed transfer ends on the receiver only after its last
+    // checkpoint (an fdatasync, slow under TSan). A retry sent before that
+    // is answered with the periodic checkpoint before it, and resends more.
+    ASSERT_TRUE(WaitUntil([&] { return !Receiving().active; }, absl::Seconds(60)));
     // The receiver kept the prefix: its file and its record.
     ASSERT_TRUE(WaitUntil([&] {
       return Files(dir(), "raftgrpc-partial-").size() == 1 &&
