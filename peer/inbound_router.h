@@ -76,8 +76,8 @@ class InboundArena {
 // bottleneck, since gRPC reads a stream one frame at a time (the reader's
 // thread did four times the worker's work while the sender waited for its
 // window), and every decoded entry's buffer, allocated there and freed on
-// the worker, made both threads lock glibc's arena (bench/README.md, "The
-// msgappv2 stream decoded on the worker").
+// the worker, made both threads lock glibc's arena (bench/README.md, "What
+// changed the receive path, again").
 //
 // Thread-safety: made by a reader, then used by one worker at a time.
 class EncodedFrame {
