@@ -207,6 +207,36 @@ TEST(TransportTest, UpdatePeerToANewPortWhileTheOldIsDown) {
   (*t2)->Stop();
 }
 
+// As in etcd, a stream on an address the peer no longer has keeps working
+// until it breaks; its channel stays while it does, and goes after.
+TEST(TransportTest, UpdatePeerKeepsAWorkingStreamAndReleasesItsChannelWhenItBreaks) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::StartWithProxies(2));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  // Node 1 reaches node 2 through proxy(1, 2); now directly.
+  testing::FaultProxy& old_link = *cl.proxy(1, 2);
+  ASSERT_TRUE(cl.t(1).UpdatePeer(2, {cl.node(2).url}).ok());
+  // Node 2's messages still reach node 1 on the streams node 1 dialled
+  // through the old address.
+  const uint64_t before = old_link.counters().forwarded_bytes;
+  cl.t(2).Send(Hb(2, 1, 5));
+  ASSERT_TRUE(cl.raft(1).WaitForMessages(1));
+  EXPECT_GT(old_link.counters().forwarded_bytes, before);
+  // The old address breaks: node 1 redials both streams at the new one
+  // (the old one now refuses every connection), and the old channel, in
+  // use until now, goes.
+  const uint64_t accepted = cl.t(2).Metrics().totals.streams_accepted;
+  old_link.SetMode(testing::FaultProxy::Mode::kReset);
+  ASSERT_TRUE(WaitUntil([&] { return cl.t(2).Metrics().totals.streams_accepted >= accepted + 2; },
+                        absl::Seconds(30)));
+  EXPECT_TRUE(WaitUntil([&] { return cl.t(1).Metrics().totals.channels == 1; }, absl::Seconds(30)))
+      << cl.t(1).Metrics().totals.channels << " channels";
+  ASSERT_TRUE(WaitUntil([&] {
+    cl.t(2).Send(Hb(2, 1, 6));
+    return cl.raft(1).WaitForMessages(2, absl::Milliseconds(500));
+  }));
+}
+
 TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(3));
   Cluster& cl = *c;
