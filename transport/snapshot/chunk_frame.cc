@@ -1,5 +1,6 @@
 #include "transport/snapshot/chunk_frame.h"
 
+#include <cstdint>
 #include <utility>
 
 namespace raftgrpc {
@@ -23,18 +24,14 @@ class Cursor {
     return true;
   }
 
-  // A protobuf varint of at most 10 bytes.
-  bool Varint(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      uint8_t b;
-      if (!Byte(&b)) return false;
-      if (shift == 63 && b > 1) return false;  // beyond 64 bits
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
+  // A field's tag. Protobuf reads a tag in at most 5 bytes (a uint32),
+  // padded or not; a longer one fails its parse, so it must fail here.
+  bool Tag(uint64_t* v) { return Varint(v, 5) && *v <= UINT32_MAX; }
+
+  // A length. Protobuf reads one in at most 5 bytes and below 2 GiB (less
+  // a few bytes of its own); a chunk frame is far smaller (gRPC's receive
+  // limit), so lengths of 1 GiB and more are left to protobuf.
+  bool Size(uint64_t* v) { return Varint(v, 5) && *v < (uint64_t{1} << 30); }
 
   // The next n bytes, as sub-slices; false if fewer are left.
   bool Take(uint64_t n, std::vector<grpc::Slice>* out) {
@@ -50,6 +47,18 @@ class Cursor {
   }
 
  private:
+  // A varint of at most `max_bytes` bytes (padded encodings included).
+  bool Varint(uint64_t* v, int max_bytes) {
+    *v = 0;
+    for (int i = 0; i < max_bytes; ++i) {
+      uint8_t b;
+      if (!Byte(&b)) return false;
+      *v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+
   // Past exhausted (and empty) slices.
   void Skip() {
     while (i_ < slices_.size() && off_ == slices_[i_].size()) {
@@ -73,10 +82,10 @@ bool SplitChunkFrame(const grpc::ByteBuffer& buf, ChunkFrame* out) {
   bool chunk = false;
   while (!c.AtEnd()) {
     uint64_t tag;
-    if (!c.Varint(&tag)) return false;
+    if (!c.Tag(&tag)) return false;
     if (tag == kChunkTag) {
       uint64_t n;
-      if (!c.Varint(&n)) return false;
+      if (!c.Size(&n)) return false;
       f.data.clear();
       if (!c.Take(n, &f.data)) return false;
       f.size = static_cast<size_t>(n);

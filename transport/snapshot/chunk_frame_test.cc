@@ -93,5 +93,38 @@ TEST(ChunkFrameTest, EverythingElseIsLeftToProtobuf) {
   }
 }
 
+// Protobuf reads a tag or a length in at most 5 bytes, padded or not; a
+// longer varint fails its parse, so the split must not accept it either.
+// The first case is what chunk_frame_fuzz found (2026-12-01): a zero
+// length padded to 10 bytes, which the split read as an empty chunk.
+TEST(ChunkFrameTest, VarintsLongerThanProtobufReadsAreRefused) {
+  const std::string crc("\x25\x05\x02\x03\x04", 5);
+  const std::vector<std::pair<const char*, std::string>> cases = {
+      {"length of 0 in 10 bytes",
+       crc + std::string("\x12\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00", 11)},
+      {"length of 3 in 6 bytes", std::string("\x12\x83\x80\x80\x80\x80\x00", 7) + "abc"},
+      {"chunk tag in 6 bytes", std::string("\x92\x80\x80\x80\x80\x00\x03", 7) + "abc"},
+  };
+  for (const auto& [what, wire] : cases) {
+    v1::SnapshotFrame parsed;
+    EXPECT_FALSE(parsed.ParseFromString(wire)) << what << ": protobuf parses it";
+    for (size_t step : {size_t{1}, wire.size()}) {
+      ChunkFrame got;
+      EXPECT_FALSE(SplitChunkFrame(Sliced(wire, step), &got)) << what;
+    }
+  }
+}
+
+TEST(ChunkFrameTest, PaddedVarintsWithinProtobufsLimitsAreRead) {
+  // A length of 3 and the chunk's tag, each padded to 5 bytes.
+  const std::string wire = std::string("\x92\x80\x80\x80\x00\x83\x80\x80\x80\x00", 10) + "abc";
+  v1::SnapshotFrame parsed;
+  ASSERT_TRUE(parsed.ParseFromString(wire));
+  ChunkFrame got;
+  ASSERT_TRUE(SplitChunkFrame(Sliced(wire, 3), &got));
+  EXPECT_EQ(Joined(got), parsed.chunk());
+  EXPECT_EQ(Joined(got), "abc");
+}
+
 }  // namespace
 }  // namespace raftgrpc
