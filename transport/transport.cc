@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
+#include <set>
+#include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
