@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Draws etcd-anchor compare.sh results as one PNG (gnuplot, from Debian).
 
-Usage: bench/plot_compare.py RESULTS_DIR OUT.png ETCD_NAME OURS_NAME
+Usage: bench/plot_compare.py RESULTS_DIR OUT.png ETCD_NAME OURS_NAME [KEPT_NAME]
 
 RESULTS_DIR holds compare.sh's <binary name>.jsonl files. Panels: heartbeat
 latency quantiles (medians over the runs) idle, under load and ping-pong,
 ours beside etcd's; and ours / etcd for throughput and snapshot rates.
+KEPT_NAME: ours run with --glibc-heap=kept, drawn as a third bar.
 """
 import json
 import math
@@ -30,10 +31,16 @@ def med(rows, key):
     return statistics.median(r.get(key, 0) for r in rows)
 
 
+# The third bar, where the run has ours with the heap kept.
+KEPT_BARS = ', "" using 4 title "raft-grpc-transport, heap kept" lc rgb "#228833"'
+
+
 def main():
     results, out, etcd_name, ours_name = sys.argv[1:5]
     etcd = load(os.path.join(results, etcd_name + ".jsonl"))
     ours = load(os.path.join(results, ours_name + ".jsonl"))
+    # Optional: ours again, run with the heap setting README recommends.
+    kept = load(os.path.join(results, sys.argv[5] + ".jsonl")) if len(sys.argv) > 5 else {}
     tmp = tempfile.mkdtemp()
     quantiles = [("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"),
                  ("p99.9", "p999_us"), ("max", "max_us")]
@@ -45,21 +52,22 @@ def main():
         if label not in etcd or label not in ours:
             continue
         data = os.path.join(tmp, label + ".dat")
-        rows = [(name, med(etcd[label], key), med(ours[label], key)) for name, key in quantiles]
+        rows = [(name, med(etcd[label], key), med(ours[label], key),
+                 med(kept[label], key) if label in kept else 0) for name, key in quantiles]
         with open(data, "w") as f:
             for row in rows:
-                f.write('"%s" %f %f\n' % row)
+                f.write('"%s" %f %f %f\n' % row)
         # The axis starts a decade below the smallest bar, or a bar just
         # above a round floor (e.g. 1005 us over 1000) would not show.
-        low = min(v for _, e, o in rows for v in (e, o) if v > 0)
+        low = min(v for _, *vs in rows for v in vs if v > 0)
         floor = 10 ** math.floor(math.log10(low))
         if low < 2 * floor:
             floor /= 10
         plots.append(
             'set title "%s"; set ylabel "microseconds (log)"; set logscale y; set yrange [%g:*]; '
             'plot "%s" using 2:xtic(1) title "etcd 3.4 rafthttp" lc rgb "#4477aa", '
-            '"" using 3 title "raft-grpc-transport" lc rgb "#ee6677"; unset logscale y; '
-            'set autoscale y' % (title, floor, data))
+            '"" using 3 title "raft-grpc-transport, glibc defaults" lc rgb "#ee6677"%s; unset logscale y; '
+            'set autoscale y' % (title, floor, data, KEPT_BARS if label in kept else ""))
     ratios = os.path.join(tmp, "ratios.dat")
     with open(ratios, "w") as f:
         for label, key in [("throughput-128B", "msgs_per_sec"), ("throughput-1KiB", "msgs_per_sec"),
@@ -67,11 +75,13 @@ def main():
                            ("snapshot-64MiB-tmpfs", "mb_per_sec"),
                            ("snapshot-256MiB-tmpfs", "mb_per_sec")]:
             if label in etcd and label in ours:
-                f.write('"%s" %f\n' % (label.replace("throughput-", "MsgApp ").replace("snapshot-", "snap "),
-                                       med(ours[label], key) / med(etcd[label], key)))
+                f.write('"%s" %f %f\n' % (label.replace("throughput-", "MsgApp ").replace("snapshot-", "snap "),
+                                          med(ours[label], key) / med(etcd[label], key),
+                                          med(kept[label], key) / med(etcd[label], key) if label in kept else 0))
     plots.append(
         'set title "ours / etcd (above 1: faster)"; set ylabel "ratio"; set yrange [0:*]; '
-        'plot "%s" using 2:xtic(1) notitle lc rgb "#ee6677", 1 notitle dt 2 lc rgb "black"' % ratios)
+        'plot "%s" using 2:xtic(1) title "glibc defaults" lc rgb "#ee6677"%s, '
+        '1 notitle dt 2 lc rgb "black"' % (ratios, KEPT_BARS.replace("using 4", "using 3") if kept else ""))
     script = os.path.join(tmp, "plot.gp")
     with open(script, "w") as f:
         f.write('set terminal pngcairo size 1400,1000 font ",10"\n')

@@ -2,7 +2,8 @@
 # Side by side with etcd's own transport: builds transport_bench (-c opt)
 # and ../shared/bench/etcd-anchor (etcd 3.4's rafthttp, Go), then runs
 # every etcd-anchor workload R times (default 5) through its compare.sh,
-# which interleaves the two binaries and prints medians with ratios.
+# which interleaves the binaries (etcd; ours; ours with the heap setting
+# README recommends for a node) and prints medians with ratios.
 # Prints the date and load average around the run: only ratios from one
 # such run count (the machines drift 2x from day to day). Run nothing else
 # heavy meanwhile.
@@ -18,10 +19,18 @@ E=$("$ANCHOR/build.sh" | tail -1)
 echo "date: $(date -u '+%F %R UTC'), runs per workload: $R, $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$(mktemp -d)
-RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B"
+# Ours twice: with glibc's defaults, and with the heap setting README
+# recommends for a node (--glibc-heap=kept); compare.sh names each by its
+# file, and passes all the same flags, hence the wrapper.
+K=$results/bin/transport_bench-heap-kept
+mkdir -p "$results/bin"
+printf '#!/bin/sh\nexec "%s" --glibc-heap=kept "$@"\n' "$B" >"$K"
+chmod +x "$K"
+RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B" "$K"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if command -v gnuplot >/dev/null; then
-  python3 bench/plot_compare.py "$results" bench/compare.png etcd-peer-bench transport_bench
+  python3 bench/plot_compare.py "$results" bench/compare.png etcd-peer-bench transport_bench \
+    transport_bench-heap-kept
 else
   echo "no gnuplot (Debian's gnuplot-nox): bench/compare.png not drawn"
 fi

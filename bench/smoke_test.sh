@@ -22,4 +22,11 @@ check p50_us p99_us p999_us max_us -- "$B" --mode=hbload --load=0 --hb=100 --lab
 check p99_us flood_msgs_per_sec snap_mb_per_sec -- "$B" --mode=hbload --load=1 --hb=100 --snap-mib=4
 check mb_per_sec -- "$B" --mode=snapshot --size=4 --baseline
 check threads peak_rss_kb -- "$B" --mode=peers --peers=5
+# The node's heap setting is applied (mallopt accepted it) and reported.
+out=$("$B" --mode=throughput --n=20000 --size=128 --warmup=1000 --glibc-heap=kept --json)
+grep -q '"glibc_heap":"kept"' <<<"$out" || { echo "--glibc-heap=kept not reported: $out" >&2; exit 1; }
+if "$B" --mode=throughput --n=10 --glibc-heap=other --json 2>/dev/null; then
+  echo "--glibc-heap=other was accepted" >&2
+  exit 1
+fi
 echo "smoke: ok"

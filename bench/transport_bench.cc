@@ -17,6 +17,10 @@
 //                      (TransportOptions::snapshot_direct_io; also hbload).
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
+//   --glibc-heap=kept  both nodes keep freed heap, as README ("Performance")
+//                      recommends for a node: mallopt(M_MMAP_THRESHOLD,
+//                      32 MiB) and mallopt(M_TRIM_THRESHOLD, 256 MiB) before
+//                      the fork. Default: glibc's own settings.
 //   --json             one JSON object: mode, n, size, seconds, msgs_per_sec,
 //                      mb_per_sec, p50_us, p90_us, p99_us, max_us,
 //                      peak_rss_kb (unused keys omitted).
@@ -25,6 +29,7 @@
 // before any gRPC state exists in the parent.
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -123,12 +128,14 @@ struct Flags {
   // off on both nodes, for the comparison.
   double break_at = -1;
   bool resume = true;
-  bool direct_io = true;  // snapshot, hbload: the receiver's snapshot_direct_io
+  bool direct_io = true;               // snapshot, hbload: the receiver's snapshot_direct_io
+  std::string glibc_heap = "default";  // or "kept": README's setting for a node
 };
 
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
 bool g_snapshot_direct_io = true;
+const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -168,6 +175,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.resume = std::atoi(v) != 0;
     else if (const char* v = val("direct-io"))
       f.direct_io = std::atoi(v) != 0;
+    else if (const char* v = val("glibc-heap"))
+      f.glibc_heap = v;
     else if (a == "--json")
       f.json = true;
     else if (a == "--one-process")
@@ -454,6 +463,7 @@ void Print(const Result& r, bool json) {
     add("resumed_bytes", static_cast<double>(r.resumed_bytes), "%.0f");
     add("sent_twice_bytes", static_cast<double>(r.sent_twice_bytes), "%.0f");
     if (!r.label.empty()) absl::StrAppend(&s, ",\"label\":\"", r.label, "\"");
+    absl::StrAppend(&s, ",\"glibc_heap\":\"", g_glibc_heap, "\"");
     absl::StrAppend(&s, ",\"impl\":\"raft-grpc-transport\"");
     std::printf("%s}\n", s.c_str());
     return;
@@ -1130,6 +1140,19 @@ int main(int argc, char** argv) {
   if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers" &&
       f.mode != "hbload") {
     std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");
+    return 2;
+  }
+  if (f.glibc_heap == "kept") {
+    // The node's choice, made before the fork so that both nodes run with
+    // it. Fixed thresholds also turn off glibc's adaptive ones; setting
+    // only one of the two was worse than neither (bench/README.md).
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1) {
+      std::fprintf(stderr, "mallopt refused the heap settings\n");
+      return 1;
+    }
+    g_glibc_heap = "kept";
+  } else if (f.glibc_heap != "default") {
+    std::fprintf(stderr, "--glibc-heap must be default or kept\n");
     return 2;
   }
   if (f.baseline && f.mode == "hbload") {
