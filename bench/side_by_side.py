@@ -19,6 +19,7 @@ import os
 import shlex
 import statistics
 import subprocess
+import tempfile
 import time
 
 
@@ -37,6 +38,8 @@ def main():
     print("date: %s UTC, runs: %d, %d cores, commit %s" % (
         time.strftime("%Y-%m-%d %H:%M", time.gmtime()), a.runs, os.cpu_count(), commit))
     print("load average before: %s" % " ".join(loads()))
+    # Every JSON line, kept: a table can be drawn again from them.
+    keep = tempfile.NamedTemporaryFile("w", prefix="side_by_side.", suffix=".jsonl", delete=False)
     res = {}
     for w in a.workload:
         wname, wargs = w.split("=", 1)
@@ -48,8 +51,11 @@ def main():
                                      capture_output=True, text=True, check=True).stdout
                 line = [l for l in out.splitlines() if l.startswith("{")][-1]
                 res.setdefault((wname, bname), []).append(json.loads(line))
+                keep.write(json.dumps({"binary": bname, **json.loads(line)}) + "\n")
+                keep.flush()
                 time.sleep(1)
     print("load average after: %s" % " ".join(loads()))
+    print("JSON lines of this run: %s" % keep.name)
     print("| workload | binary | median | range | CPU s (median) | ratio to %s |" % bins[0][0])
     print("|---|---|---|---|---|---|")
     for w in a.workload:
@@ -67,8 +73,9 @@ def main():
                 med = statistics.median(vals)
                 first = med if first is None else first
                 cpu = statistics.median(r.get("cpu_seconds", 0) for r in rs)
-                print("| %s | %s | %.1f %s | %.1f-%.1f | %.3f | %.2fx |" % (
-                    wname, bname, med, key, min(vals), max(vals), cpu, med / first))
+                ratio = "%.2fx" % (med / first) if first else "-"
+                print("| %s | %s | %.1f %s | %.1f-%.1f | %.3f | %s |" % (
+                    wname, bname, med, key, min(vals), max(vals), cpu, ratio))
 
 
 if __name__ == "__main__":
