@@ -1147,8 +1147,9 @@ int main(int argc, char** argv) {
     // it. Fixed thresholds also turn off glibc's adaptive ones; setting
     // only one of the two was worse than neither (bench/README.md).
     if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1) {
-      std::fprintf(stderr, "mallopt refused the heap settings\n");
-      return 1;
+      // ASan's and TSan's allocators replace glibc's and refuse mallopt.
+      std::fprintf(stderr, "mallopt refused the heap settings: the heap is not glibc's\n");
+      return 3;
     }
     g_glibc_heap = "kept";
   } else if (f.glibc_heap != "default") {

@@ -456,12 +456,20 @@ TEST(ReliabilityTest, NonMemberPipelineFloodStaysWithinTheByteBudget) {
   Cluster& cl = *c;
   cl.raft(2).set_keep_messages(false);
   cl.raft(2).SetProcessDelay(absl::Milliseconds(20));
+  // Process held until the budget has refused a call: with only the 20 ms
+  // delay, a client slow to build and send its 1.5 MiB requests (ASan, on
+  // a VM where page faults are dear) never got ahead of Process, and
+  // nothing was refused.
+  cl.raft(2).BlockType(raftpb::MsgApp);
   const std::string payload(1536 << 10, 'n');
   PipelineFlood flood(cl, /*from=*/77);  // a stranger
   flood.Fire(240, [&](int i, v1::PipelineRequest* own) {
     *own->mutable_message() = testing::App(77, 2, 1, i, payload);
     return own;
   });
+  const bool refused = WaitUntil([&] { return flood.exhausted.load() > 0; }, absl::Seconds(60));
+  cl.raft(2).Unblock();
+  ASSERT_TRUE(refused);
   ASSERT_TRUE(flood.Wait());
   EXPECT_EQ(flood.done(), 240);
   flood.ExpectSomeTakenTheRestRefused();
