@@ -31,8 +31,9 @@ def med(rows, key):
     return statistics.median(r.get(key, 0) for r in rows)
 
 
-# The third bar, where the run has ours with the heap kept.
-KEPT_BARS = ', "" using 4 title "raft-grpc-transport, heap kept" lc rgb "#228833"'
+def kept_bars(column, title):
+    """The third bar, where the run has ours with the heap kept."""
+    return ', "" using %d title "%s" lc rgb "#228833"' % (column, title)
 
 
 def main():
@@ -67,7 +68,7 @@ def main():
             'set title "%s"; set ylabel "microseconds (log)"; set logscale y; set yrange [%g:*]; '
             'plot "%s" using 2:xtic(1) title "etcd 3.4 rafthttp" lc rgb "#4477aa", '
             '"" using 3 title "raft-grpc-transport, glibc defaults" lc rgb "#ee6677"%s; unset logscale y; '
-            'set autoscale y' % (title, floor, data, KEPT_BARS if label in kept else ""))
+            'set autoscale y' % (title, floor, data, kept_bars(4, "raft-grpc-transport, heap kept") if label in kept else ""))
     ratios = os.path.join(tmp, "ratios.dat")
     with open(ratios, "w") as f:
         for label, key in [("throughput-128B", "msgs_per_sec"), ("throughput-1KiB", "msgs_per_sec"),
@@ -81,7 +82,7 @@ def main():
     plots.append(
         'set title "ours / etcd (above 1: faster)"; set ylabel "ratio"; set yrange [0:*]; '
         'plot "%s" using 2:xtic(1) title "glibc defaults" lc rgb "#ee6677"%s, '
-        '1 notitle dt 2 lc rgb "black"' % (ratios, KEPT_BARS.replace("using 4", "using 3").replace("raft-grpc-transport, ", "") if kept else ""))
+        '1 notitle dt 2 lc rgb "black"' % (ratios, kept_bars(3, "heap kept") if kept else ""))
     script = os.path.join(tmp, "plot.gp")
     with open(script, "w") as f:
         f.write('set terminal pngcairo size 1400,1000 font ",10"\n')
