@@ -50,8 +50,9 @@ def main():
                 out = subprocess.run(shlex.split(cmd) + shlex.split(wargs) + ["--json", "--label=" + wname],
                                      capture_output=True, text=True, check=True).stdout
                 line = [l for l in out.splitlines() if l.startswith("{")][-1]
-                res.setdefault((wname, bname), []).append(json.loads(line))
-                keep.write(json.dumps({"binary": bname, **json.loads(line)}) + "\n")
+                r = json.loads(line)
+                res.setdefault((wname, bname), []).append(r)
+                keep.write(json.dumps({"binary": bname, **r}) + "\n")
                 keep.flush()
                 time.sleep(1)
     print("load average after: %s" % " ".join(loads()))
