@@ -2,16 +2,19 @@
 #include "transport/snapshot.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
@@ -210,12 +213,35 @@ TEST_F(SnapshotTest, EmptyOneChunkAndLargeSnapshotsArriveByteIdentical) {
   EXPECT_EQ(c_->t(1).GetPeer(2)->stats().snapshots_sent, 3u);
 }
 
-// Established TCP connections to 127.0.0.1:`port`, from any process. gRPC
+// The inodes of this process's sockets: other tests may run beside this
+// one, and a connection of theirs may have a port this test's node now has
+// (a server's accepted connections outlive its listener).
+std::set<std::string> OwnSocketInodes() {
+  std::set<std::string> inodes;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return inodes;
+  while (dirent* e = readdir(dir)) {
+    char target[64];
+    const std::string path = absl::StrCat("/proc/self/fd/", e->d_name);
+    ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    absl::string_view link(target, static_cast<size_t>(n));
+    if (absl::ConsumePrefix(&link, "socket:[") && absl::ConsumeSuffix(&link, "]")) {
+      inodes.emplace(link);
+    }
+  }
+  closedir(dir);
+  return inodes;
+}
+
+// Established TCP connections of this process to 127.0.0.1:`port`. gRPC
 // dials from dual-stack sockets, listed in tcp6 with the IPv4-mapped
-// address; addresses and ports are in hex, and state 01 is ESTABLISHED.
+// address; addresses and ports are in hex, state 01 is ESTABLISHED, and
+// the tenth field is the socket's inode.
 int ConnectionsTo(int port) {
   const std::string want =
       absl::AsciiStrToUpper(absl::StrCat("0100007F:", absl::Hex(port, absl::kZeroPad4)));
+  const std::set<std::string> own = OwnSocketInodes();
   int n = 0;
   for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
     std::ifstream f(table);
@@ -223,9 +249,11 @@ int ConnectionsTo(int port) {
     std::getline(f, line);  // the header
     while (std::getline(f, line)) {
       std::istringstream fields(line);
-      std::string slot, local, remote, state;
-      fields >> slot >> local >> remote >> state;
-      n += absl::EndsWith(absl::AsciiStrToUpper(remote), want) && state == "01";
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
+      n += absl::EndsWith(absl::AsciiStrToUpper(remote), want) && state == "01" &&
+           own.count(inode) > 0;
     }
   }
   return n;
