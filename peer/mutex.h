@@ -11,7 +11,8 @@
 //   { MutexLock l(&mu_); ++n_; }
 //   { UniqueLock l(&mu_); cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ... }); }
 //
-// Thread-safety: as the std types they wrap. No cost beyond them.
+// Thread-safety: as the std types they wrap. Mutex spins briefly before it
+// sleeps (see Lock); otherwise no cost beyond them.
 #ifndef RAFT_GRPC_TRANSPORT_PEER_MUTEX_H_
 #define RAFT_GRPC_TRANSPORT_PEER_MUTEX_H_
 
@@ -24,7 +25,18 @@ namespace raftgrpc {
 
 class ABSL_LOCKABLE Mutex {
  public:
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  // Spins a little before it sleeps, as glibc's adaptive mutexes do: the
+  // sections guarded here are short, and on a VM a futex sleep and wake-up
+  // (two context switches and an IPI) cost more than the wait. Measured:
+  // MsgApp 128 B went from 1.83x to 2.11x etcd's throughput, with fewer
+  // context switches (bench/README.md, "Spinning before sleeping").
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    for (int i = 0; i < kSpinsBeforeSleep; ++i) {
+      if (mu_.try_lock()) return;
+      CpuRelax();
+    }
+    mu_.lock();
+  }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   // Tells the analysis that the caller holds the lock (it cannot see it
   // through a condition variable's predicate, for instance).
@@ -32,6 +44,16 @@ class ABSL_LOCKABLE Mutex {
 
  private:
   friend class UniqueLock;
+  // About 6 µs at most (a pause is ~20 ns on the bench VM), less than a
+  // sleep and wake-up there.
+  static constexpr int kSpinsBeforeSleep = 256;
+  static void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
   std::mutex mu_;
 };
 
@@ -51,16 +73,20 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 // std::condition_variable waits on. May be unlocked early.
 class ABSL_SCOPED_LOCKABLE UniqueLock {
  public:
-  explicit UniqueLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : l_(mu->mu_) {}
+  explicit UniqueLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { lock(); }
   ~UniqueLock() ABSL_UNLOCK_FUNCTION() {}
   UniqueLock(const UniqueLock&) = delete;
   UniqueLock& operator=(const UniqueLock&) = delete;
 
   void unlock() ABSL_UNLOCK_FUNCTION() { l_.unlock(); }
-  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { l_.lock(); }
+  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    mu_->Lock();  // spins first, as MutexLock does
+    l_ = std::unique_lock<std::mutex>(mu_->mu_, std::adopt_lock);
+  }
   operator std::unique_lock<std::mutex>&() { return l_; }
 
  private:
+  Mutex* const mu_;
   std::unique_lock<std::mutex> l_;
 };
 
