@@ -13,8 +13,9 @@
 //                      snapshot, resumed_bytes, sent_twice_bytes), with
 //                      --resume=1 (default) or 0
 //                      (fsync'd); MB/s, both sides' peak RSS.
-//                      --direct-io=0 writes it through the page cache
-//                      (TransportOptions::snapshot_direct_io; also hbload).
+//                      --direct-io=1 writes it with direct I/O, not through
+//                      the page cache (TransportOptions::snapshot_direct_io;
+//                      also hbload).
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
 //   --glibc-heap=kept  both nodes keep freed heap, as README ("Performance")
@@ -128,13 +129,13 @@ struct Flags {
   // off on both nodes, for the comparison.
   double break_at = -1;
   bool resume = true;
-  bool direct_io = true;               // snapshot, hbload: the receiver's snapshot_direct_io
+  bool direct_io = false;              // snapshot, hbload: the receiver's snapshot_direct_io
   std::string glibc_heap = "default";  // or "kept": README's setting for a node
 };
 
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
-bool g_snapshot_direct_io = true;
+bool g_snapshot_direct_io = false;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 
 Flags ParseFlags(int argc, char** argv) {

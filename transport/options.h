@@ -105,14 +105,17 @@ struct TransportOptions {
   absl::Duration remote_idle_timeout = absl::Minutes(5);
   // Receiver: directory for the default on-disk snapshot store.
   std::string snapshot_dir;
-  // Receiver, default store: write snapshot data with direct I/O (O_DIRECT,
-  // aligned 1 MiB writes from a staging buffer) where the file system takes
-  // it, instead of through the page cache as etcd does. A 1 GiB snapshot
-  // then neither evicts the node's cached files nor pays for filling the
-  // page cache (bench/README.md, "Snapshots written with direct I/O").
-  // Where O_DIRECT is refused (tmpfs before Linux 6.6, some FUSE and network
-  // file systems), on tmpfs (memory already), or false: buffered writes.
-  bool snapshot_direct_io = true;
+  // Receiver, default store: true writes snapshot data with direct I/O
+  // (O_DIRECT, aligned 1 MiB writes from a staging buffer) where the file
+  // system takes it; false (the default, as etcd) writes through the page
+  // cache, starting writeback every 8 MiB. Direct I/O leaves the node's
+  // cached files where they are. Which is faster depends on the machine:
+  // direct I/O was, at every size, on a VM where filling fresh page-cache
+  // pages was slow; the page cache was, at every size, on the later bench
+  // VM (bench/README.md, "Snapshots: the page cache again"). On tmpfs
+  // (memory already) and where O_DIRECT is refused (tmpfs before Linux
+  // 6.6, some FUSE and network file systems): buffered either way.
+  bool snapshot_direct_io = false;
 
   // TLS for dialling peers and for the server Serve() runs; all files
   // empty: plaintext. See transport/tls.h.

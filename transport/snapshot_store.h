@@ -124,7 +124,7 @@ class DiskSnapshotStore : public SnapshotStore {
   // through the page cache.
   explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1),
                              uint64_t partial_max_bytes = kDefaultPartialMaxBytes,
-                             bool direct_io = true);
+                             bool direct_io = false);
   static constexpr uint64_t kDefaultPartialMaxBytes = uint64_t{4} << 30;
   ~DiskSnapshotStore() override;
 

@@ -301,7 +301,7 @@ TEST(DiskSnapshotStorePartialTest, KeptPrefixesStayWithinTheByteBudget) {
   EXPECT_TRUE(List(dir + "/none").empty());
 }
 
-// Direct I/O (the default) and buffered writes keep every byte, whatever
+// Direct I/O and buffered writes (the default) keep every byte, whatever
 // the pieces' sizes and alignment, across a checkpoint at an unaligned
 // offset, unverified bytes after it, and a resume there; with direct I/O
 // the data does not go through the page cache.

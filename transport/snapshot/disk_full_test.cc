@@ -1,11 +1,11 @@
 // A snapshot receive on a disk that fills up: a real ENOSPC from a real file
 // system. main() mounts two small disks in a private mount namespace before
 // any thread starts (every thread of the process then sees them): a 2 MiB
-// tmpfs, where the store writes through the page cache, and an 8 MiB ext4
-// on a loop device, where it writes with direct I/O through its staging
-// buffer. Without the privilege or the tools for one, its tests skip and
-// say why. The loop device goes with the namespace (mount -o loop sets it
-// to clear itself when unmounted).
+// tmpfs and an 8 MiB ext4 on a loop device. The store writes both through
+// the page cache (the default), and the ext4 also with direct I/O through
+// its staging buffer (snapshot_direct_io). Without the privilege or the tools for one, its tests
+// skip and say why. The loop device goes with the namespace (mount -o loop sets it to clear itself
+// when unmounted).
 #include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -44,7 +44,11 @@ struct SmallDisk {
   uint64_t bytes = 0;   // free when mounted
 };
 SmallDisk g_disks[2];  // tmpfs, ext4
-const char* const kFs[2] = {"tmpfs", "ext4"};
+// The tests' cases: each disk as a node has it by default (buffered
+// writes), and the ext4 with snapshot_direct_io (the staging buffer's
+// writes; tmpfs is always written buffered).
+const char* const kCase[3] = {"tmpfs", "ext4", "ext4_direct"};
+const int kDiskOf[3] = {0, 1, 1};
 
 uint64_t FreeBytes(const std::string& dir) {
   struct statvfs v;
@@ -104,9 +108,12 @@ class DiskFullTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     if (disk().dir.empty())
-      GTEST_SKIP() << "no small " << kFs[GetParam()] << ": " << disk().why_not;
+      GTEST_SKIP() << "no small " << kCase[GetParam()] << ": " << disk().why_not;
+    // The cases share the disks: each starts from an empty directory.
+    for (const std::string& n : Named("")) unlink((dir() + "/" + n).c_str());
   }
-  const SmallDisk& disk() const { return g_disks[GetParam()]; }
+  bool direct() const { return GetParam() == 2; }
+  const SmallDisk& disk() const { return g_disks[kDiskOf[GetParam()]]; }
   const std::string& dir() const { return disk().dir; }
 
   // The names in the small disk's snapshot directory that start with
@@ -176,15 +183,18 @@ grpc::Status SendSnapshot(int port, uint64_t index, uint64_t size) {
 TEST_P(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesNothing) {
   auto lines = std::make_shared<Lines>();
   const std::string snap_dir = dir();
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
-                       Cluster::Start(2, {}, [lines, snap_dir](uint64_t id, TransportOptions& o) {
-                         if (id != 2) return;
-                         o.snapshot_dir = snap_dir;
-                         o.log = [lines](const std::string& line) {
-                           std::lock_guard<std::mutex> l(lines->mu);
-                           lines->lines.push_back(line);
-                         };
-                       }));
+  const bool direct_io = direct();
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Cluster> c,
+      Cluster::Start(2, {}, [lines, snap_dir, direct_io](uint64_t id, TransportOptions& o) {
+        if (id != 2) return;
+        o.snapshot_dir = snap_dir;
+        o.snapshot_direct_io = direct_io;
+        o.log = [lines](const std::string& line) {
+          std::lock_guard<std::mutex> l(lines->mu);
+          lines->lines.push_back(line);
+        };
+      }));
   Cluster& cl = *c;
   // Four times the disk: the write fails part way.
   grpc::Status s = SendSnapshot(cl.node(2).port, 10, 4 * disk().bytes);
@@ -207,12 +217,15 @@ TEST_P(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeave
 // nothing is left behind either (no temporary file, no half-written
 // record); the node then stores a snapshot that fits.
 TEST_P(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
-  for (const std::string& n : Named("")) unlink((dir() + "/" + n).c_str());
   const std::string snap_dir = dir();
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
-                       Cluster::Start(2, {}, [snap_dir](uint64_t id, TransportOptions& o) {
-                         if (id == 2) o.snapshot_dir = snap_dir;
-                       }));
+  const bool direct_io = direct();
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Cluster> c,
+      Cluster::Start(2, {}, [snap_dir, direct_io](uint64_t id, TransportOptions& o) {
+        if (id != 2) return;
+        o.snapshot_dir = snap_dir;
+        o.snapshot_direct_io = direct_io;
+      }));
   Cluster& cl = *c;
   auto received = [&] {
     for (const PeerMetrics& p : cl.t(2).Metrics().peers) {
@@ -259,8 +272,8 @@ TEST_P(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
   EXPECT_EQ(Named(""), std::vector<std::string>{"000000000000000d.snap.db"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Disks, DiskFullTest, ::testing::Values(0, 1),
-                         [](const ::testing::TestParamInfo<int>& i) { return kFs[i.param]; });
+INSTANTIATE_TEST_SUITE_P(Disks, DiskFullTest, ::testing::Values(0, 1, 2),
+                         [](const ::testing::TestParamInfo<int>& i) { return kCase[i.param]; });
 
 }  // namespace
 }  // namespace raftgrpc
