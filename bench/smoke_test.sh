@@ -35,6 +35,11 @@ elif [[ $rc != 0 ]]; then
 else
   grep -q '"glibc_heap":"kept"' <<<"$out" || { echo "--glibc-heap=kept not reported: $out" >&2; exit 1; }
 fi
+# Snapshot results say how the receiver wrote: buffered by default.
+out=$("$B" --mode=snapshot --size=4 --json)
+grep -q '"snapshot_io":"buffered"' <<<"$out" || { echo "default not buffered: $out" >&2; exit 1; }
+out=$("$B" --mode=snapshot --size=4 --direct-io=1 --json)
+grep -q '"snapshot_io":"direct"' <<<"$out" || { echo "--direct-io=1 not direct: $out" >&2; exit 1; }
 if "$B" --mode=throughput --n=10 --glibc-heap=other --json 2>/dev/null; then
   echo "--glibc-heap=other was accepted" >&2
   exit 1

@@ -465,6 +465,12 @@ void Print(const Result& r, bool json) {
     add("sent_twice_bytes", static_cast<double>(r.sent_twice_bytes), "%.0f");
     if (!r.label.empty()) absl::StrAppend(&s, ",\"label\":\"", r.label, "\"");
     absl::StrAppend(&s, ",\"glibc_heap\":\"", g_glibc_heap, "\"");
+    // The receiver's snapshot_direct_io: its default changed (0abbe07), so
+    // every snapshot result says which it ran with.
+    if (!r.baseline && (r.mode == "snapshot" || r.mode == "hbload")) {
+      absl::StrAppend(&s, ",\"snapshot_io\":\"", g_snapshot_direct_io ? "direct" : "buffered",
+                      "\"");
+    }
     absl::StrAppend(&s, ",\"impl\":\"raft-grpc-transport\"");
     std::printf("%s}\n", s.c_str());
     return;

@@ -288,11 +288,13 @@ class DiskSink : public SnapshotSink {
 
   // Writes what follows with direct I/O where the file system has it:
   // through an aligned staging buffer straight to the device, not copied
-  // into the page cache. On this project's VMs that copy was what a
-  // receive under load spent its time on: writing into new page-cache pages
-  // ran at 200-560 MB/s where direct writes of 1 MiB ran at 2.3 GB/s,
-  // fsync included (bench/README.md, "Snapshots written with direct I/O").
-  // Direct I/O also leaves the node's page cache to its own files. Where
+  // into the page cache. On one of this project's VMs that copy was what
+  // a receive under load spent its time on: writing into new page-cache
+  // pages ran at 200-560 MB/s where direct writes of 1 MiB ran at 2.3 GB/s,
+  // fsync included (bench/README.md, "Snapshots written with direct I/O");
+  // on a later one the page cache was faster (hence opt-in, from
+  // snapshot_direct_io). Direct I/O leaves the node's page cache to its
+  // own files. Where
   // the file system refuses O_DIRECT, the sink stays buffered. The flag is
   // set on our own descriptor (not a second open by name, which a file put
   // in the temporary file's place would receive). Called by the store

@@ -3,9 +3,9 @@
 // any thread starts (every thread of the process then sees them): a 2 MiB
 // tmpfs and an 8 MiB ext4 on a loop device. The store writes both through
 // the page cache (the default), and the ext4 also with direct I/O through
-// its staging buffer (snapshot_direct_io). Without the privilege or the tools for one, its tests
-// skip and say why. The loop device goes with the namespace (mount -o loop sets it to clear itself
-// when unmounted).
+// its staging buffer (snapshot_direct_io). Without the privilege or the
+// tools for one, its tests skip and say why. The loop device goes with the
+// namespace (mount -o loop sets it to clear itself when unmounted).
 #include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
