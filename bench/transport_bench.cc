@@ -129,13 +129,14 @@ struct Flags {
   // off on both nodes, for the comparison.
   double break_at = -1;
   bool resume = true;
-  bool direct_io = false;              // snapshot, hbload: the receiver's snapshot_direct_io
+  // snapshot, hbload: the receiver's snapshot_direct_io; the library's default
+  bool direct_io = TransportOptions().snapshot_direct_io;
   std::string glibc_heap = "default";  // or "kept": README's setting for a node
 };
 
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
-bool g_snapshot_direct_io = false;
+bool g_snapshot_direct_io = TransportOptions().snapshot_direct_io;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 
 Flags ParseFlags(int argc, char** argv) {

@@ -47,8 +47,12 @@ SmallDisk g_disks[2];  // tmpfs, ext4
 // The tests' cases: each disk as a node has it by default (buffered
 // writes), and the ext4 with snapshot_direct_io (the staging buffer's
 // writes; tmpfs is always written buffered).
-const char* const kCase[3] = {"tmpfs", "ext4", "ext4_direct"};
-const int kDiskOf[3] = {0, 1, 1};
+struct Case {
+  const char* name;
+  int disk;  // in g_disks
+  bool direct_io;
+};
+const Case kCases[3] = {{"tmpfs", 0, false}, {"ext4", 1, false}, {"ext4_direct", 1, true}};
 
 uint64_t FreeBytes(const std::string& dir) {
   struct statvfs v;
@@ -108,12 +112,12 @@ class DiskFullTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     if (disk().dir.empty())
-      GTEST_SKIP() << "no small " << kCase[GetParam()] << ": " << disk().why_not;
+      GTEST_SKIP() << "no small " << kCases[GetParam()].name << ": " << disk().why_not;
     // The cases share the disks: each starts from an empty directory.
     for (const std::string& n : Named("")) unlink((dir() + "/" + n).c_str());
   }
-  bool direct() const { return GetParam() == 2; }
-  const SmallDisk& disk() const { return g_disks[kDiskOf[GetParam()]]; }
+  bool direct() const { return kCases[GetParam()].direct_io; }
+  const SmallDisk& disk() const { return g_disks[kCases[GetParam()].disk]; }
   const std::string& dir() const { return disk().dir; }
 
   // The names in the small disk's snapshot directory that start with
@@ -273,7 +277,9 @@ TEST_P(DiskFullTest, ALinkBreakOnAFullDiskKeepsNothingAndLeavesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Disks, DiskFullTest, ::testing::Values(0, 1, 2),
-                         [](const ::testing::TestParamInfo<int>& i) { return kCase[i.param]; });
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return kCases[i.param].name;
+                         });
 
 }  // namespace
 }  // namespace raftgrpc
