@@ -22,6 +22,11 @@
 //                      recommends for a node: mallopt(M_MMAP_THRESHOLD,
 //                      32 MiB) and mallopt(M_TRIM_THRESHOLD, 256 MiB) before
 //                      the fork. Default: glibc's own settings.
+//   --urgent-at-once=0 node 2's and node 1's Raft stand-ins leave
+//                      heartbeats to Process on the receive worker, instead
+//                      of taking them at once on the reading thread
+//                      (Raft::TryProcessUrgent; default 1, echoed in the
+//                      JSON as urgent_at_once).
 //   --json             one JSON object: mode, n, size, seconds, msgs_per_sec,
 //                      mb_per_sec, p50_us, p90_us, p99_us, max_us,
 //                      peak_rss_kb (unused keys omitted).
@@ -132,12 +137,14 @@ struct Flags {
   // snapshot, hbload: the receiver's snapshot_direct_io; the library's default
   bool direct_io = TransportOptions().snapshot_direct_io;
   std::string glibc_heap = "default";  // or "kept": README's setting for a node
+  bool urgent_at_once = true;          // BenchRaft::TryProcessUrgent takes heartbeats
 };
 
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
 bool g_snapshot_direct_io = TransportOptions().snapshot_direct_io;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
+bool g_urgent_at_once = true;          // --urgent-at-once
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -179,6 +186,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.direct_io = std::atoi(v) != 0;
     else if (const char* v = val("glibc-heap"))
       f.glibc_heap = v;
+    else if (const char* v = val("urgent-at-once"))
+      f.urgent_at_once = std::atoi(v) != 0;
     else if (a == "--json")
       f.json = true;
     else if (a == "--one-process")
@@ -279,6 +288,16 @@ uint64_t Processed() { return g_processed->load(std::memory_order_acquire); }
 
 class BenchRaft : public Raft {
  public:
+  // Heartbeats and their responses without the hand-off to the receive
+  // worker: answering one (Send) and counting one never block.
+  bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) override {
+    if (!g_urgent_at_once ||
+        (m.type() != raftpb::MsgHeartbeat && m.type() != raftpb::MsgHeartbeatResp)) {
+      return false;
+    }
+    *status = Process(m);
+    return true;
+  }
   absl::Status Process(const raftpb::Message& m) override {
     if (m.type() == raftpb::MsgApp) {
       const uint64_t n = g_processed->fetch_add(1, std::memory_order_release) + 1;
@@ -466,6 +485,9 @@ void Print(const Result& r, bool json) {
     add("sent_twice_bytes", static_cast<double>(r.sent_twice_bytes), "%.0f");
     if (!r.label.empty()) absl::StrAppend(&s, ",\"label\":\"", r.label, "\"");
     absl::StrAppend(&s, ",\"glibc_heap\":\"", g_glibc_heap, "\"");
+    if (!r.baseline) {
+      absl::StrAppend(&s, ",\"urgent_at_once\":", g_urgent_at_once ? "true" : "false");
+    }
     // The receiver's snapshot_direct_io: its default changed (0abbe07), so
     // every snapshot result says which it ran with.
     if (!r.baseline && (r.mode == "snapshot" || r.mode == "hbload")) {
@@ -1150,6 +1172,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");
     return 2;
   }
+  g_urgent_at_once = f.urgent_at_once;
   if (f.glibc_heap == "kept") {
     // The node's choice, made before the fork so that both nodes run with
     // it. Fixed thresholds also turn off glibc's adaptive ones; setting

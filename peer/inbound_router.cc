@@ -54,6 +54,43 @@ InboundRouter::InboundRouter(Raft* raft, size_t recv_capacity, size_t prop_capac
 
 InboundRouter::~InboundRouter() { Stop(); }
 
+InboundRouter::Result InboundRouter::Deliver(raftpb::Message&& m, size_t encoded_size) {
+  // Pause and link heartbeats as Push decides them, before Raft sees any.
+  if (IsUrgent(m.type()) && !paused() && !IsLinkHeartbeat(m)) {
+    Result r;
+    if (TryAtOnce(m, &r)) return r;
+  }
+  return Route(std::move(m), /*honor_pause=*/true, nullptr, encoded_size);
+}
+
+bool InboundRouter::TryAtOnce(const raftpb::Message& m, Result* result) {
+  Lane& lane = recv_;
+  if (lane.urgent_unfinished.load(std::memory_order_acquire) != 0) return false;
+  // Counted before `stopped` is read, and Stop sets `stopped` before it
+  // reads the count (both sequentially consistent): either Stop waits for
+  // this call, or this call sees Stop and makes none.
+  at_once_calls_.fetch_add(1);
+  absl::Status status;
+  bool taken = true;
+  if (lane.stopped.load()) {
+    *result = Result::kStopped;
+  } else {
+    taken = raft_->TryProcessUrgent(m, &status);
+    *result = Result::kProcessed;
+  }
+  if (at_once_calls_.fetch_sub(1) == 1 && lane.stopped.load()) {
+    // Stop waits for the count under the lock: take it so that the
+    // notification cannot fall between its check and its wait.
+    { MutexLock l(&lane.mu); }
+    lane.cv.notify_all();
+  }
+  if (!taken || *result != Result::kProcessed) return taken;
+  delivered_.fetch_add(1, std::memory_order_relaxed);
+  processed_at_once_.fetch_add(1, std::memory_order_relaxed);
+  if (!status.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done,
                                            size_t encoded_size) {
   Lane::Queued q;
@@ -196,6 +233,7 @@ InboundRouter::Result InboundRouter::EnqueueLocked(Lane& lane, Lane::Queued&& q)
   if (IsUrgent(q.msg().type())) {
     lane.urgent.push_back(std::move(q));
     lane.urgent_count.fetch_add(1, std::memory_order_release);
+    lane.urgent_unfinished.fetch_add(1, std::memory_order_relaxed);
   } else {
     lane.q.push_back(std::move(q));
   }
@@ -238,6 +276,7 @@ void InboundRouter::StartWorker(Lane& lane) {
       MutexLock l(&lane.mu);
       dropped.swap(lane.q);
       for (auto& q : lane.urgent) dropped.push_back(std::move(q));
+      lane.urgent_unfinished.fetch_sub(lane.urgent.size(), std::memory_order_release);
       lane.urgent.clear();
       lane.urgent_count.store(0, std::memory_order_relaxed);
       lane.pending.fetch_sub(dropped.size(), std::memory_order_relaxed);
@@ -285,7 +324,7 @@ void InboundRouter::Drain(Lane& lane) {
           lane.urgent_count.store(0, std::memory_order_relaxed);
         }
         while (!urgent.empty()) {
-          ProcessOne(lane, urgent.front());
+          ProcessOne(lane, urgent.front(), /*urgent=*/true);
           urgent.pop_front();
         }
         continue;
@@ -302,18 +341,21 @@ void InboundRouter::Drain(Lane& lane) {
         Expand(lane, std::move(q), &decoded);
         continue;
       }
-      ProcessOne(lane, batch.front());
+      ProcessOne(lane, batch.front(), /*urgent=*/false);
       batch.pop_front();
     }
   }
 }
 
-void InboundRouter::ProcessOne(Lane& lane, Lane::Queued& q) {
+void InboundRouter::ProcessOne(Lane& lane, Lane::Queued& q, bool urgent) {
   // Counted before the call so a Process that observes the message also
   // observes the count.
   delivered_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = raft_->Process(q.msg());
   if (!s.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+  // After Process returned (and before pending says so): the next urgent
+  // message may now be offered at once.
+  if (urgent) lane.urgent_unfinished.fetch_sub(1, std::memory_order_release);
   lane.pending.fetch_sub(1, std::memory_order_relaxed);
   if (budget_ != nullptr) budget_->Release(q.cost);
   if (q.done) q.done(s);
@@ -332,15 +374,22 @@ void InboundRouter::Stop() {
     std::deque<Lane::Queued> dropped;
     {
       MutexLock l(&lane->mu);
-      lane->stopped.store(true, std::memory_order_release);
+      lane->stopped.store(true);  // sequentially consistent: see TryAtOnce
       dropped.swap(lane->q);
       for (auto& q : lane->urgent) dropped.push_back(std::move(q));
+      lane->urgent_unfinished.fetch_sub(lane->urgent.size(), std::memory_order_release);
       lane->urgent.clear();
       lane->urgent_count.store(0, std::memory_order_relaxed);
     }
     // Outside the lock: `done` may call into gRPC.
     Drop(&dropped, absl::UnavailableError("the receiver stopped"));
     lane->cv.notify_all();
+  }
+  {
+    // No call into Raft after Stop: wait for TryProcessUrgent in flight.
+    UniqueLock l(&recv_.mu);
+    recv_.cv.wait(
+        l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu) { return at_once_calls_.load() == 0; });
   }
   for (Lane* lane : {&recv_, &prop_}) {
     MutexLock g(&lane->thread_mu);

@@ -94,7 +94,9 @@ class EncodedFrame {
 
 class InboundRouter {
  public:
-  enum class Result { kQueued, kPaused, kLinkHeartbeat, kFull, kStopped };
+  // kProcessed: taken at once by Raft::TryProcessUrgent, on the caller's
+  // thread.
+  enum class Result { kQueued, kProcessed, kPaused, kLinkHeartbeat, kFull, kStopped };
 
   // Queue sizes as etcd's recvBufSize and maxPendingProposals (4096 each)
   // by default. Workers start on demand. With a `budget` (not owned; it
@@ -111,12 +113,12 @@ class InboundRouter {
   InboundRouter& operator=(const InboundRouter&) = delete;
 
   // Routes a message read from a stream: dropped while paused and for link
-  // heartbeats; MsgProp to the proposal queue, everything else to the
-  // receive queue; dropped and counted when that queue is full. Never blocks.
-  // `encoded_size` as for InboundCost.
-  Result Deliver(raftpb::Message&& m, size_t encoded_size = 0) {
-    return Route(std::move(m), /*honor_pause=*/true, nullptr, encoded_size);
-  }
+  // heartbeats; an urgent one offered to Raft::TryProcessUrgent on this
+  // thread first, if none is queued or in Process; MsgProp to the proposal
+  // queue, everything else to the receive queue; dropped and counted when
+  // that queue is full. Blocks only as long as TryProcessUrgent (which must
+  // not). `encoded_size` as for InboundCost.
+  Result Deliver(raftpb::Message&& m, size_t encoded_size = 0);
   // Queues a frame still encoded on the receive queue (EncodedFrame). The
   // worker decodes it when it comes to it and processes its messages in
   // its place: in order, after everything queued before it and before
@@ -162,7 +164,8 @@ class InboundRouter {
            recv_.pending.load(std::memory_order_relaxed) < recv_.capacity / 4 * 3;
   }
 
-  // Drops queued messages and joins both workers. Idempotent.
+  // Drops queued messages, waits for TryProcessUrgent calls in flight and
+  // joins both workers. Idempotent.
   void Stop();
   // True once Stop has begun (workers may still be finishing a Process).
   bool stopped() const { return recv_.stopped.load(std::memory_order_acquire); }
@@ -173,6 +176,8 @@ class InboundRouter {
            prop_.pending.load(std::memory_order_relaxed);
   }
   uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
+  // Of those, taken by Raft::TryProcessUrgent on the reading thread.
+  uint64_t processed_at_once() const { return processed_at_once_.load(std::memory_order_relaxed); }
   uint64_t dropped_full() const { return dropped_full_.load(std::memory_order_relaxed); }
   uint64_t dropped_paused() const { return dropped_paused_.load(std::memory_order_relaxed); }
   uint64_t process_errors() const { return process_errors_.load(std::memory_order_relaxed); }
@@ -211,6 +216,9 @@ class InboundRouter {
     // message types; order within each kind is kept.
     std::deque<Queued> urgent ABSL_GUARDED_BY(mu);
     std::atomic<size_t> urgent_count{0};  // urgent.size(), read without the lock
+    // Urgent messages queued or taken but not yet processed: while any is,
+    // none is offered to TryProcessUrgent, which would pass it.
+    std::atomic<size_t> urgent_unfinished{0};
     // Queued plus taken by the worker but not yet processed: the bound
     // applies to both, as for etcd's channel.
     std::atomic<size_t> pending{0};
@@ -224,6 +232,9 @@ class InboundRouter {
   };
 
   Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done, size_t encoded_size);
+  // Offers `m` (urgent, from a stream) to Raft::TryProcessUrgent if no
+  // urgent message is unfinished; false if not taken (it is to be queued).
+  bool TryAtOnce(const raftpb::Message& m, Result* result);
   // Queues `q` (its cost already set) on the lane its message's type picks;
   // drops it while paused (if `honor_pause`) and for a link heartbeat.
   Result Push(Lane::Queued&& q, bool honor_pause);
@@ -232,8 +243,9 @@ class InboundRouter {
   // After queueing: whether the lane needs a worker started, or woken.
   static void NeedWorkerLocked(Lane& lane, bool* start, bool* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  // Processes one message and settles its accounts.
-  void ProcessOne(Lane& lane, Lane::Queued& q);
+  // Processes one message (`urgent`: from lane.urgent) and settles its
+  // accounts.
+  void ProcessOne(Lane& lane, Lane::Queued& q, bool urgent);
   // A worker's decoded frame: its messages, processed in order from `next`
   // without a queue entry each, and its arena, released after the last.
   struct Decoded {
@@ -265,6 +277,9 @@ class InboundRouter {
   Lane prop_;
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> processed_at_once_{0};
+  // TryProcessUrgent calls in flight, which Stop waits for (on recv_.cv).
+  std::atomic<int> at_once_calls_{0};
   std::atomic<uint64_t> dropped_full_{0};
   std::atomic<uint64_t> worker_start_failures_{0};
   std::atomic<uint64_t> dropped_paused_{0};

@@ -144,6 +144,132 @@ TEST(InboundRouterTest, UrgentMessagesPassQueuedAppends) {
   r.Stop();
 }
 
+// Waits (up to 10 s) for `pred`; whether it came true.
+template <class Pred>
+bool Within10s(Pred pred) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Raft::TryProcessUrgent takes urgent stream messages on the reading
+// thread: no queue, no worker. Other messages, link heartbeats and
+// pipeline requests are never offered; nor is anything while paused or
+// once stopped.
+TEST(InboundRouterTest, UrgentTakenAtOnceOnTheReadingThread) {
+  testing::FakeRaft raft;
+  raft.set_take_urgent(true);
+  const std::thread::id me = std::this_thread::get_id();
+  std::atomic<int> on_caller{0}, elsewhere{0};
+  raft.set_on_process([&](const raftpb::Message&) {
+    (std::this_thread::get_id() == me ? on_caller : elsewhere).fetch_add(1);
+  });
+  InboundRouter r(&raft, 16, 16);
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 1)), InboundRouter::Result::kProcessed);
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgVote, 2)), InboundRouter::Result::kProcessed);
+  EXPECT_EQ(raft.message_count(), 2u);  // before Deliver returned
+  EXPECT_EQ(on_caller.load(), 2);
+  EXPECT_EQ(r.workers_started(), 0u);
+  EXPECT_EQ(r.processed_at_once(), 2u);
+  EXPECT_EQ(r.delivered(), 2u);
+
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgApp, 3)), InboundRouter::Result::kQueued);
+  raftpb::Message link;
+  link.set_type(raftpb::MsgHeartbeat);  // from = to = 0
+  EXPECT_EQ(r.Deliver(std::move(link)), InboundRouter::Result::kLinkHeartbeat);
+  EXPECT_EQ(r.DeliverUnpaused(Msg(raftpb::MsgHeartbeat, 4)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(4));
+  EXPECT_EQ(elsewhere.load(), 2);  // the MsgApp and the pipeline's heartbeat
+  r.Pause();
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 5)), InboundRouter::Result::kPaused);
+  r.Resume();
+  r.Stop();
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 6)), InboundRouter::Result::kStopped);
+  EXPECT_EQ(raft.urgent_offered(), 2u);
+  EXPECT_EQ(raft.message_count(), 4u);
+  EXPECT_EQ(r.processed_at_once(), 2u);
+}
+
+// A Raft that declines (the default) gets the message by Process, on the
+// worker, as before.
+TEST(InboundRouterTest, UrgentDeclinedGoesToTheWorker) {
+  testing::FakeRaft raft;
+  const std::thread::id me = std::this_thread::get_id();
+  std::atomic<bool> on_caller{false};
+  raft.set_on_process([&](const raftpb::Message&) {
+    if (std::this_thread::get_id() == me) on_caller = true;
+  });
+  InboundRouter r(&raft, 16, 16);
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 1)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForMessages(1));
+  EXPECT_EQ(raft.urgent_offered(), 1u);
+  EXPECT_EQ(r.processed_at_once(), 0u);
+  EXPECT_EQ(r.workers_started(), 1u);
+  EXPECT_FALSE(on_caller.load());
+  r.Stop();
+}
+
+// While an urgent message is queued or in Process, the next one is not
+// offered (it would pass it): it queues behind it, and their order holds.
+// Once none is unfinished, offering resumes.
+TEST(InboundRouterTest, UrgentNotOfferedWhileAnotherIsUnfinished) {
+  testing::FakeRaft raft;  // declines the first
+  raft.BlockType(raftpb::MsgHeartbeat);
+  InboundRouter r(&raft, 16, 16);
+  ASSERT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 1)), InboundRouter::Result::kQueued);
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgHeartbeat));  // the worker holds #1
+  raft.set_take_urgent(true);
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 2)), InboundRouter::Result::kQueued);
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgVote, 3)), InboundRouter::Result::kQueued);
+  EXPECT_EQ(raft.urgent_offered(), 1u);
+  raft.Unblock();
+  ASSERT_TRUE(raft.WaitForMessages(3));
+  ASSERT_TRUE(Within10s([&] { return r.pending() == 0; }));
+  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 4)), InboundRouter::Result::kProcessed);
+  const auto got = raft.messages();
+  ASSERT_EQ(got.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
+  EXPECT_EQ(raft.urgent_offered(), 2u);
+  EXPECT_EQ(r.processed_at_once(), 1u);
+  r.Stop();
+}
+
+// Stop promises no call into Raft after it returns: it waits for a
+// TryProcessUrgent in flight on a reading thread.
+TEST(InboundRouterTest, StopWaitsForATryProcessUrgentInFlight) {
+  testing::FakeRaft raft;
+  raft.set_take_urgent(true);
+  // Blocks inside TryProcessUrgent, which a real Raft must not do: it holds
+  // the call in flight for the test.
+  raft.BlockType(raftpb::MsgHeartbeat);
+  std::atomic<bool> stop_returned{false};
+  std::atomic<bool> stop_returned_first{false};
+  raft.set_on_process([&](const raftpb::Message&) { stop_returned_first = stop_returned.load(); });
+  InboundRouter r(&raft, 16, 16);
+  std::thread reader([&] {
+    EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 1)), InboundRouter::Result::kProcessed);
+  });
+  ASSERT_TRUE(raft.WaitForProcessing(raftpb::MsgHeartbeat));
+  std::thread stopper([&] {
+    r.Stop();
+    stop_returned = true;
+  });
+  ASSERT_TRUE(Within10s([&] { return r.stopped(); }));
+  // A Stop that did not wait would return now, with nothing else to wait
+  // for: give it 50 ms to, then let the call finish.
+  const absl::Time until = absl::Now() + absl::Milliseconds(50);
+  while (!stop_returned.load() && absl::Now() < until) std::this_thread::yield();
+  EXPECT_FALSE(stop_returned.load());
+  raft.Unblock();
+  stopper.join();
+  reader.join();
+  EXPECT_FALSE(stop_returned_first.load());
+  EXPECT_EQ(raft.message_count(), 1u);
+}
+
 TEST(InboundRouterTest, FullQueueDropsAndCountsExactly) {
   testing::FakeRaft raft;
   raft.BlockType(raftpb::MsgApp);

@@ -197,6 +197,7 @@ PeerStats Peer::stats() const {
   s.dropped_paused = dropped_paused_.load(std::memory_order_relaxed);
   s.snapshots_sent = snapshots_sent_.load(std::memory_order_relaxed);
   s.received = inbound_.delivered();
+  s.received_at_once = inbound_.processed_at_once();
   s.inbound_dropped_full = inbound_.dropped_full();
   s.inbound_dropped_paused = inbound_.dropped_paused();
   s.process_errors = inbound_.process_errors();

@@ -69,6 +69,7 @@ struct PeerStats {
   uint64_t dropped_paused = 0;                   // Send while paused
   uint64_t snapshots_sent = 0;                   // handed to the snapshot sender
   uint64_t received = 0;                         // delivered to Raft::Process from streams
+  uint64_t received_at_once = 0;                 // of those, by Raft::TryProcessUrgent
   uint64_t inbound_dropped_full = 0;             // recv/prop queue full
   uint64_t inbound_dropped_paused = 0;           // read while paused
   uint64_t process_errors = 0;                   // Raft::Process returned an error

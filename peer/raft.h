@@ -28,6 +28,28 @@ class Raft {
   // sender (PERMISSION_DENIED for a removed member, as etcd's 403).
   virtual absl::Status Process(const raftpb::Message& m) = 0;
 
+  // Optional: takes an urgent message (IsUrgent in inbound_router.h:
+  // heartbeats, votes, read index, MsgTimeoutNow and their responses) on the
+  // thread that read it off a stream, instead of Process on the peer's
+  // receive worker. That saves a thread hand-off, a sleep and a wake-up,
+  // each way of a heartbeat's round trip: on a VM, a large part of it
+  // (bench/README.md, "Urgent messages on the reading thread"). Returns true
+  // if it took the message (`*status` then as Process's), false to have it
+  // queued for Process as usual; the default takes nothing.
+  //
+  // Must not block: it runs on one of gRPC's threads, and the peer's stream
+  // reads nothing meanwhile. Typically it steps the Raft state machine if
+  // its lock is free, or queues the message without waiting, and returns
+  // false otherwise. Called only while none of the peer's urgent messages
+  // is queued or in Process, so their order is kept; never for MsgApp,
+  // MsgProp, snapshots or pipeline requests. Must not remove the peer or
+  // stop the transport: both wait for this call to return.
+  virtual bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) {
+    (void)m;
+    (void)status;
+    return false;
+  }
+
   // Hands a received MsgSnap to Raft once its data is durably stored at
   // `data_path` (see SnapshotStore). Defaults to Process(m).
   virtual absl::Status ProcessSnapshot(const raftpb::Message& m, const std::string& data_path) {

@@ -31,6 +31,32 @@ absl::Status FakeRaft::Process(const raftpb::Message& m) {
   return result;
 }
 
+bool FakeRaft::TryProcessUrgent(const raftpb::Message& m, absl::Status* status) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++urgent_offered_;
+    if (!take_urgent_) return false;
+    ++urgent_taken_;
+  }
+  *status = Process(m);
+  return true;
+}
+
+void FakeRaft::set_take_urgent(bool take) {
+  std::lock_guard<std::mutex> l(mu_);
+  take_urgent_ = take;
+}
+
+size_t FakeRaft::urgent_offered() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return urgent_offered_;
+}
+
+size_t FakeRaft::urgent_taken() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return urgent_taken_;
+}
+
 absl::Status FakeRaft::ProcessSnapshot(const raftpb::Message& m, const std::string& data_path) {
   {
     std::lock_guard<std::mutex> l(mu_);

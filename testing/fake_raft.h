@@ -26,6 +26,9 @@ namespace raftgrpc::testing {
 class FakeRaft : public Raft {
  public:
   absl::Status Process(const raftpb::Message& m) override;
+  // Takes the message (Process on the calling thread) if set_take_urgent
+  // says so; otherwise leaves it to Process, as Raft's default.
+  bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) override;
   // Records where the data lies, then Process(m).
   absl::Status ProcessSnapshot(const raftpb::Message& m, const std::string& data_path) override;
   bool IsIdRemoved(uint64_t id) override;
@@ -56,6 +59,11 @@ class FakeRaft : public Raft {
   // leader). The message is recorded once it is let through.
   void BlockType(raftpb::MessageType type);
   void Unblock();
+  // Whether TryProcessUrgent takes what it is offered (default: no).
+  void set_take_urgent(bool take);
+  // Messages offered to TryProcessUrgent, and taken by it.
+  size_t urgent_offered() const;
+  size_t urgent_taken() const;
   // Called (outside the lock) for every processed message.
   void set_on_process(std::function<void(const raftpb::Message&)> fn);
 
@@ -66,6 +74,9 @@ class FakeRaft : public Raft {
   std::condition_variable cv_;
   std::vector<raftpb::Message> messages_;
   size_t message_count_ = 0;
+  bool take_urgent_ = false;
+  size_t urgent_offered_ = 0;
+  size_t urgent_taken_ = 0;
   bool keep_messages_ = true;
   std::vector<uint64_t> unreachable_;
   std::vector<std::string> snapshot_paths_;

@@ -86,6 +86,26 @@ TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {
   EXPECT_EQ(cl.t(1).ActiveSince(42), absl::Time());
 }
 
+// A Raft that takes urgent messages at once (Raft::TryProcessUrgent) gets
+// a heartbeat read off the stream on the reading thread; a MsgApp still
+// goes to Process on the receive worker.
+TEST(TransportTest, UrgentMessagesTakenAtOnceOffTheStream) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.raft(2).set_take_urgent(true);
+  cl.t(1).Send(Hb(1, 2, 3));
+  ASSERT_TRUE(cl.raft(2).WaitForMessages(1));
+  EXPECT_EQ(cl.raft(2).urgent_taken(), 1u);
+  EXPECT_EQ(cl.raft(2).messages()[0].commit(), 3u);
+  cl.t(1).Send(testing::App(1, 2, 1, 0, "x"));
+  ASSERT_TRUE(cl.raft(2).WaitForMessages(2));
+  EXPECT_EQ(cl.raft(2).urgent_offered(), 1u);
+  const PeerStats s = cl.t(2).GetPeer(1)->stats();
+  EXPECT_EQ(s.received, 2u);
+  EXPECT_EQ(s.received_at_once, 1u);
+}
+
 TEST(TransportTest, PeerManagementCalls) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
   Cluster& cl = *c;
