@@ -70,25 +70,32 @@ bool InboundRouter::TryAtOnce(const raftpb::Message& m, Result* result) {
   // reads the count (both sequentially consistent): either Stop waits for
   // this call, or this call sees Stop and makes none.
   at_once_calls_.fetch_add(1);
-  absl::Status status;
   bool taken = true;
   if (lane.stopped.load()) {
     *result = Result::kStopped;
   } else {
-    taken = raft_->TryProcessUrgent(m, &status);
+    absl::Status status;
+    try {
+      taken = raft_->TryProcessUrgent(m, &status);
+    } catch (...) {
+      // Not into gRPC's callback, which would end the process: a failed
+      // Process, and the message is dropped (Raft sends another).
+      status = absl::InternalError("Raft::TryProcessUrgent threw");
+    }
+    if (taken) {
+      delivered_.fetch_add(1, std::memory_order_relaxed);
+      processed_at_once_.fetch_add(1, std::memory_order_relaxed);
+      if (!status.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
     *result = Result::kProcessed;
   }
-  if (at_once_calls_.fetch_sub(1) == 1 && lane.stopped.load()) {
-    // Stop waits for the count under the lock: take it so that the
-    // notification cannot fall between its check and its wait.
-    { MutexLock l(&lane.mu); }
-    lane.cv.notify_all();
-  }
-  if (!taken || *result != Result::kProcessed) return taken;
-  delivered_.fetch_add(1, std::memory_order_relaxed);
-  processed_at_once_.fetch_add(1, std::memory_order_relaxed);
-  if (!status.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  // Last, and under the lock Stop waits with: once the count is 0, Stop
+  // may return and the router be destroyed, so nothing of it is touched
+  // after this; and the notification cannot fall between Stop's check
+  // and its wait.
+  MutexLock l(&lane.mu);
+  if (at_once_calls_.fetch_sub(1) == 1 && lane.stopped.load()) lane.cv.notify_all();
+  return taken;
 }
 
 InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done,

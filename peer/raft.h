@@ -43,7 +43,9 @@ class Raft {
   // false otherwise. Called only while none of the peer's urgent messages
   // is queued or in Process, so their order is kept; never for MsgApp,
   // MsgProp, snapshots or pipeline requests. Must not remove the peer or
-  // stop the transport: both wait for this call to return.
+  // stop the transport: both wait for this call to return. An exception it
+  // throws is caught there (not left to end the process in gRPC's thread):
+  // the message is then dropped and counted as a Process error.
   virtual bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) {
     (void)m;
     (void)status;
