@@ -122,6 +122,8 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   switch (inbound->DeliverUnpaused(std::move(m), answer, size)) {
     case InboundRouter::Result::kQueued:
       return reactor;  // `answer` finishes it
+    // Pipeline requests are never offered to TryProcessUrgent.
+    case InboundRouter::Result::kProcessed:
     case InboundRouter::Result::kLinkHeartbeat:
     case InboundRouter::Result::kPaused:
       counters_.pipeline_received.fetch_add(1, std::memory_order_relaxed);
