@@ -176,14 +176,18 @@ TEST_F(StreamReaderTest, GarbageV2RecordTearsTheStreamDown) {
 }
 
 // The peer we dialled speaks only for itself: a message on its stream that
-// names another sender tears the stream down and never reaches Raft.
+// names another sender tears the stream down and never reaches Raft, not
+// even TryProcessUrgent on the reading thread (the forged message is a
+// heartbeat, which a Raft taking urgent messages at once would be offered).
 TEST_F(StreamReaderTest, MessageFromAnotherMemberTearsTheStreamDown) {
+  raft_.set_take_urgent(true);
   Start(Misbehave::kForeignSender, StreamType::kMessage);
   ASSERT_TRUE(WaitUntil([&] { return reader_->stats().decode_errors >= 1; }));
   EXPECT_TRUE(WaitUntil([&] {
     return LastDeactivation().find("message from 3 on the stream of peer 2") != std::string::npos;
   })) << LastDeactivation();
   EXPECT_EQ(raft_.message_count(), 0u);
+  EXPECT_EQ(raft_.urgent_offered(), 0u);
 }
 
 TEST_F(StreamReaderTest, OversizeMessageIsRejected) {
