@@ -57,23 +57,21 @@ InboundRouter::~InboundRouter() { Stop(); }
 InboundRouter::Result InboundRouter::Deliver(raftpb::Message&& m, size_t encoded_size) {
   // Pause and link heartbeats as Push decides them, before Raft sees any.
   if (IsUrgent(m.type()) && !paused() && !IsLinkHeartbeat(m)) {
-    Result r;
-    if (TryAtOnce(m, &r)) return r;
+    if (std::optional<Result> r = TryAtOnce(m)) return *r;
   }
   return Route(std::move(m), /*honor_pause=*/true, nullptr, encoded_size);
 }
 
-bool InboundRouter::TryAtOnce(const raftpb::Message& m, Result* result) {
+std::optional<InboundRouter::Result> InboundRouter::TryAtOnce(const raftpb::Message& m) {
   Lane& lane = recv_;
-  if (lane.urgent_unfinished.load(std::memory_order_acquire) != 0) return false;
+  if (lane.urgent_unfinished.load(std::memory_order_acquire) != 0) return std::nullopt;
   // Counted before `stopped` is read, and Stop sets `stopped` before it
   // reads the count (both sequentially consistent): either Stop waits for
   // this call, or this call sees Stop and makes none.
   at_once_calls_.fetch_add(1);
-  bool taken = true;
-  if (lane.stopped.load()) {
-    *result = Result::kStopped;
-  } else {
+  std::optional<Result> result = Result::kStopped;
+  if (!lane.stopped.load()) {
+    bool taken = true;
     absl::Status status;
     try {
       taken = raft_->TryProcessUrgent(m, &status);
@@ -86,8 +84,10 @@ bool InboundRouter::TryAtOnce(const raftpb::Message& m, Result* result) {
       delivered_.fetch_add(1, std::memory_order_relaxed);
       processed_at_once_.fetch_add(1, std::memory_order_relaxed);
       if (!status.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
+      result = Result::kProcessed;
+    } else {
+      result = std::nullopt;
     }
-    *result = Result::kProcessed;
   }
   // Last, and under the lock Stop waits with: once the count is 0, Stop
   // may return and the router be destroyed, so nothing of it is touched
@@ -95,7 +95,7 @@ bool InboundRouter::TryAtOnce(const raftpb::Message& m, Result* result) {
   // and its wait.
   MutexLock l(&lane.mu);
   if (at_once_calls_.fetch_sub(1) == 1 && lane.stopped.load()) lane.cv.notify_all();
-  return taken;
+  return result;
 }
 
 InboundRouter::Result InboundRouter::Route(raftpb::Message&& m, bool honor_pause, DoneFn done,
@@ -239,8 +239,7 @@ InboundRouter::Result InboundRouter::EnqueueLocked(Lane& lane, Lane::Queued&& q)
   }
   if (IsUrgent(q.msg().type())) {
     lane.urgent.push_back(std::move(q));
-    lane.urgent_count.fetch_add(1, std::memory_order_release);
-    lane.urgent_unfinished.fetch_add(1, std::memory_order_relaxed);
+    lane.urgent_unfinished.fetch_add(1, std::memory_order_release);
   } else {
     lane.q.push_back(std::move(q));
   }
@@ -285,7 +284,6 @@ void InboundRouter::StartWorker(Lane& lane) {
       for (auto& q : lane.urgent) dropped.push_back(std::move(q));
       lane.urgent_unfinished.fetch_sub(lane.urgent.size(), std::memory_order_release);
       lane.urgent.clear();
-      lane.urgent_count.store(0, std::memory_order_relaxed);
       lane.pending.fetch_sub(dropped.size(), std::memory_order_relaxed);
       lane.running = false;
     }
@@ -324,11 +322,10 @@ void InboundRouter::Drain(Lane& lane) {
         return;
       }
       // Urgent messages first, checked between any two others.
-      if (lane.urgent_count.load(std::memory_order_acquire) > 0) {
+      if (lane.urgent_unfinished.load(std::memory_order_acquire) > 0) {
         {
           MutexLock l(&lane.mu);
           urgent.swap(lane.urgent);
-          lane.urgent_count.store(0, std::memory_order_relaxed);
         }
         while (!urgent.empty()) {
           ProcessOne(lane, urgent.front(), /*urgent=*/true);
@@ -386,7 +383,6 @@ void InboundRouter::Stop() {
       for (auto& q : lane->urgent) dropped.push_back(std::move(q));
       lane->urgent_unfinished.fetch_sub(lane->urgent.size(), std::memory_order_release);
       lane->urgent.clear();
-      lane->urgent_count.store(0, std::memory_order_relaxed);
     }
     // Outside the lock: `done` may call into gRPC.
     Drop(&dropped, absl::UnavailableError("the receiver stopped"));

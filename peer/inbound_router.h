@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -215,9 +216,10 @@ class InboundRouter {
     // behind thousands of MsgApps. Raft tolerates reordering between
     // message types; order within each kind is kept.
     std::deque<Queued> urgent ABSL_GUARDED_BY(mu);
-    std::atomic<size_t> urgent_count{0};  // urgent.size(), read without the lock
-    // Urgent messages queued or taken but not yet processed: while any is,
-    // none is offered to TryProcessUrgent, which would pass it.
+    // Urgent messages queued or taken but not yet processed, read without
+    // the lock: while any is, none is offered to TryProcessUrgent (it would
+    // pass them). Between two messages of its own, the worker has none in
+    // hand, so there this is urgent.size().
     std::atomic<size_t> urgent_unfinished{0};
     // Queued plus taken by the worker but not yet processed: the bound
     // applies to both, as for etcd's channel.
@@ -233,8 +235,9 @@ class InboundRouter {
 
   Result Route(raftpb::Message&& m, bool honor_pause, DoneFn done, size_t encoded_size);
   // Offers `m` (urgent, from a stream) to Raft::TryProcessUrgent if no
-  // urgent message is unfinished; false if not taken (it is to be queued).
-  bool TryAtOnce(const raftpb::Message& m, Result* result);
+  // urgent message is unfinished: kProcessed if taken, kStopped after
+  // Stop, nothing if it is to be queued.
+  std::optional<Result> TryAtOnce(const raftpb::Message& m);
   // Queues `q` (its cost already set) on the lane its message's type picks;
   // drops it while paused (if `honor_pause`) and for a link heartbeat.
   Result Push(Lane::Queued&& q, bool honor_pause);

@@ -294,10 +294,10 @@ class DiskSink : public SnapshotSink {
   // fsync included (bench/README.md, "Snapshots written with direct I/O");
   // on a later one the page cache was faster (hence opt-in, from
   // snapshot_direct_io). Direct I/O leaves the node's page cache to its
-  // own files. Where
-  // the file system refuses O_DIRECT, the sink stays buffered. The flag is
-  // set on our own descriptor (not a second open by name, which a file put
-  // in the temporary file's place would receive). Called by the store
+  // own files. Where the file system refuses O_DIRECT, the sink stays
+  // buffered. The flag is set on our own descriptor (not a second open by
+  // name, which a file put in the temporary file's place would receive).
+  // Called by the store
   // before the first write, once the sink's offset and the body's size
   // are known.
   void TryDirect(uint64_t size) {
