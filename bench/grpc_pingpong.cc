@@ -9,7 +9,7 @@
 //
 //   grpc_pingpong --server=callback|sync|async --client=callback|sync|async
 //                 [--n=20000] [--warmup=2000] [--fork] [--spin-us=U]
-//                 [--assist=none|client|both]
+//                 [--assist=none|client|both] [--mixed]
 // --spin-us: each async thread polls its queue without blocking for up to
 // U µs before it sleeps in the kernel, as Go's scheduler spins before it
 // parks: a thread still awake when the answer comes is not woken on
@@ -330,6 +330,11 @@ std::vector<double> CallbackClient(v1::RaftTransport::Stub* stub, int warmup, in
 // without blocking, all the time. An experiment: whether gRPC's shared
 // poller lets it run the callback API's I/O without waking gRPC's threads.
 std::atomic<bool> g_assist_stop{false};
+// --mixed: the client's process also serves an idle callback-API server,
+// as every node does (its streams, pipeline and snapshots). Whether the
+// completion-queue or sync client keeps its round trip then: gRPC's
+// callback threads poll the same epoll set as the client's own thread.
+bool g_mixed = false;
 void Assist() {
   grpc::CompletionQueue cq;
   void* tag;
@@ -361,6 +366,8 @@ int Main(int argc, char** argv) {
       if (!absl::SimpleAtoi(a, &g_spin_us)) return 2;
     } else if (absl::ConsumePrefix(&a, "--assist=")) {
       assist = std::string(a);
+    } else if (a == "--mixed") {
+      g_mixed = true;
     } else if (a == "--fork") {
       fork_server = true;
     } else if (a == "--mode=latency" || a == "--json" || absl::StartsWith(a, "--label=")) {
@@ -423,6 +430,15 @@ int Main(int argc, char** argv) {
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = v1::RaftTransport::NewStub(channel);
+  CallbackService idle_service;
+  std::unique_ptr<grpc::Server> idle_server;
+  if (g_mixed) {
+    grpc::ServerBuilder b;
+    int unused_port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &unused_port);
+    b.RegisterService(&idle_service);
+    idle_server = b.BuildAndStart();
+  }
   std::thread assist_thread;
   if (assist != "none") assist_thread = std::thread(Assist);
   double cpu0 = 0;

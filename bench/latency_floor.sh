@@ -5,7 +5,9 @@
 # both ends, and the async completion-queue API both ends, each polled by
 # the thread that waits, in one process and in two, and in two with each
 # polling thread spinning up to 50 µs before it blocks; and the callback
-# API with a thread of the client's own polling all the time). etcd-anchor's latency workload and flags (--mode=latency
+# API with a thread of the client's own polling all the time; and the
+# async API in two processes with an idle callback-API server beside the
+# client, as a node has). etcd-anchor's latency workload and flags (--mode=latency
 # --n=20000), R rounds interleaved (default 5), medians and ratios to etcd.
 # Only ratios from one such run count; run nothing else heavy meanwhile.
 # PIN=<cpu> runs every binary under taskset on that one CPU: how much of a
@@ -27,14 +29,15 @@ if [[ -n "${PIN:-}" ]]; then
   echo "every binary pinned to CPU $PIN"
 fi
 names=(etcd ours ours_one_process grpc_callback grpc_sync grpc_async grpc_async_fork
-  grpc_async_fork_spin50 grpc_callback_fork_assist)
+  grpc_async_fork_spin50 grpc_callback_fork_assist grpc_async_fork_mixed)
 cmds=("$E" "$bin/transport_bench" "$bin/transport_bench --one-process"
   "$bin/grpc_pingpong --server=callback --client=callback"
   "$bin/grpc_pingpong --server=sync --client=sync"
   "$bin/grpc_pingpong --server=async --client=async"
   "$bin/grpc_pingpong --server=async --client=async --fork"
   "$bin/grpc_pingpong --server=async --client=async --fork --spin-us=50"
-  "$bin/grpc_pingpong --server=callback --client=callback --fork --assist=client")
+  "$bin/grpc_pingpong --server=callback --client=callback --fork --assist=client"
+  "$bin/grpc_pingpong --server=async --client=async --fork --mixed")
 for _ in $(seq "$R"); do
   for k in "${!names[@]}"; do
     # shellcheck disable=SC2086
