@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Draws etcd-anchor compare.sh results as one PNG (gnuplot, from Debian).
 
-Usage: bench/plot_compare.py RESULTS_DIR OUT.png ETCD_NAME OURS_NAME [KEPT_NAME]
+Usage: bench/plot_compare.py RESULTS_DIR OUT.png ETCD_NAME OURS_NAME [KEPT_NAME [KEPT_TITLE]]
 
 RESULTS_DIR holds compare.sh's <binary name>.jsonl files. Panels: heartbeat
 latency quantiles (medians over the runs) idle, under load and ping-pong,
 ours beside etcd's; and ours / etcd for throughput and snapshot rates.
-KEPT_NAME: ours run with --glibc-heap=kept, drawn as a third bar.
+KEPT_NAME: ours run with a heap setting (--glibc-heap=kept or huge), drawn
+as a third bar titled KEPT_TITLE (default "heap kept").
 """
 import json
 import math
@@ -32,7 +33,7 @@ def med(rows, key):
 
 
 def kept_bars(column, title):
-    """The third bar, where the run has ours with the heap kept."""
+    """The third bar, where the run has ours with a heap setting."""
     return ', "" using %d title "%s" lc rgb "#228833"' % (column, title)
 
 
@@ -42,6 +43,7 @@ def main():
     ours = load(os.path.join(results, ours_name + ".jsonl"))
     # Optional: ours again, run with the heap setting README recommends.
     kept = load(os.path.join(results, sys.argv[5] + ".jsonl")) if len(sys.argv) > 5 else {}
+    kept_title = sys.argv[6] if len(sys.argv) > 6 else "heap kept"
     tmp = tempfile.mkdtemp()
     quantiles = [("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"),
                  ("p99.9", "p999_us"), ("max", "max_us")]
@@ -68,7 +70,7 @@ def main():
             'set title "%s"; set ylabel "microseconds (log)"; set logscale y; set yrange [%g:*]; '
             'plot "%s" using 2:xtic(1) title "etcd 3.4 rafthttp" lc rgb "#4477aa", '
             '"" using 3 title "raft-grpc-transport, glibc defaults" lc rgb "#ee6677"%s; unset logscale y; '
-            'set autoscale y' % (title, floor, data, kept_bars(4, "raft-grpc-transport, heap kept") if label in kept else ""))
+            'set autoscale y' % (title, floor, data, kept_bars(4, "raft-grpc-transport, " + kept_title) if label in kept else ""))
     ratios = os.path.join(tmp, "ratios.dat")
     with open(ratios, "w") as f:
         for label, key in [("throughput-128B", "msgs_per_sec"), ("throughput-1KiB", "msgs_per_sec"),
@@ -82,7 +84,7 @@ def main():
     plots.append(
         'set title "ours / etcd (above 1: faster)"; set ylabel "ratio"; set yrange [0:*]; '
         'plot "%s" using 2:xtic(1) title "glibc defaults" lc rgb "#ee6677"%s, '
-        '1 notitle dt 2 lc rgb "black"' % (ratios, kept_bars(3, "heap kept") if kept else ""))
+        '1 notitle dt 2 lc rgb "black"' % (ratios, kept_bars(3, kept_title) if kept else ""))
     script = os.path.join(tmp, "plot.gp")
     with open(script, "w") as f:
         f.write('set terminal pngcairo size 1400,1000 font ",10"\n')

@@ -2,12 +2,14 @@
 # Side by side with etcd's own transport: builds transport_bench (-c opt)
 # and ../shared/bench/etcd-anchor (etcd 3.4's rafthttp, Go), then runs
 # every etcd-anchor workload R times (default 5) through its compare.sh,
-# which interleaves the binaries (etcd; ours; ours with the heap setting
-# README recommends for a node) and prints medians with ratios.
+# which interleaves the binaries (etcd; ours with glibc's defaults; ours
+# with each heap setting README gives for a node, --glibc-heap=kept and
+# --glibc-heap=huge) and prints medians with ratios.
 # Prints the date and load average around the run: only ratios from one
 # such run count (the machines drift 2x from day to day). Run nothing else
 # heavy meanwhile.
-# Then draws bench/compare.png (bench/plot_compare.py; gnuplot-nox).
+# Then draws bench/compare.png (bench/plot_compare.py; gnuplot-nox):
+# etcd, glibc's defaults, and the heap on huge pages.
 # Usage: bench/run_all.sh [R]   (needs golang-go, golang-etcd-server-dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +27,14 @@ results=$(mktemp -d)
 K=$results/bin/transport_bench-heap-kept
 mkdir -p "$results/bin"
 printf '#!/bin/sh\nexec "%s" --glibc-heap=kept "$@"\n' "$B" >"$K"
-chmod +x "$K"
-RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B" "$K"
+H=$results/bin/transport_bench-heap-huge
+printf '#!/bin/sh\nexec "%s" --glibc-heap=huge "$@"\n' "$B" >"$H"
+chmod +x "$K" "$H"
+RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B" "$K" "$H"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if command -v gnuplot >/dev/null; then
   python3 bench/plot_compare.py "$results" bench/compare.png etcd-peer-bench transport_bench \
-    transport_bench-heap-kept
+    transport_bench-heap-huge "heap on huge pages"
 else
   echo "no gnuplot (Debian's gnuplot-nox): bench/compare.png not drawn"
 fi

@@ -18,6 +18,10 @@
 //                      also hbload).
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
+//   --glibc-heap=huge  as kept, and the heap on transparent huge pages:
+//                      starts again with GLIBC_TUNABLES set (kHugeTunables:
+//                      hugetlb=1, top_pad 4 MiB, arena_max 2, and kept's
+//                      thresholds). README's first choice.
 //   --glibc-heap=kept  both nodes keep freed heap, as README ("Performance")
 //                      recommends for a node: mallopt(M_MMAP_THRESHOLD,
 //                      32 MiB) and mallopt(M_TRIM_THRESHOLD, 256 MiB) before
@@ -136,15 +140,31 @@ struct Flags {
   bool resume = true;
   // snapshot, hbload: the receiver's snapshot_direct_io; the library's default
   bool direct_io = TransportOptions().snapshot_direct_io;
-  std::string glibc_heap = "default";  // or "kept": README's setting for a node
-  bool urgent_at_once = true;          // BenchRaft::TryProcessUrgent takes heartbeats
+  // or "kept", or "huge" (kept, on huge pages): README's settings for a node
+  std::string glibc_heap = "default";
+  bool urgent_at_once = true;  // BenchRaft::TryProcessUrgent takes heartbeats
 };
 
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
 bool g_snapshot_direct_io = TransportOptions().snapshot_direct_io;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
-bool g_urgent_at_once = true;          // --urgent-at-once
+
+// --glibc-heap=huge: README's setting for a node, whole, as a node sets it
+// (the environment, read when the program starts). The thresholds are
+// --glibc-heap=kept's. hugetlb=1: glibc asks for transparent huge pages
+// (THP mode "madvise" or "always") for heap it grows by 2 MiB or more, so
+// top_pad makes every growth 4 MiB; two arenas bound what that holds.
+// mallopt after start-up instead left about 1,500 more faults in a 64 MiB
+// snapshot (bench/README.md, "Huge pages").
+constexpr char kHugeTunables[] =
+    "glibc.malloc.hugetlb=1:glibc.malloc.top_pad=4194304:glibc.malloc.arena_max=2:"
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
+bool HugeTunablesSet() {
+  const char* t = std::getenv("GLIBC_TUNABLES");
+  return t != nullptr && std::strstr(t, kHugeTunables) != nullptr;
+}
+bool g_urgent_at_once = true;  // --urgent-at-once
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -1173,18 +1193,32 @@ int main(int argc, char** argv) {
     return 2;
   }
   g_urgent_at_once = f.urgent_at_once;
-  if (f.glibc_heap == "kept") {
+  if (f.glibc_heap == "huge" && !HugeTunablesSet()) {
+    // glibc reads GLIBC_TUNABLES only when the program starts, and
+    // hugetlb has no mallopt: start again with them set.
+    std::string t = kHugeTunables;
+    if (const char* cur = std::getenv("GLIBC_TUNABLES"); cur != nullptr && *cur != '\0') {
+      t = std::string(cur) + ":" + t;
+    }
+    setenv("GLIBC_TUNABLES", t.c_str(), 1);
+    execv("/proc/self/exe", argv);
+    std::perror("transport_bench: starting again with GLIBC_TUNABLES");
+    return 3;
+  }
+  if (f.glibc_heap == "kept" || f.glibc_heap == "huge") {
     // The node's choice, made before the fork so that both nodes run with
     // it. Fixed thresholds also turn off glibc's adaptive ones; setting
     // only one of the two was worse than neither (bench/README.md).
-    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1) {
+    bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+    // (huge: the same values as its tunables; this also finds a sanitizer.)
+    if (!ok) {
       // ASan's and TSan's allocators replace glibc's and refuse mallopt.
       std::fprintf(stderr, "mallopt refused the heap settings: the heap is not glibc's\n");
       return 3;
     }
-    g_glibc_heap = "kept";
+    g_glibc_heap = f.glibc_heap == "huge" ? "huge" : "kept";
   } else if (f.glibc_heap != "default") {
-    std::fprintf(stderr, "--glibc-heap must be default or kept\n");
+    std::fprintf(stderr, "--glibc-heap must be default, kept or huge\n");
     return 2;
   }
   if (f.baseline && f.mode == "hbload") {
