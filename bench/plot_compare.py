@@ -72,19 +72,21 @@ def main():
             '"" using 3 title "raft-grpc-transport, glibc defaults" lc rgb "#ee6677"%s; unset logscale y; '
             'set autoscale y' % (title, floor, data, kept_bars(4, "raft-grpc-transport, " + kept_title) if label in kept else ""))
     ratios = os.path.join(tmp, "ratios.dat")
+    top = 1.0  # the highest bar, so that the axis leaves room above it
     with open(ratios, "w") as f:
         for label, key in [("throughput-128B", "msgs_per_sec"), ("throughput-1KiB", "msgs_per_sec"),
                            ("snapshot-64MiB-disk", "mb_per_sec"), ("snapshot-256MiB-disk", "mb_per_sec"),
                            ("snapshot-64MiB-tmpfs", "mb_per_sec"),
                            ("snapshot-256MiB-tmpfs", "mb_per_sec")]:
             if label in etcd and label in ours:
-                f.write('"%s" %f %f\n' % (label.replace("throughput-", "MsgApp ").replace("snapshot-", "snap "),
-                                          med(ours[label], key) / med(etcd[label], key),
-                                          med(kept[label], key) / med(etcd[label], key) if label in kept else 0))
+                r = med(ours[label], key) / med(etcd[label], key)
+                k = med(kept[label], key) / med(etcd[label], key) if label in kept else 0
+                top = max(top, r, k)
+                f.write('"%s" %f %f\n' % (label.replace("throughput-", "MsgApp ").replace("snapshot-", "snap "), r, k))
     plots.append(
-        'set title "ours / etcd (above 1: faster)"; set ylabel "ratio"; set yrange [0:*]; '
+        'set title "ours / etcd (above 1: faster)"; set ylabel "ratio"; set yrange [0:%g]; '
         'plot "%s" using 2:xtic(1) title "glibc defaults" lc rgb "#ee6677"%s, '
-        '1 notitle dt 2 lc rgb "black"' % (ratios, kept_bars(3, kept_title) if kept else ""))
+        '1 notitle dt 2 lc rgb "black"' % (top * 1.15, ratios, kept_bars(3, kept_title) if kept else ""))
     script = os.path.join(tmp, "plot.gp")
     with open(script, "w") as f:
         f.write('set terminal pngcairo size 1400,1000 font ",10"\n')

@@ -21,9 +21,10 @@ E=$("$ANCHOR/build.sh" | tail -1)
 echo "date: $(date -u '+%F %R UTC'), runs per workload: $R, $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$(mktemp -d)
-# Ours twice: with glibc's defaults, and with the heap setting README
-# recommends for a node (--glibc-heap=kept); compare.sh names each by its
-# file, and passes all the same flags, hence the wrapper.
+# Ours three times: with glibc's defaults, and with each heap setting
+# README gives for a node (--glibc-heap=kept, and =huge, its first
+# choice); compare.sh names each by its file, and passes all the same
+# flags, hence the wrappers.
 K=$results/bin/transport_bench-heap-kept
 mkdir -p "$results/bin"
 printf '#!/bin/sh\nexec "%s" --glibc-heap=kept "$@"\n' "$B" >"$K"

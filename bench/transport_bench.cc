@@ -23,7 +23,7 @@
 //                      hugetlb=1, top_pad 4 MiB, arena_max 2, and kept's
 //                      thresholds). README's first choice.
 //   --glibc-heap=kept  both nodes keep freed heap, as README ("Performance")
-//                      recommends for a node: mallopt(M_MMAP_THRESHOLD,
+//                      advises without huge pages: mallopt(M_MMAP_THRESHOLD,
 //                      32 MiB) and mallopt(M_TRIM_THRESHOLD, 256 MiB) before
 //                      the fork. Default: glibc's own settings.
 //   --urgent-at-once=0 node 2's and node 1's Raft stand-ins leave
@@ -153,10 +153,10 @@ const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 // --glibc-heap=huge: README's setting for a node, whole, as a node sets it
 // (the environment, read when the program starts). The thresholds are
 // --glibc-heap=kept's. hugetlb=1: glibc asks for transparent huge pages
-// (THP mode "madvise" or "always") for heap it grows by 2 MiB or more, so
-// top_pad makes every growth 4 MiB; two arenas bound what that holds.
-// mallopt after start-up instead left about 1,500 more faults in a 64 MiB
-// snapshot (bench/README.md, "Huge pages").
+// (THP mode "madvise" or "always"), but not for the small steps a
+// thread's arena starts and grows by (hugetlb=1 alone changed nothing
+// here), so top_pad makes every step 4 MiB; two arenas bound what that
+// holds (bench/README.md, "glibc's heap on huge pages").
 constexpr char kHugeTunables[] =
     "glibc.malloc.hugetlb=1:glibc.malloc.top_pad=4194304:glibc.malloc.arena_max=2:"
     "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
