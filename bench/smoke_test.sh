@@ -35,6 +35,9 @@ for heap in kept huge; do
     exit 1
   else
     grep -q "\"glibc_heap\":\"$heap\"" <<<"$out" || { echo "--glibc-heap=$heap not reported: $out" >&2; exit 1; }
+    if [[ $heap == huge ]]; then
+      grep -q '"thp":"' <<<"$out" || { echo "--glibc-heap=huge: no THP mode in: $out" >&2; exit 1; }
+    fi
   fi
 done
 # Snapshot results say how the receiver wrote: buffered by default.

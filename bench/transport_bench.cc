@@ -149,6 +149,7 @@ struct Flags {
 bool g_snapshot_resume = true;
 bool g_snapshot_direct_io = TransportOptions().snapshot_direct_io;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
+bool g_urgent_at_once = true;          // --urgent-at-once
 
 // --glibc-heap=huge: README's setting for a node, whole, as a node sets it
 // (the environment, read when the program starts). The thresholds are
@@ -164,7 +165,17 @@ bool HugeTunablesSet() {
   const char* t = std::getenv("GLIBC_TUNABLES");
   return t != nullptr && std::strstr(t, kHugeTunables) != nullptr;
 }
-bool g_urgent_at_once = true;  // --urgent-at-once
+// The kernel's transparent huge page mode ("always", "madvise" or
+// "never"), echoed in the JSON with --glibc-heap=huge: under "never" the
+// setting asks for huge pages and gets none.
+std::string ThpMode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  const size_t a = line.find('['), b = line.find(']');
+  return a != std::string::npos && b != std::string::npos && b > a ? line.substr(a + 1, b - a - 1)
+                                                                   : "unknown";
+}
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -505,6 +516,7 @@ void Print(const Result& r, bool json) {
     add("sent_twice_bytes", static_cast<double>(r.sent_twice_bytes), "%.0f");
     if (!r.label.empty()) absl::StrAppend(&s, ",\"label\":\"", r.label, "\"");
     absl::StrAppend(&s, ",\"glibc_heap\":\"", g_glibc_heap, "\"");
+    if (std::strcmp(g_glibc_heap, "huge") == 0) absl::StrAppend(&s, ",\"thp\":\"", ThpMode(), "\"");
     if (!r.baseline) {
       absl::StrAppend(&s, ",\"urgent_at_once\":", g_urgent_at_once ? "true" : "false");
     }
