@@ -25,13 +25,12 @@ results=$(mktemp -d)
 # README gives for a node (--glibc-heap=kept, and =huge, its first
 # choice); compare.sh names each by its file, and passes all the same
 # flags, hence the wrappers.
-K=$results/bin/transport_bench-heap-kept
 mkdir -p "$results/bin"
-printf '#!/bin/sh\nexec "%s" --glibc-heap=kept "$@"\n' "$B" >"$K"
-H=$results/bin/transport_bench-heap-huge
-printf '#!/bin/sh\nexec "%s" --glibc-heap=huge "$@"\n' "$B" >"$H"
-chmod +x "$K" "$H"
-RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B" "$K" "$H"
+for heap in kept huge; do
+  printf '#!/bin/sh\nexec "%s" --glibc-heap=%s "$@"\n' "$B" "$heap" >"$results/bin/transport_bench-heap-$heap"
+  chmod +x "$results/bin/transport_bench-heap-$heap"
+done
+RESULTS=$results "$ANCHOR/compare.sh" -r "$R" "$E" "$B" "$results"/bin/transport_bench-heap-{kept,huge}
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if command -v gnuplot >/dev/null; then
   python3 bench/plot_compare.py "$results" bench/compare.png etcd-peer-bench transport_bench \

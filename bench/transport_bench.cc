@@ -19,7 +19,7 @@
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
 //   --glibc-heap=huge  as kept, and the heap on transparent huge pages:
-//                      starts again with GLIBC_TUNABLES set (kHugeTunables:
+//                      starts again with GLIBC_TUNABLES set (HugeTunables():
 //                      hugetlb=1, top_pad 4 MiB, arena_max 2, and kept's
 //                      thresholds). README's first choice.
 //   --glibc-heap=kept  both nodes keep freed heap, as README ("Performance")
@@ -158,12 +158,16 @@ bool g_urgent_at_once = true;          // --urgent-at-once
 // thread's arena starts and grows by (hugetlb=1 alone changed nothing
 // here), so top_pad makes every step 4 MiB; two arenas bound what that
 // holds (bench/README.md, "glibc's heap on huge pages").
-constexpr char kHugeTunables[] =
-    "glibc.malloc.hugetlb=1:glibc.malloc.top_pad=4194304:glibc.malloc.arena_max=2:"
-    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
+constexpr int kMmapThreshold = 32 << 20;   // kept and huge
+constexpr int kTrimThreshold = 256 << 20;  // kept and huge
+std::string HugeTunables() {
+  return absl::StrCat("glibc.malloc.hugetlb=1:glibc.malloc.top_pad=", 4 << 20,
+                      ":glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=", kMmapThreshold,
+                      ":glibc.malloc.trim_threshold=", kTrimThreshold);
+}
 bool HugeTunablesSet() {
   const char* t = std::getenv("GLIBC_TUNABLES");
-  return t != nullptr && std::strstr(t, kHugeTunables) != nullptr;
+  return t != nullptr && std::strstr(t, HugeTunables().c_str()) != nullptr;
 }
 // The kernel's transparent huge page mode ("always", "madvise" or
 // "never"), echoed in the JSON with --glibc-heap=huge: under "never" the
@@ -1208,7 +1212,7 @@ int main(int argc, char** argv) {
   if (f.glibc_heap == "huge" && !HugeTunablesSet()) {
     // glibc reads GLIBC_TUNABLES only when the program starts, and
     // hugetlb has no mallopt: start again with them set.
-    std::string t = kHugeTunables;
+    std::string t = HugeTunables();
     if (const char* cur = std::getenv("GLIBC_TUNABLES"); cur != nullptr && *cur != '\0') {
       t = std::string(cur) + ":" + t;
     }
@@ -1221,9 +1225,10 @@ int main(int argc, char** argv) {
     // The node's choice, made before the fork so that both nodes run with
     // it. Fixed thresholds also turn off glibc's adaptive ones; setting
     // only one of the two was worse than neither (bench/README.md).
-    bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
-    // (huge: the same values as its tunables; this also finds a sanitizer.)
-    if (!ok) {
+    // (huge: the values its tunables set already; this also finds a
+    // sanitizer.)
+    if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 ||
+        mallopt(M_TRIM_THRESHOLD, kTrimThreshold) != 1) {
       // ASan's and TSan's allocators replace glibc's and refuse mallopt.
       std::fprintf(stderr, "mallopt refused the heap settings: the heap is not glibc's\n");
       return 3;

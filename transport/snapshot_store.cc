@@ -297,9 +297,8 @@ class DiskSink : public SnapshotSink {
   // own files. Where the file system refuses O_DIRECT, the sink stays
   // buffered. The flag is set on our own descriptor (not a second open by
   // name, which a file put in the temporary file's place would receive).
-  // Called by the store
-  // before the first write, once the sink's offset and the body's size
-  // are known.
+  // Called by the store before the first write, once the sink's offset
+  // and the body's size are known.
   void TryDirect(uint64_t size) {
     size_ = size;
     // tmpfs takes O_DIRECT (Linux 6.6 on) but is the page cache itself:
