@@ -6,7 +6,7 @@ changes the allocator under every budget and bound, so the suites that
 check those (hostile floods, forged senders, RSS) run again under it.
 """
 
-# README's string, byte for byte.
+# README's string, byte for byte (huge_heap_readme_test checks it).
 HUGE_HEAP_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.top_pad=4194304" +
                       ":glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=33554432" +
                       ":glibc.malloc.trim_threshold=268435456")
@@ -25,4 +25,14 @@ def huge_heap_test(name, test, size = "medium"):
         env = {"GLIBC_TUNABLES": HUGE_HEAP_TUNABLES},
         size = size,
         tags = ["plain_only"],
+    )
+
+def huge_heap_readme_test(name):
+    """Checks that README recommends HUGE_HEAP_TUNABLES, byte for byte."""
+    native.sh_test(
+        name = name,
+        srcs = ["//testing:readme_has_huge_heap.sh"],
+        args = [HUGE_HEAP_TUNABLES, "$(location //:README.md)"],
+        data = ["//:README.md"],
+        size = "small",
     )
