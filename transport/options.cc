@@ -33,6 +33,10 @@ absl::Status TransportOptions::Validate() const {
   if (max_message_bytes < 1024) return bad("max_message_bytes", "must be >= 1 KiB");
   if (max_message_bytes > (1u << 30)) return bad("max_message_bytes", "must be <= 1 GiB");
   if (max_frame_bytes == 0) return bad("max_frame_bytes", "must be > 0");
+  if (stream_window_bytes != 0 &&
+      (stream_window_bytes < (64u << 10) || stream_window_bytes > (1u << 30))) {
+    return bad("stream_window_bytes", "must be 0 or in [64 KiB, 1 GiB]");
+  }
   if (max_inbound_bytes_per_peer < 2 * max_message_bytes) {
     return bad("max_inbound_bytes_per_peer", "must be >= 2 * max_message_bytes");
   }

@@ -24,6 +24,15 @@ TEST(OptionsTest, DefaultsAreEtcds) {
   EXPECT_EQ(o.max_pending_proposals, 4096u);
 }
 
+// 0 keeps gRPC's adaptive window; the bounds are the fixed window's.
+TEST(OptionsTest, StreamWindowIsZeroOrWithinItsBounds) {
+  for (size_t w : {size_t{0}, size_t{64} << 10, size_t{1} << 30}) {
+    TransportOptions o = Valid();
+    o.stream_window_bytes = w;
+    EXPECT_TRUE(o.Validate().ok()) << w;
+  }
+}
+
 TEST(OptionsTest, RejectsBadValuesNamingTheField) {
   struct Case {
     const char* field;
@@ -37,6 +46,9 @@ TEST(OptionsTest, RejectsBadValuesNamingTheField) {
       {"pipeline_buf_size", [](TransportOptions& o) { o.pipeline_buf_size = 0; }},
       {"conn_per_pipeline", [](TransportOptions& o) { o.conn_per_pipeline = 0; }},
       {"max_message_bytes", [](TransportOptions& o) { o.max_message_bytes = 10; }},
+      {"stream_window_bytes", [](TransportOptions& o) { o.stream_window_bytes = 1024; }},
+      {"stream_window_bytes",
+       [](TransportOptions& o) { o.stream_window_bytes = (size_t{1} << 30) + 1; }},
       {"snapshot_chunk_bytes", [](TransportOptions& o) { o.snapshot_chunk_bytes = 0; }},
       {"snapshot_chunk_bytes",
        [](TransportOptions& o) { o.snapshot_chunk_bytes = o.max_message_bytes + 1; }},

@@ -106,6 +106,34 @@ TEST(TransportTest, UrgentMessagesTakenAtOnceOffTheStream) {
   EXPECT_EQ(s.received_at_once, 1u);
 }
 
+// A stream's message larger than its fixed HTTP/2 window (the smallest
+// allowed) still arrives whole, on the stream, as does one with gRPC's
+// adaptive window (0): gRPC opens the window for a message it has begun.
+TEST(TransportTest, MessagesLargerThanTheStreamWindowArriveOnTheStreams) {
+  for (size_t window : {size_t{64} << 10, size_t{0}}) {
+    TransportOptions o;
+    o.stream_window_bytes = window;
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+    Cluster& cl = *c;
+    ASSERT_TRUE(cl.WaitAllStreams());
+    const std::string big(1536 << 10, 'b');
+    raftpb::Message prop = testing::App(1, 2, 1, 0, big);
+    prop.set_type(raftpb::MsgProp);  // goes on the message stream
+    cl.t(1).Send({testing::App(1, 2, 1, 0, big), prop, testing::App(1, 2, 1, 1, "x")});
+    ASSERT_TRUE(cl.raft(2).WaitForMessages(3)) << window;
+    const std::vector<raftpb::Message> got = cl.raft(2).messages();
+    size_t big_ones = 0;
+    for (const raftpb::Message& m : got) {
+      if (m.entries_size() == 1 && m.entries(0).data() == big) ++big_ones;
+    }
+    EXPECT_EQ(big_ones, 2u) << window;
+    const PeerStats s = cl.t(1).GetPeer(2)->stats();
+    EXPECT_EQ(s.sent[static_cast<int>(Channel::kStreamMsgAppV2)], 2u) << window;
+    EXPECT_EQ(s.sent[static_cast<int>(Channel::kStreamMsg)], 1u) << window;
+    EXPECT_EQ(s.sent[static_cast<int>(Channel::kPipeline)], 0u) << window;
+  }
+}
+
 TEST(TransportTest, PeerManagementCalls) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
   Cluster& cl = *c;
