@@ -75,13 +75,15 @@ struct TransportOptions {
   // streams it dials), fixed: gRPC holds at most this many bytes of such a
   // stream that the transport has not read yet. A fixed window turns off
   // gRPC's bandwidth-delay probing, which pings the sender as data arrives:
-  // on loopback the probe cost 128 B MsgApp a quarter of its throughput and
-  // a third of its CPU (bench/README.md, "The stream window"). A stream
-  // then moves at most about this much per round trip (1 MiB at 100 ms is
-  // about 10 MB/s): raise it for long links, or set 0 for gRPC's adaptive
-  // window, probing on. Either way, a larger message still arrives whole.
-  // 0 or in [64 KiB, 1 GiB].
-  size_t stream_window_bytes = 1024 * 1024;
+  // on loopback the probe cost 128 B MsgApp a sixth of its throughput and
+  // a third of its CPU (bench/README.md, "The stream window"). 64 KiB is
+  // gRPC's own starting window: larger ones (256 KiB, 1 MiB) let a writer
+  // facing a slow Process stall past conn_write_timeout and fail the
+  // stream (reliability_test, under ASan). A stream then moves at most
+  // about this much per round trip (64 KiB at 10 ms is about 6.5 MB/s):
+  // for long links set 0, gRPC's adaptive window with the probe on. Either
+  // way, a larger message still arrives whole. 0 or in [64 KiB, 1 GiB].
+  size_t stream_window_bytes = 64 * 1024;
 
   // Bytes per snapshot data chunk; the last chunk's worth of a body goes
   // in halves down to 64 KiB, so the receiver's final write is short.
