@@ -278,6 +278,53 @@ TEST(ReliabilityTest, SlowReceiverDropsAreCountedNeverSilent) {
   EXPECT_TRUE(found);
 }
 
+// A Process slower than the sender: node 2's MsgApp Process is held, its
+// v2 reader pauses for room, and node 1's write waits on HTTP/2 flow
+// control for many times conn_write_timeout. Node 2's reader still beats,
+// so the stream is held, not failed; once Process goes on, every queued
+// message arrives, none dropped on either side. Before the writer heeded
+// the beats, such a stall failed the stream and dropped what was queued
+// (with a 1 MiB window this suite's flood did, under ASan).
+TEST(ReliabilityTest, AProcessSlowerThanTheWriteTimeoutHoldsTheStream) {
+  TransportOptions o = FastOptions();
+  o.conn_write_timeout = absl::Milliseconds(200);
+  o.conn_read_timeout = absl::Milliseconds(1500);  // beats every 300 ms
+  o.max_inbound_bytes_per_peer = 4 << 20;          // a few messages pause the reader
+  o.stream_buf_bytes = 4 << 20;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2, o));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.raft(2).set_keep_messages(false);
+  cl.raft(2).BlockType(raftpb::MsgApp);
+  auto peer = cl.t(1).GetPeer(2);
+  uint64_t queued = 0;
+  for (uint64_t i = 1; i <= 2000; ++i) {
+    if (peer->Send(testing::App(1, 2, 1, i - 1, std::string(64 << 10, 'h'))) !=
+        Peer::SendOutcome::kQueued) {
+      break;
+    }
+    ++queued;
+  }
+  ASSERT_LT(queued, 2000u) << "the stream never filled";
+  ASSERT_TRUE(peer->writer(StreamType::kMsgAppV2)->Working());
+  // Fifteen write timeouts, and no failure.
+  EXPECT_FALSE(
+      WaitUntil([&] { return !peer->writer(StreamType::kMsgAppV2)->Working(); }, absl::Seconds(3)))
+      << "the slow reader's stream failed";
+  cl.raft(2).Unblock();
+  auto inbound = cl.t(2).GetPeer(1);
+  ASSERT_TRUE(WaitUntil([&] { return cl.raft(2).message_count() >= queued; }, absl::Seconds(60)))
+      << cl.raft(2).message_count() << " of " << queued;
+  EXPECT_EQ(cl.raft(2).message_count(), queued);
+  EXPECT_EQ(inbound->stats().inbound_dropped_full, 0u);
+  EXPECT_TRUE(peer->writer(StreamType::kMsgAppV2)->Working());
+  for (const PeerMetrics& p : cl.t(1).Metrics().peers) {
+    if (p.id == 2) {
+      EXPECT_EQ(p.sent_failures, 0u);
+    }
+  }
+}
+
 // A member's stream flood against node 2's 20 ms Process, under a 32 MiB
 // per-peer budget: `make(i)` builds the i-th of `n` messages (i from 1),
 // each sent again while the sender's queue is full. Waits (up to `wait`)

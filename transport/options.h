@@ -22,18 +22,21 @@ struct TransportOptions {
   std::vector<std::string> advertise_urls;
 
   // Idle stream detection: a reader cancels a stream that delivered nothing
-  // (not even a link heartbeat) for this long; writers send link heartbeats
-  // every conn_read_timeout / 3 on idle streams, and fail a write that has
-  // not completed within conn_write_timeout (etcd: 5 s each). The other way,
-  // readers send a stream heartbeat five times per conn_read_timeout, and a
-  // writer drops a stream whose heartbeats stopped for 2/3 of it: that finds
-  // a frozen or silently cut reader (its kernel keeps accepting our writes)
-  // within conn_read_timeout, per stream, so a link stall does not also
-  // fail the snapshots on the same link (they have
-  // snapshot_progress_timeout; the server's HTTP/2 keepalive waits that long
-  // for a ping's answer). A reader that sends no heartbeats (an older or
-  // other-language node) is found by that keepalive, or by a write stalled
-  // for conn_write_timeout.
+  // (not even a link heartbeat) for this long while it was reading;
+  // writers send link heartbeats every conn_read_timeout / 3 on idle
+  // streams (etcd: 5 s each). The other way, readers send a stream
+  // heartbeat five times per conn_read_timeout, and a writer drops a
+  // stream whose heartbeats stopped for 2/3 of it: that finds a frozen or
+  // silently cut reader (its kernel keeps accepting our writes) within
+  // conn_read_timeout, per stream, so a link stall does not also fail the
+  // snapshots on the same link (they have snapshot_progress_timeout; the
+  // server's HTTP/2 keepalive waits that long for a ping's answer). While
+  // a reader beats, a write that waits on HTTP/2 flow control is its
+  // Process being slower than our sends (it stops reading until its queue
+  // has room), and the write waits as long as it takes. A reader that
+  // sends no heartbeats (an older or other-language node) is found by that
+  // keepalive, or, as in etcd, by a write not completed within
+  // conn_write_timeout.
   absl::Duration conn_read_timeout = absl::Seconds(5);
   absl::Duration conn_write_timeout = absl::Seconds(5);
   // Probe RPC period per peer (etcd's proberInterval: ConnReadTimeout - 1s).
@@ -77,12 +80,11 @@ struct TransportOptions {
   // gRPC's bandwidth-delay probing, which pings the sender as data arrives:
   // on loopback the probe cost 128 B MsgApp a sixth of its throughput and
   // a third of its CPU (bench/README.md, "The stream window"). 64 KiB is
-  // gRPC's own starting window: larger ones (256 KiB, 1 MiB) let a writer
-  // facing a slow Process stall past conn_write_timeout and fail the
-  // stream (reliability_test, under ASan). A stream then moves at most
-  // about this much per round trip (64 KiB at 10 ms is about 6.5 MB/s):
-  // for long links set 0, gRPC's adaptive window with the probe on. Either
-  // way, a larger message still arrives whole. 0 or in [64 KiB, 1 GiB].
+  // gRPC's own starting window, and did as well on loopback as 256 KiB
+  // and 1 MiB. A stream then moves at most about this much per round trip
+  // (64 KiB at 10 ms is about 6.5 MB/s): for long links set a larger
+  // window, or 0 for gRPC's adaptive one with the probe on. Either way, a
+  // larger message still arrives whole. 0 or in [64 KiB, 1 GiB].
   size_t stream_window_bytes = 64 * 1024;
 
   // Bytes per snapshot data chunk; the last chunk's worth of a body goes

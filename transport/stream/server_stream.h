@@ -164,6 +164,9 @@ class ServerStream final : public grpc::ServerBidiReactor<typename StreamWire<Fr
   // older or other-language reader) is never silent here; only HTTP/2
   // keepalive covers it. Thread-safe, non-blocking.
   bool ReaderSilentFor(absl::Duration limit, absl::Time now) const;
+  // True once the dialler has announced stream heartbeats (sent a
+  // StreamControl). Thread-safe, non-blocking.
+  bool ReaderBeats() const { return last_control_ns_.load(std::memory_order_relaxed) != 0; }
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;

@@ -292,6 +292,135 @@ TEST(StreamWriterLivenessTest, AReaderWhoseHeartbeatsStopIsDropped) {
   quiet->Finish();
 }
 
+// A dialler of our message stream that reads nothing until told to (and
+// then reads every message), sending stream heartbeats meanwhile if
+// `beat`: a reader paused for room, as a slow Process makes ours.
+struct StalledReader {
+  std::unique_ptr<v1::RaftTransport::Stub> stub;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StreamControl, v1::MessageFrame>> stream;
+  std::atomic<bool> stop_beating{false};
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> out_of_order{0};
+  std::thread beats, reads;
+
+  StalledReader(int port, const TransportOptions& as, bool beat) {
+    stub = v1::RaftTransport::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    AddIdentityMetadata(&ctx, as, 1);
+    stream = stub->MessageStream(&ctx);
+    if (!beat) return;
+    beats = std::thread([this] {
+      // A reader's beat timer: every 100 ms, far inside the writer's
+      // silence limit (1 s here) on a loaded machine.
+      while (!stop_beating.load() && stream->Write(v1::StreamControl())) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    });
+  }
+  void StartReading() {
+    reads = std::thread([this] {
+      v1::MessageFrame f;
+      uint64_t last = 0;
+      while (stream->Read(&f)) {
+        for (const raftpb::Message& m : f.messages()) {
+          if (m.to() == 0) continue;  // a link heartbeat
+          if (m.index() != last + 1) out_of_order.fetch_add(1);
+          last = m.index();
+          messages.fetch_add(1);
+        }
+      }
+    });
+  }
+  ~StalledReader() {
+    stop_beating.store(true);
+    ctx.TryCancel();
+    if (beats.joinable()) beats.join();
+    if (reads.joinable()) reads.join();
+    stream->Finish();
+  }
+};
+
+// Our node 1 with a peer 2 whose message stream is dialled by a
+// StalledReader, filled until Send reports it full: the write in flight
+// then waits on HTTP/2 flow control. The writer checks every 500 ms and
+// drops a reader silent for 1 s; its write timeout is 200 ms.
+class StalledWriterTest : public ::testing::Test {
+ protected:
+  void Start(bool beat) {
+    TransportOptions o;
+    o.local_id = 1;
+    o.cluster_id = 0x1000;
+    o.stream_buf_bytes = 4 << 20;
+    o.conn_write_timeout = absl::Milliseconds(200);
+    o.conn_read_timeout = absl::Milliseconds(1500);
+    ASSERT_OK_AND_ASSIGN(t_, Transport::Create(o, &raft_));
+    ASSERT_OK_AND_ASSIGN(int port, t_->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
+    ASSERT_TRUE(t_->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
+    peer_ = t_->GetPeer(2);
+    TransportOptions as2 = o;
+    as2.local_id = 2;
+    reader_ = std::make_unique<StalledReader>(port, as2, beat);
+    ASSERT_TRUE(WaitUntil([&] { return Working(); }));
+    for (uint64_t i = 1; i <= 1000; ++i) {
+      if (peer_->Send(testing::App(1, 2, 1, i, std::string(256 << 10, 'w'))) !=
+          Peer::SendOutcome::kQueued) {
+        break;
+      }
+      ++queued_;
+    }
+    ASSERT_GT(queued_, 0u);
+    ASSERT_LT(queued_, 1000u) << "the stream never filled: nothing waits on flow control";
+  }
+
+  bool Working() const { return peer_->writer(StreamType::kMessage)->Working(); }
+
+  // Stream failures counted for peer 2 (Send's drops do not count there).
+  uint64_t SentFailures() const {
+    uint64_t n = 0;
+    for (const PeerMetrics& p : t_->Metrics().peers) n += p.id == 2 ? p.sent_failures : 0;
+    return n;
+  }
+
+  testing::FakeRaft raft_;
+  std::unique_ptr<Transport> t_;
+  std::shared_ptr<Peer> peer_;
+  std::unique_ptr<StalledReader> reader_;  // destroyed first
+  uint64_t queued_ = 0;
+};
+
+// A write that waits on flow control while the reader still sends its
+// stream heartbeats is back-pressure (the reader paused for room, its
+// Process slower than our sends), not a dead link: the stream stays, for
+// many times conn_write_timeout, and once the reader reads on, every
+// queued message arrives, in order. Failing it would drop them all and
+// flap the stream for as long as the reader is slow.
+TEST_F(StalledWriterTest, AWriteHeldByABeatingReaderWaitsForIt) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*beat=*/true));
+  // Fifteen write timeouts: before the fix it failed within about three.
+  EXPECT_FALSE(WaitUntil([&] { return !Working(); }, absl::Seconds(3)))
+      << "a write held by a beating reader failed the stream";
+  EXPECT_EQ(SentFailures(), 0u);
+
+  reader_->StartReading();
+  ASSERT_TRUE(WaitUntil([&] { return reader_->messages.load() >= queued_; }, absl::Seconds(30)))
+      << reader_->messages.load() << " of " << queued_;
+  EXPECT_EQ(reader_->messages.load(), queued_);
+  EXPECT_EQ(reader_->out_of_order.load(), 0u);
+  EXPECT_TRUE(Working());
+  EXPECT_EQ(SentFailures(), 0u);
+}
+
+// The other half: a reader that sends no stream heartbeats (an older or
+// other-language node) gives nothing but the write to judge it by, so a
+// write stalled past conn_write_timeout fails the stream, as etcd fails
+// every such write, and the failure is counted.
+TEST_F(StalledWriterTest, AWriteHeldByAQuietReaderFailsAfterTheWriteTimeout) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*beat=*/false));
+  ASSERT_TRUE(WaitUntil([&] { return !Working(); }));
+  EXPECT_TRUE(WaitUntil([&] { return SentFailures() >= 1; }));
+}
+
 // The msgappv2 method is raw on the writer's side, so the dialler's half
 // is parsed by us, not by gRPC: a StreamControl that does not parse ends
 // the call with INVALID_ARGUMENT (well-formed ones, as the liveness test

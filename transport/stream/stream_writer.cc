@@ -370,7 +370,20 @@ class GrpcStreamWriter::Core final : public CoreBase,
       if (conn_->stream()->ReaderSilentFor(2 * heartbeat_interval_, now)) {
         silent = conn_->stream();
       } else if (writing_) {
-        if (now - write_started_ > write_timeout_) stalled = conn_->stream();
+        // A write waiting while the reader beats is flow control: the
+        // reader paused for room, its Process slower than our sends, and
+        // reads on when there is room. Failing it would drop what is
+        // queued and flap the stream for as long as the reader is slow (a
+        // window of messages at a slow Process easily outlasts the
+        // timeout). Whether our writes still arrive is then the reader's
+        // to judge (its idle timeout, while it reads); one that beats and
+        // never reads holds what a full queue holds: Send drops and
+        // reports. A reader that sends no heartbeats (an older or
+        // other-language node) leaves only the write to judge: etcd's
+        // write timeout.
+        if (now - write_started_ > write_timeout_ && !conn_->stream()->ReaderBeats()) {
+          stalled = conn_->stream();
+        }
       } else if (pending_.empty() && now - last_write_ >= heartbeat_interval_ / 2) {
         EncodeLocked(LinkHeartbeat(), 2);
         ++stats_.link_heartbeats;

@@ -5,8 +5,10 @@
 // the peer's GrpcStreamWriter, which then writes frames on it. Messages that
 // arrive while a write is in flight are batched into the next frame (up to
 // max_frame_bytes), so batching adapts to load with no thread per stream.
-// Link heartbeats keep idle streams alive; a write that does not complete
-// within conn_write_timeout fails the stream.
+// Link heartbeats keep idle streams alive. A reader whose stream
+// heartbeats stop fails the stream; so does a write not completed within
+// conn_write_timeout, unless the reader still beats (then it is flow
+// control: the reader's Process is slower than our sends).
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_WRITER_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_STREAM_STREAM_WRITER_H_
 
