@@ -45,6 +45,9 @@ void PeerCounters::SnapshotSendRefused() {
 void PeerCounters::AddTo(PeerMetrics* m) const {
   m->sent_bytes += sent_bytes_.load(std::memory_order_relaxed);
   m->sent_failures += sent_failures_.load(std::memory_order_relaxed);
+  if (const uint64_t n = dropped_unsent_.load(std::memory_order_relaxed)) {
+    m->dropped["stream_closed"] += n;
+  }
   m->received_bytes += received_bytes_.load(std::memory_order_relaxed);
   m->received_failures += received_failures_.load(std::memory_order_relaxed);
   MutexLock l(&mu_);

@@ -32,6 +32,10 @@ class PeerCounters {
  public:
   void AddSent(uint64_t bytes) { sent_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
   void AddSendFailure() { sent_failures_.fetch_add(1, std::memory_order_relaxed); }
+  // Messages a stream writer had queued, not yet begun, when its stream
+  // failed, was replaced or ended: dropped (Raft was told unreachable),
+  // counted as dropped{stream_closed}.
+  void AddDroppedUnsent(uint64_t n) { dropped_unsent_.fetch_add(n, std::memory_order_relaxed); }
   void AddReceived(uint64_t bytes) { received_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
   void AddReceiveFailure() { AddReceiveFailures(1); }
   void AddReceiveFailures(uint64_t n) {
@@ -55,6 +59,7 @@ class PeerCounters {
  private:
   std::atomic<uint64_t> sent_bytes_{0};
   std::atomic<uint64_t> sent_failures_{0};
+  std::atomic<uint64_t> dropped_unsent_{0};
   std::atomic<uint64_t> received_bytes_{0};
   std::atomic<uint64_t> received_failures_{0};
   mutable Mutex mu_;  // the snapshot fields

@@ -21,7 +21,9 @@
 // and ours (etcd only logs these):
 //   raftgrpc_dropped_messages_total{To,Reason}             counter
 //     Reason: buffer_full (a channel's queue), paused, unknown_peer,
-//     oversize, stopped (To="0" for transport-wide reasons)
+//     oversize, stopped (To="0" for transport-wide reasons),
+//     stream_closed (queued on a stream that failed, was replaced or
+//     ended before their write began)
 //   raftgrpc_inbound_dropped_messages_total{From,Reason}   counter
 //     Reason: buffer_full, paused
 //   raftgrpc_snapshot_send_resumed_bytes_total{To}         counter

@@ -305,8 +305,13 @@ struct StalledReader {
   std::thread beats, reads;
 
   StalledReader(int port, const TransportOptions& as, bool beat) {
-    stub = v1::RaftTransport::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    // A fixed 64 KiB window, as our readers have: what it has not read
+    // holds up the writer's frame.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
+    stub = v1::RaftTransport::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
     AddIdentityMetadata(&ctx, as, 1);
     stream = stub->MessageStream(&ctx);
     if (!beat) return;
@@ -347,7 +352,9 @@ struct StalledReader {
 // drops a reader silent for 1 s; its write timeout is 200 ms.
 class StalledWriterTest : public ::testing::Test {
  protected:
-  void Start(bool beat) {
+  // Sends up to `max` messages of `size` bytes; unless `max` is 1, until
+  // Send reports the stream full.
+  void Start(bool beat, uint64_t max = 1000, size_t size = 256 << 10) {
     TransportOptions o;
     o.local_id = 1;
     o.cluster_id = 0x1000;
@@ -362,15 +369,17 @@ class StalledWriterTest : public ::testing::Test {
     as2.local_id = 2;
     reader_ = std::make_unique<StalledReader>(port, as2, beat);
     ASSERT_TRUE(WaitUntil([&] { return Working(); }));
-    for (uint64_t i = 1; i <= 1000; ++i) {
-      if (peer_->Send(testing::App(1, 2, 1, i, std::string(256 << 10, 'w'))) !=
+    for (uint64_t i = 1; i <= max; ++i) {
+      if (peer_->Send(testing::App(1, 2, 1, i, std::string(size, 'w'))) !=
           Peer::SendOutcome::kQueued) {
         break;
       }
       ++queued_;
     }
     ASSERT_GT(queued_, 0u);
-    ASSERT_LT(queued_, 1000u) << "the stream never filled: nothing waits on flow control";
+    if (max > 1) {
+      ASSERT_LT(queued_, max) << "the stream never filled: nothing waits on flow control";
+    }
   }
 
   bool Working() const { return peer_->writer(StreamType::kMessage)->Working(); }
@@ -380,6 +389,14 @@ class StalledWriterTest : public ::testing::Test {
     uint64_t n = 0;
     for (const PeerMetrics& p : t_->Metrics().peers) n += p.id == 2 ? p.sent_failures : 0;
     return n;
+  }
+
+  // Peer 2's outbound drops for `reason`.
+  uint64_t Dropped(const std::string& reason) const {
+    for (const PeerMetrics& p : t_->Metrics().peers) {
+      if (p.id == 2 && p.dropped.count(reason) > 0) return p.dropped.at(reason);
+    }
+    return 0;
   }
 
   testing::FakeRaft raft_;
@@ -419,6 +436,25 @@ TEST_F(StalledWriterTest, AWriteHeldByAQuietReaderFailsAfterTheWriteTimeout) {
   ASSERT_NO_FATAL_FAILURE(Start(/*beat=*/false));
   ASSERT_TRUE(WaitUntil([&] { return !Working(); }));
   EXPECT_TRUE(WaitUntil([&] { return SentFailures() >= 1; }));
+  // What was still queued is dropped, and counted as such: the queue was
+  // full, so some were.
+  EXPECT_GT(Dropped("stream_closed"), 0u);
+  EXPECT_LT(Dropped("stream_closed"), queued_);
+}
+
+// A dialler that goes away while a frame is being written to it, nothing
+// else queued: that frame may be lost, so Raft is told the peer was
+// unreachable, whichever the writer hears of first (the failed write or
+// the stream's end), and nothing counts as dropped unsent.
+TEST_F(StalledWriterTest, ADiallerGoneMidWriteIsReportedUnreachable) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*beat=*/true, /*max=*/1, /*size=*/1 << 20));
+  // The 1 MiB frame waits on the reader's 64 KiB window, which a reader
+  // that does not read never opens; beating, it is not timed out.
+  EXPECT_FALSE(WaitUntil([&] { return !raft_.unreachable().empty(); }, absl::Milliseconds(500)));
+  reader_.reset();  // cancels the call
+  EXPECT_TRUE(WaitUntil([&] { return !Working(); }));
+  EXPECT_TRUE(WaitUntil([&] { return !raft_.unreachable().empty(); }));
+  EXPECT_EQ(Dropped("stream_closed"), 0u) << "nothing was queued behind the frame";
 }
 
 // The msgappv2 method is raw on the writer's side, so the dialler's half

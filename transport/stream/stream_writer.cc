@@ -160,14 +160,14 @@ class GrpcStreamWriter::Core final : public CoreBase,
       return true;
     }
     std::shared_ptr<Conn> old;
-    bool report;
+    size_t dropped;
     {
       MutexLock l(&mu_);
       if (stopped_) return false;
       conn.release();
       h->stream()->SetSink(this->weak_from_this());
       old = std::move(conn_);
-      report = DropPendingLocked();
+      dropped = DropPendingLocked();
       conn_.reset(h);
       working_.store(true, std::memory_order_release);
       enc_ = Encoder(max_frame_bytes_);
@@ -178,7 +178,10 @@ class GrpcStreamWriter::Core final : public CoreBase,
     if (old) old->Close();
     env_.status->Activate();
     // etcd: replacing a conn drops its unsent messages with one report.
-    if (report) env_.raft->ReportUnreachable(env_.peer_id);
+    if (dropped > 0) {
+      env_.counters->AddDroppedUnsent(dropped);
+      env_.raft->ReportUnreachable(env_.peer_id);
+    }
     Unbusy();
     return true;
   }
@@ -240,19 +243,23 @@ class GrpcStreamWriter::Core final : public CoreBase,
 
   void OnStreamDone(Stream* s) override {
     std::shared_ptr<Conn> old;
+    size_t dropped;
     bool report;
     {
       MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
       old = std::move(conn_);
       working_.store(false, std::memory_order_release);
-      report = DropPendingLocked() || writing_;
-      writing_ = false;
+      // Read before the drop clears it: a frame in flight may be lost too.
+      const bool was_writing = writing_;
+      dropped = DropPendingLocked();
+      report = dropped > 0 || was_writing;
       if (report) ++busy_;
     }
     // The dialler went away (it redials or stopped): not working until it
     // attaches again.
     if (report) {
+      if (dropped > 0) env_.counters->AddDroppedUnsent(dropped);
       env_.raft->ReportUnreachable(env_.peer_id);
       Unbusy();
     }
@@ -301,14 +308,18 @@ class GrpcStreamWriter::Core final : public CoreBase,
     write_started_ = absl::Now();
   }
 
-  // Returns whether messages were dropped.
-  bool DropPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    bool had = pending_msgs_ > 0;
+  // Drops the queued messages not yet begun; returns how many. Counted
+  // (PeerCounters::AddDroppedUnsent) by callers other than Stop, whose
+  // peer is going away. The frame in flight, which the remote may or may
+  // not have got, is not among them.
+  size_t DropPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t dropped = pending_msgs_;
+    stats_.dropped_unsent += dropped;
     pending_.clear();
     pending_msgs_ = 0;
     pending_bytes_ = 0;
     writing_ = false;
-    return had;
+    return dropped;
   }
 
   void StartWrite(const std::shared_ptr<Conn>& conn, std::unique_ptr<Frame> frame) {
@@ -319,17 +330,19 @@ class GrpcStreamWriter::Core final : public CoreBase,
   // conn, and reports the peer unreachable; Pick then falls back.
   void Fail(Stream* s, const char* action, const std::string& why) {
     std::shared_ptr<Conn> old;
+    size_t dropped;
     {
       MutexLock l(&mu_);
       if (stopped_ || conn_ == nullptr || conn_->stream() != s) return;
       old = std::move(conn_);
       working_.store(false, std::memory_order_release);
-      DropPendingLocked();
+      dropped = DropPendingLocked();
       ++stats_.failures;
       ++busy_;
     }
     old->stream()->Cancel();
     env_.counters->AddSendFailure();
+    if (dropped > 0) env_.counters->AddDroppedUnsent(dropped);
     ChannelFailure f;
     f.source = {StreamTypeName(type_), action};
     f.reason = why;
