@@ -73,6 +73,10 @@ absl::StatusOr<std::unique_ptr<Hosts>> Hosts::Create(const Options& opts) {
     return absl::UnavailableError("multi-host tests need iproute2 (`ip` and `tc`)");
   }
   RemoveStale();
+  // A node that died on its own must fail Ask with its cause, not kill
+  // this process silently when Ask writes to its stdin (CI once saw
+  // hosts_test end with exit code 141, SIGPIPE, and no word of why).
+  signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<Hosts> h(new Hosts(opts));
   if (absl::Status s = h->Setup(); !s.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot build the hosts' network: ", s.message()));
@@ -86,7 +90,10 @@ std::string Hosts::snap_dir(int id) const { return absl::StrCat(dir_, "/n", id, 
 
 absl::Status Hosts::Setup() {
   const char* tmp = std::getenv("TEST_TMPDIR");
-  dir_ = absl::StrCat(tmp ? tmp : "/tmp", "/", prefix_);
+  // A directory of its own per Hosts: each test's logs and snapshot dirs
+  // start empty, not appended to the previous test's.
+  static int instances = 0;
+  dir_ = absl::StrCat(tmp ? tmp : "/tmp", "/", prefix_, "-", ++instances);
   const std::string sw = ns(0);
   if (absl::Status s = Sh(absl::StrCat("ip netns add ", sw)); !s.ok()) return s;
   namespaces_.push_back(sw);
@@ -117,7 +124,8 @@ Hosts::~Hosts() {
   // test.outputs) for a failure's post-mortem.
   if (const char* out = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) {
     (void)Sh(absl::StrCat("for f in ", dir_, "/n*.log; do [ -e \"$f\" ] && cp \"$f\" ", out, "/",
-                          prefix_, "-$(basename \"$f\"); done; true"));
+                          opts_.label.empty() ? prefix_ : opts_.label,
+                          "-$(basename \"$f\"); done; true"));
   }
   for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) {
     (void)Sh(absl::StrCat("ip netns del ", *it));
@@ -243,7 +251,7 @@ absl::StatusOr<std::string> Hosts::Ask(int id, const std::string& command, absl:
   Node& n = it->second;
   const std::string line = command + "\n";
   if (write(n.in, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    return absl::UnavailableError(absl::StrCat("node ", id, " is gone"));
+    return absl::UnavailableError(Gone(id));
   }
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
@@ -259,9 +267,33 @@ absl::StatusOr<std::string> Hosts::Ask(int id, const std::string& command, absl:
     if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
     char buf[4096];
     const ssize_t r = read(n.out, buf, sizeof(buf));
-    if (r <= 0) return absl::UnavailableError(absl::StrCat("node ", id, " exited"));
+    if (r <= 0) return absl::UnavailableError(Gone(id));
     n.pending.append(buf, r);
   }
+}
+
+std::string Hosts::Gone(int id) const {
+  std::string how = "its pipes closed";
+  auto it = nodes_.find(id);
+  if (it != nodes_.end() && it->second.pid > 0) {
+    // Waits briefly for the exit that closed the pipes; WNOWAIT leaves the
+    // child for Stop to reap.
+    siginfo_t info{};
+    for (int i = 0; i < 100; ++i) {
+      info.si_pid = 0;
+      if (waitid(P_PID, it->second.pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) break;
+      if (info.si_pid != 0) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    if (info.si_pid != 0) {
+      how = info.si_code == CLD_EXITED ? absl::StrCat("exited with status ", info.si_status)
+                                       : absl::StrCat("killed by signal ", info.si_status);
+    }
+  }
+  // The end of its log: a sanitizer's report or a fatal error is there.
+  const std::string log = Log(id);
+  const size_t from = log.size() > 4000 ? log.size() - 4000 : 0;
+  return absl::StrCat("node ", id, " is gone (", how, "); the end of its log:\n", log.substr(from));
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> Hosts::Stats(int id) {

@@ -47,6 +47,10 @@ class Hosts {
     // The nodes' snapshot_progress_timeout: short, so that a cut longer
     // than it fails a snapshot within a test's time.
     absl::Duration snapshot_progress_timeout = absl::Seconds(5);
+    // Names the nodes' logs kept with the test's outputs
+    // (<label>-n<id>.log; the test's name, say), so that each test of a
+    // binary keeps its own. Empty: rgt<pid>-n<id>.log.
+    std::string label;
   };
 
   static absl::StatusOr<std::unique_ptr<Hosts>> Create(const Options& opts);
@@ -66,6 +70,9 @@ class Hosts {
   absl::Status Restore(int id);
 
   // Sends a command line to node `id` and returns its answer line.
+  // FAILED_PRECONDITION if it is not running (killed or never started);
+  // UNAVAILABLE, naming how it ended and the end of its log, if it died
+  // on its own.
   absl::StatusOr<std::string> Ask(int id, const std::string& command,
                                   absl::Duration timeout = absl::Seconds(10));
   // "stats", parsed: key -> value.
@@ -89,6 +96,8 @@ class Hosts {
   absl::Status Setup();
   absl::Status Shape(int id, const std::string& qdisc, bool inbound);
   void Stop(int id);
+  // Why node `id`, which we did not stop, no longer answers.
+  std::string Gone(int id) const;
 
   const Options opts_;
   const std::string prefix_;

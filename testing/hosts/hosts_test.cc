@@ -26,7 +26,9 @@ class HostsTest : public ::testing::Test {
   static constexpr int kNodes = 5;
 
   void SetUp() override {
-    auto h = Hosts::Create({});
+    Hosts::Options o;
+    o.label = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    auto h = Hosts::Create(o);
     if (!h.ok()) GTEST_SKIP() << h.status().message();
     hosts_ = std::move(*h);
     for (int i = 1; i <= kNodes; ++i) ASSERT_TRUE(hosts_->Start(i).ok()) << "node " << i;
@@ -39,8 +41,11 @@ class HostsTest : public ::testing::Test {
 
   static std::string P(int peer, const char* key) { return absl::StrCat("p", peer, ".", key); }
 
+  // -1 if node `id` is not running or lacks `key`. A node that died on
+  // its own fails the test, with the cause.
   int64_t Stat(int id, const std::string& key) {
     auto s = hosts_->Stats(id);
+    if (absl::IsUnavailable(s.status())) ADD_FAILURE() << s.status().message();
     if (!s.ok()) return -1;
     auto it = s->find(key);
     return it == s->end() ? -1 : it->second;
