@@ -152,19 +152,20 @@ const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 bool g_urgent_at_once = true;          // --urgent-at-once
 
 // --glibc-heap=huge: README's setting for a node, whole, as a node sets it
-// (the environment, read when the program starts). The thresholds are
-// --glibc-heap=kept's. hugetlb=1: glibc asks for transparent huge pages
-// (THP mode "madvise" or "always"), but not for the small steps a
-// thread's arena starts and grows by (hugetlb=1 alone changed nothing
-// here), so top_pad makes every step 4 MiB; two arenas bound what that
-// holds (bench/README.md, "glibc's heap on huge pages").
-constexpr int kMmapThreshold = 32 << 20;   // kept and huge
-constexpr int kTrimThreshold = 256 << 20;  // kept and huge
-std::string HugeTunables() {
-  return absl::StrCat("glibc.malloc.hugetlb=1:glibc.malloc.top_pad=", 4 << 20,
-                      ":glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=", kMmapThreshold,
-                      ":glibc.malloc.trim_threshold=", kTrimThreshold);
-}
+// (the environment, read when the program starts): the string itself comes
+// from testing/huge_heap.bzl, which the huge-heap test twins run under and
+// huge_heap_readme_test holds README to, so the three cannot drift. Its
+// thresholds are --glibc-heap=kept's. hugetlb=1: glibc asks for
+// transparent huge pages (THP mode "madvise" or "always"), but not for the
+// small steps a thread's arena starts and grows by (hugetlb=1 alone
+// changed nothing here), so top_pad makes every step 4 MiB; two arenas
+// bound what that holds (bench/README.md, "glibc's heap on huge pages").
+#ifndef RAFTGRPC_HUGE_HEAP_TUNABLES
+#error "RAFTGRPC_HUGE_HEAP_TUNABLES comes from bench/BUILD.bazel"
+#endif
+constexpr int kMmapThreshold = 32 << 20;   // kept (and huge's string)
+constexpr int kTrimThreshold = 256 << 20;  // kept (and huge's string)
+std::string HugeTunables() { return RAFTGRPC_HUGE_HEAP_TUNABLES; }
 bool HugeTunablesSet() {
   const char* t = std::getenv("GLIBC_TUNABLES");
   return t != nullptr && std::strstr(t, HugeTunables().c_str()) != nullptr;

@@ -6,7 +6,8 @@ changes the allocator under every budget and bound, so the suites that
 check those (hostile floods, forged senders, RSS) run again under it.
 """
 
-# README's string, byte for byte (huge_heap_readme_test checks it).
+# README's string, byte for byte (huge_heap_readme_test checks it); bench/BUILD.bazel
+# hands it to transport_bench for --glibc-heap=huge.
 HUGE_HEAP_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.top_pad=4194304" +
                       ":glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=33554432" +
                       ":glibc.malloc.trim_threshold=268435456")

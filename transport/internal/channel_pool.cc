@@ -46,18 +46,17 @@ std::shared_ptr<grpc::Channel> ChannelPool::Make(const std::string& url, uint64_
   if (!opts_->tls.server_name_override.empty()) {
     args.SetSslTargetNameOverride(opts_->tls.server_name_override);
   }
-  if (!snapshot && opts_->stream_window_bytes > 0) {
-    // A fixed window, no bandwidth-delay probe (TransportOptions).
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
-                static_cast<int>(opts_->stream_window_bytes));
-  }
   if (snapshot) {
     // Own connection; BDP probing off and a large lookahead measured ~2x
     // faster for bulk client streams on loopback.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024 * 1024);
+  } else if (opts_->stream_window_bytes > 0) {
+    // A fixed window, no bandwidth-delay probe (TransportOptions).
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                static_cast<int>(opts_->stream_window_bytes));
   }
   return grpc::CreateCustomChannel(GrpcTarget(url), creds_(member), args);
 }
