@@ -161,8 +161,9 @@ class ServerStream final : public grpc::ServerBidiReactor<typename StreamWire<Fr
   // True if the dialler announced stream heartbeats (it sent a
   // StreamControl) and then sent none for longer than `limit`: its process
   // is frozen or its link silently cut. A dialler that never sent one (an
-  // older or other-language reader) is never silent here; only HTTP/2
-  // keepalive covers it. Thread-safe, non-blocking.
+  // older or other-language reader) is never silent here; HTTP/2
+  // keepalive and the writer's write timeout cover it. Thread-safe,
+  // non-blocking.
   bool ReaderSilentFor(absl::Duration limit, absl::Time now) const;
   // True once the dialler has announced stream heartbeats (sent a
   // StreamControl). Thread-safe, non-blocking.
