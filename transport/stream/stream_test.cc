@@ -15,6 +15,7 @@
 #include "testing/fake_raft.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
+#include "transport/internal/channel_pool.h"
 #include "transport/internal/metadata.h"
 #include "transport/stream/stream_reader.h"
 #include "transport/stream/stream_writer.h"
@@ -296,6 +297,7 @@ TEST(StreamWriterLivenessTest, AReaderWhoseHeartbeatsStopIsDropped) {
 // then reads every message), sending stream heartbeats meanwhile if
 // `beat`: a reader paused for room, as a slow Process makes ours.
 struct StalledReader {
+  ChannelPool pool;
   std::unique_ptr<v1::RaftTransport::Stub> stub;
   grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::StreamControl, v1::MessageFrame>> stream;
@@ -304,14 +306,14 @@ struct StalledReader {
   std::atomic<uint64_t> out_of_order{0};
   std::thread beats, reads;
 
-  StalledReader(int port, const TransportOptions& as, bool beat) {
-    // A fixed 64 KiB window, as our readers have: what it has not read
-    // holds up the writer's frame.
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
-    stub = v1::RaftTransport::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+  StalledReader(int port, const TransportOptions& as, bool beat)
+      : pool(std::make_shared<const TransportOptions>(as),
+             [](uint64_t) { return grpc::InsecureChannelCredentials(); }) {
+    // Dialled as our readers dial (ChannelPool: the fixed 64 KiB window
+    // of stream_window_bytes), so what it has not read holds up the
+    // writer's frame.
+    stub =
+        v1::RaftTransport::NewStub(pool.Get(absl::StrCat("http://127.0.0.1:", port), /*member=*/1));
     AddIdentityMetadata(&ctx, as, 1);
     stream = stub->MessageStream(&ctx);
     if (!beat) return;

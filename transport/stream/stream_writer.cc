@@ -314,7 +314,6 @@ class GrpcStreamWriter::Core final : public CoreBase,
   // not have got, is not among them.
   size_t DropPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const size_t dropped = pending_msgs_;
-    stats_.dropped_unsent += dropped;
     pending_.clear();
     pending_msgs_ = 0;
     pending_bytes_ = 0;

@@ -36,9 +36,6 @@ struct StreamWriterStats {
   uint64_t link_heartbeats = 0;  // heartbeats sent
   uint64_t failures = 0;         // write errors and stalls
   uint64_t attaches = 0;         // conns attached
-  // Queued messages dropped before their write began: the stream failed,
-  // was replaced, ended, or the writer stopped.
-  uint64_t dropped_unsent = 0;
 };
 
 // A peer's writer for one stream type. Thread-safe; TrySend never blocks.
