@@ -289,11 +289,16 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
       }
       // else: the remote finished the stream cleanly (its writer was
       // replaced or stopped), as etcd's EOF: just redial.
-      if (!removed) ScheduleDialLocked();
       ++busy_;
     }
     ReportChannelFailure(env_, f);
-    Unbusy();
+    // The redial is scheduled only after the report, as etcd deactivates
+    // before it redials: a redial that connected first would have its
+    // Activate undone by this Deactivate, leaving a working stream's peer
+    // marked inactive. Stop cannot pass (busy_); it may have begun.
+    MutexLock l(&mu_);
+    if (!stopped_ && !removed) ScheduleDialLocked();
+    if (--busy_ == 0) done_.notify_all();
   }
 
  private:

@@ -251,9 +251,21 @@ TEST_P(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   FakeRaft raft;
   std::mutex mu;
   std::vector<std::string> inactive;
+  // The report holds on for up to 300 ms (twice the redial interval) to
+  // catch a redial that did not wait for it: etcd deactivates, then
+  // redials, and a redial accepted first would have its activation undone.
+  std::atomic<int> redials_during_report{0};
   PeerStatus status(2, [&](bool active, const std::string& why) {
-    std::lock_guard<std::mutex> l(mu);
-    if (!active) inactive.push_back(why);
+    if (active) return;
+    bool first;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      first = inactive.empty();
+      inactive.push_back(why);
+    }
+    if (first && WaitUntil([&] { return impl.accepted.load() >= 2; }, absl::Milliseconds(300))) {
+      redials_during_report.fetch_add(1);
+    }
   });
   InboundRouter inbound(&raft, 16, 16);
   Scheduler sched;
@@ -274,17 +286,15 @@ TEST_P(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   PeerMetrics m;
   counters.AddTo(&m);
   EXPECT_GE(m.received_failures, 1u);
-  // Waited for, not read at once: the ended call schedules its redial
-  // before it reports, so the redial can be accepted first (.ci/run of
-  // a4f2820, plain build: the report had not come yet).
-  ASSERT_TRUE(WaitUntil([&] {
-    std::lock_guard<std::mutex> l(mu);
-    return !inactive.empty();
-  })) << "the peer was never deactivated";
+  // Read at once: the redial comes only after the report (.ci/run of
+  // a4f2820, plain build, found the redial accepted before it).
   {
     std::lock_guard<std::mutex> l(mu);
+    ASSERT_FALSE(inactive.empty()) << "the reader redialled before it reported the failure";
     EXPECT_NE(inactive[0].find("frame"), std::string::npos) << inactive[0];
   }
+  EXPECT_EQ(redials_during_report.load(), 0) << "a redial was accepted while the failure "
+                                                "was being reported";
   reader.Stop();
   sched.Stop();
   server->Shutdown(std::chrono::system_clock::now());
