@@ -163,8 +163,10 @@ bool g_urgent_at_once = true;          // --urgent-at-once
 #ifndef RAFTGRPC_HUGE_HEAP_TUNABLES
 #error "RAFTGRPC_HUGE_HEAP_TUNABLES comes from bench/BUILD.bazel"
 #endif
-constexpr int kMmapThreshold = 32 << 20;   // kept (and huge's string)
-constexpr int kTrimThreshold = 256 << 20;  // kept (and huge's string)
+// --glibc-heap=kept's, by mallopt; testing/huge_heap.bzl's string states
+// the same two values for huge, which takes them from the environment.
+constexpr int kMmapThreshold = 32 << 20;
+constexpr int kTrimThreshold = 256 << 20;
 std::string HugeTunables() { return RAFTGRPC_HUGE_HEAP_TUNABLES; }
 bool HugeTunablesSet() {
   const char* t = std::getenv("GLIBC_TUNABLES");

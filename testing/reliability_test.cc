@@ -556,9 +556,9 @@ TEST(ReliabilityTest, EntryHeavyStreamFloodIsChargedAsDecoded) {
 // about 90 once decoded. An outside check sent 1M-entry messages: 84 MB on
 // the wire became 3.1 GB in memory within 11 s. Here 120 pipeline calls of
 // 250k empty entries each (0.5 MB on the wire, about 22 MB decoded) are in
-// flight at once against a 20 ms Process: each is charged its decoded cost,
-// so the member's 32 MiB budget holds one at a time and the rest are
-// refused RESOURCE_EXHAUSTED.
+// flight at once against a Process held until one is refused, then 20 ms
+// each: each is charged its decoded cost, so the member's 32 MiB budget
+// holds one at a time and the rest are refused RESOURCE_EXHAUSTED.
 TEST(ReliabilityTest, ManyEmptyEntriesAreChargedAsDecodedAndStayWithinTheBudget) {
   // Default timeouts: decoding millions of entries loads the machine (more
   // so under sanitizers, which also get a lighter flood), and 1 s
@@ -572,6 +572,10 @@ TEST(ReliabilityTest, ManyEmptyEntriesAreChargedAsDecodedAndStayWithinTheBudget)
   Cluster& cl = *c;
   cl.raft(2).set_keep_messages(false);
   cl.raft(2).SetProcessDelay(absl::Milliseconds(kCheckRss ? 20 : 200));
+  // Process held until the budget has refused a call, as in the stranger's
+  // flood above: under TSan on a loaded machine, decoding each call took
+  // longer than Process did, so nothing was ever refused (3 of 3 runs).
+  cl.raft(2).BlockType(raftpb::MsgApp);
   // One request, shared read-only by every call: the attacker's side holds
   // a single decoded copy, so RSS mostly shows the receiver.
   v1::PipelineRequest req;
@@ -581,10 +585,18 @@ TEST(ReliabilityTest, ManyEmptyEntriesAreChargedAsDecodedAndStayWithinTheBudget)
   ASSERT_LT(req.ByteSizeLong(), o.max_message_bytes);
   const int64_t rss_before = ProcStatus("VmRSS");
   int64_t rss_peak_kb = 0;
+  auto poll_rss = [&] { rss_peak_kb = std::max(rss_peak_kb, ProcStatus("VmRSS") - rss_before); };
   PipelineFlood flood(cl, /*from=*/1);  // a member
   flood.Fire(kCalls, [&](int, v1::PipelineRequest*) { return &req; });
-  ASSERT_TRUE(
-      flood.Wait([&] { rss_peak_kb = std::max(rss_peak_kb, ProcStatus("VmRSS") - rss_before); }));
+  const bool refused = WaitUntil(
+      [&] {
+        poll_rss();
+        return flood.exhausted.load() > 0;
+      },
+      absl::Seconds(60));
+  cl.raft(2).Unblock();
+  ASSERT_TRUE(refused);
+  ASSERT_TRUE(flood.Wait(poll_rss));
   ::testing::Test::RecordProperty("rss_peak_grown_kb", std::to_string(rss_peak_kb));
   flood.ExpectSomeTakenTheRestRefused();
   const uint64_t peak = cl.t(2).Metrics().totals.inbound_bytes_peak;
