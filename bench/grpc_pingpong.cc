@@ -10,6 +10,7 @@
 //   grpc_pingpong --server=callback|sync|async --client=callback|sync|async
 //                 [--n=20000] [--warmup=2000] [--fork] [--spin-us=U]
 //                 [--assist=none|client|both] [--mixed]
+//   grpc_pingpong --node [--mixed] [--n=20000] [--warmup=2000] [--spin-us=U]
 // --spin-us: each async thread polls its queue without blocking for up to
 // U µs before it sleeps in the kernel, as Go's scheduler spins before it
 // parks: a thread still awake when the answer comes is not woken on
@@ -22,6 +23,12 @@
 // and --label, so bench/latency_floor.sh can interleave it with etcd).
 // --fork puts the server in a child process (as transport_bench does);
 // by default both ends share the process (as etcd-anchor does).
+// --node: two processes shaped as two nodes of the transport, with every
+// call on the completion-queue API: each serves the stream and dials the
+// other's (the receiving side dials), the ping goes out on the stream the
+// other dialled and the answer comes back on the one this process dialled,
+// and one thread per process polls one queue for its server and client
+// calls. Whether a node rebuilt on that API would beat etcd's round trip.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +44,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -201,6 +209,39 @@ double CpuSeconds(int who) {
 // Called once, when the warm-up is over: the CPU counted from there.
 std::function<void()> g_warm;
 
+// --mixed's idle callback-API server, on a port nobody dials.
+std::unique_ptr<grpc::Server> ServeIdle(grpc::Service* service) {
+  grpc::ServerBuilder b;
+  int unused_port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &unused_port);
+  b.RegisterService(service);
+  return b.BuildAndStart();
+}
+
+// A child's side of the CPU count: the parent's two bytes mark the end of
+// the warm-up and of the round trips; the CPU between them goes back.
+// Then waits to be killed.
+[[noreturn]] void ReportChildCpu(int from_parent, int to_parent) {
+  char c;
+  if (read(from_parent, &c, 1) != 1) _exit(1);
+  const double c0 = CpuSeconds(RUSAGE_SELF);
+  if (read(from_parent, &c, 1) != 1) _exit(1);
+  const double used = CpuSeconds(RUSAGE_SELF) - c0;
+  if (write(to_parent, &used, sizeof used) != sizeof used) _exit(1);
+  pause();  // killed by the parent
+  _exit(0);
+}
+
+// The JSON line, with etcd-anchor's keys; `shape_json` adds fields.
+void PrintLatency(std::vector<double> us, int n, double cpu, const std::string& shape_json) {
+  std::sort(us.begin(), us.end());
+  auto q = [&](double p) { return us[static_cast<size_t>(p * (us.size() - 1) + 0.5)]; };
+  std::printf(
+      "{\"mode\": \"latency\", %s, \"n\": %d, \"p50_us\": %.1f, \"p90_us\": %.1f, "
+      "\"p99_us\": %.1f, \"max_us\": %.1f, \"cpu_us_per_msg\": %.1f}\n",
+      shape_json.c_str(), n, q(0.5), q(0.9), q(0.99), us.back(), cpu / n * 1e6);
+}
+
 // The client's round trips, `n` of them after `warmup`.
 std::vector<double> SyncClient(v1::RaftTransport::Stub* stub, int warmup, int n) {
   grpc::ClientContext ctx;
@@ -334,6 +375,7 @@ std::atomic<bool> g_assist_stop{false};
 // as every node does (its streams, pipeline and snapshots). Whether the
 // completion-queue or sync client keeps its round trip then: gRPC's
 // callback threads poll the same epoll set as the client's own thread.
+// With --node, each of the two processes serves one.
 bool g_mixed = false;
 void Assist() {
   grpc::CompletionQueue cq;
@@ -347,11 +389,170 @@ void Assist() {
   }
 }
 
+// --node: one end, one completion queue polled by one thread for the
+// stream it accepted (it writes there) and the one it dialled (it reads).
+class NodeEnd {
+ public:
+  // Serves on 127.0.0.1:0; returns the port. With --mixed, an idle
+  // callback-API server too, as a node whose other services use it.
+  int Serve() {
+    if (g_mixed) idle_ = ServeIdle(&idle_service_);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(&svc_);
+    cq_ = b.AddCompletionQueue();
+    server_ = b.BuildAndStart();
+    return port;
+  }
+
+  // Accepts the other end's dial and dials it; returns once both are open.
+  void Connect(int other_port) {
+    stub_ = v1::RaftTransport::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(other_port), grpc::InsecureChannelCredentials()));
+    svc_.RequestMessageStream(&sctx_, &accepted_, cq_.get(), cq_.get(), Tag(kAccept));
+    dialled_ = stub_->AsyncMessageStream(&cctx_, cq_.get(), Tag(kDial));
+    int seen = 0;
+    while (seen != (1 << kAccept | 1 << kDial)) seen |= 1 << Next();
+  }
+
+  // The answering end: each ping read on the dialled stream is answered
+  // on the accepted one. Returns when a read fails (the other end left).
+  void Answer() {
+    const MessageFrame pong = Pong();
+    MessageFrame in;
+    bool writing = false;
+    int owed = 0;  // pings read while a pong was still being written
+    dialled_->Read(&in, Tag(kRead));
+    void* tag;
+    bool ok;
+    while (NextSpin(cq_.get(), &tag, &ok) && ok) {
+      if (reinterpret_cast<intptr_t>(tag) == kRead) {
+        if (writing) {
+          ++owed;
+        } else {
+          accepted_.Write(pong, Tag(kWrite));
+          writing = true;
+        }
+        dialled_->Read(&in, Tag(kRead));
+      } else if (owed > 0) {  // kWrite
+        --owed;
+        accepted_.Write(pong, Tag(kWrite));
+      } else {
+        writing = false;
+      }
+    }
+  }
+
+  // The measuring end: `warmup + n` pings out on the accepted stream, each
+  // answer in on the dialled one; the last n round trips in µs.
+  std::vector<double> Ping(int warmup, int n) {
+    MessageFrame ping;
+    raftpb::Message* m = ping.add_messages();
+    m->set_type(raftpb::MsgHeartbeat);
+    m->set_from(1);
+    m->set_to(2);
+    m->set_term(7);
+    m->set_commit(1000);
+    MessageFrame in;
+    std::vector<double> us;
+    for (int i = 0; i < warmup + n; ++i) {
+      if (i == warmup) g_warm();
+      const double t0 = Now();
+      accepted_.Write(ping, Tag(kWrite));
+      dialled_->Read(&in, Tag(kRead));
+      int seen = 0;
+      while (seen != (1 << kWrite | 1 << kRead)) seen |= 1 << Next(/*spin=*/true);
+      if (i >= warmup) us.push_back(Now() - t0);
+    }
+    return us;
+  }
+
+  // Ends both calls and the server, then drains the queue.
+  void Stop() {
+    cctx_.TryCancel();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    if (idle_) idle_->Shutdown(std::chrono::system_clock::now());
+    cq_->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_->Next(&tag, &ok)) {
+    }
+  }
+
+ private:
+  enum : intptr_t { kAccept = 1, kDial, kRead, kWrite };
+  static void* Tag(intptr_t t) { return reinterpret_cast<void*>(t); }
+  // The next event's tag; every event here must succeed.
+  int Next(bool spin = false) {
+    void* tag;
+    bool ok;
+    if (!(spin ? NextSpin(cq_.get(), &tag, &ok) : cq_->Next(&tag, &ok)) || !ok) std::abort();
+    return static_cast<int>(reinterpret_cast<intptr_t>(tag));
+  }
+
+  v1::RaftTransport::AsyncService svc_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  std::unique_ptr<grpc::Server> server_;
+  CallbackService idle_service_;
+  std::unique_ptr<grpc::Server> idle_;
+  grpc::ServerContext sctx_;
+  grpc::ServerAsyncReaderWriter<MessageFrame, StreamControl> accepted_{&sctx_};
+  std::unique_ptr<v1::RaftTransport::Stub> stub_;
+  grpc::ClientContext cctx_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<StreamControl, MessageFrame>> dialled_;
+};
+
+// --node's two processes: the child answers, this one measures. Prints
+// the same JSON as Main.
+int NodeMain(int warmup, int n) {
+  int to_parent[2], to_child[2];
+  if (pipe(to_parent) != 0 || pipe(to_child) != 0) return 1;
+  const pid_t child = fork();  // before any gRPC state exists
+  if (child < 0) return 1;
+  if (child == 0) {
+    NodeEnd b;
+    const int port = b.Serve();
+    int other = 0;
+    if (write(to_parent[1], &port, sizeof port) != sizeof port ||
+        read(to_child[0], &other, sizeof other) != sizeof other) {
+      _exit(1);
+    }
+    b.Connect(other);
+    std::thread([&b] { b.Answer(); }).detach();  // ends with the process
+    ReportChildCpu(to_child[0], to_parent[1]);
+  }
+  int other = 0;
+  if (read(to_parent[0], &other, sizeof other) != sizeof other) return 1;
+  NodeEnd a;
+  const int port = a.Serve();
+  if (write(to_child[1], &port, sizeof port) != sizeof port) return 1;
+  a.Connect(other);
+  double cpu0 = 0;
+  g_warm = [&] {
+    cpu0 = CpuSeconds(RUSAGE_SELF);
+    if (write(to_child[1], "w", 1) != 1) std::abort();
+  };
+  std::vector<double> us = a.Ping(warmup, n);
+  double cpu = CpuSeconds(RUSAGE_SELF) - cpu0, child_cpu = 0;
+  if (write(to_child[1], "d", 1) != 1 ||
+      read(to_parent[0], &child_cpu, sizeof child_cpu) != sizeof child_cpu) {
+    std::abort();
+  }
+  cpu += child_cpu;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  a.Stop();
+  PrintLatency(std::move(us), n, cpu,
+               "\"server\": \"async\", \"client\": \"async\", \"fork\": true, \"shape\": \"node\"");
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   std::string assist = "none";
   std::string server_api = "callback", client_api = "callback";
   int n = 20000, warmup = 2000;
-  bool fork_server = false;
+  bool fork_server = false, node = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
     if (absl::ConsumePrefix(&a, "--server=")) {
@@ -370,6 +571,8 @@ int Main(int argc, char** argv) {
       g_mixed = true;
     } else if (a == "--fork") {
       fork_server = true;
+    } else if (a == "--node") {
+      node = true;
     } else if (a == "--mode=latency" || a == "--json" || absl::StartsWith(a, "--label=")) {
       // etcd-anchor's flags for its latency workload: this tool has no other.
     } else {
@@ -382,6 +585,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "--n > 0, --warmup >= 0, --spin-us >= 0, --assist=none|client|both\n");
     return 2;
   }
+  if (node) return NodeMain(warmup, n);
   // The server's port travels over a pipe when it runs in a child.
   int fds[2], to_child[2];
   if (pipe(fds) != 0 || pipe(to_child) != 0) return 1;
@@ -412,16 +616,7 @@ int Main(int argc, char** argv) {
       const int p = serve();
       if (write(fds[1], &p, sizeof p) != sizeof p) _exit(1);
       if (assist == "both") std::thread(Assist).detach();  // ends with the process
-      // The parent's two bytes: the warm-up is over, the round trips are.
-      // The child's CPU between them goes back over the pipe.
-      char c;
-      if (read(to_child[0], &c, 1) != 1) _exit(1);
-      const double c0 = CpuSeconds(RUSAGE_SELF);
-      if (read(to_child[0], &c, 1) != 1) _exit(1);
-      const double used = CpuSeconds(RUSAGE_SELF) - c0;
-      if (write(fds[1], &used, sizeof used) != sizeof used) _exit(1);
-      pause();  // killed by the parent
-      _exit(0);
+      ReportChildCpu(to_child[0], fds[1]);
     }
     if (read(fds[0], &port, sizeof port) != sizeof port) return 1;
   } else {
@@ -432,13 +627,7 @@ int Main(int argc, char** argv) {
   auto stub = v1::RaftTransport::NewStub(channel);
   CallbackService idle_service;
   std::unique_ptr<grpc::Server> idle_server;
-  if (g_mixed) {
-    grpc::ServerBuilder b;
-    int unused_port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &unused_port);
-    b.RegisterService(&idle_service);
-    idle_server = b.BuildAndStart();
-  }
+  if (g_mixed) idle_server = ServeIdle(&idle_service);
   std::thread assist_thread;
   if (assist != "none") assist_thread = std::thread(Assist);
   double cpu0 = 0;
@@ -464,14 +653,9 @@ int Main(int argc, char** argv) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
   }
-  std::sort(us.begin(), us.end());
-  auto q = [&](double p) { return us[static_cast<size_t>(p * (us.size() - 1) + 0.5)]; };
-  std::printf(
-      "{\"mode\": \"latency\", \"server\": \"%s\", \"client\": \"%s\", \"fork\": %s, "
-      "\"n\": %d, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
-      "\"cpu_us_per_msg\": %.1f}\n",
-      server_api.c_str(), client_api.c_str(), fork_server ? "true" : "false", n, q(0.5), q(0.9),
-      q(0.99), us.back(), cpu / n * 1e6);
+  PrintLatency(std::move(us), n, cpu,
+               "\"server\": \"" + server_api + "\", \"client\": \"" + client_api +
+                   "\", \"fork\": " + (fork_server ? "true" : "false"));
   if (server) server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (server && server_api == "async") async_server.Stop();
   return 0;

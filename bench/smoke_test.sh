@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke test: every transport_bench mode runs and prints its JSON keys. It
-# asserts nothing about speed (performance is measured, not tested).
+# Smoke test: every transport_bench mode, and grpc_pingpong's shapes, run
+# and print their JSON keys. It asserts nothing about speed (performance
+# is measured, not tested).
 set -euo pipefail
 B=$1
 check() {  # keys..., then -- and the command
@@ -49,4 +50,16 @@ if "$B" --mode=throughput --n=10 --glibc-heap=other --json 2>/dev/null; then
   echo "--glibc-heap=other was accepted" >&2
   exit 1
 fi
+# grpc_pingpong (bench/latency_floor.sh's bare-gRPC rows): each shape runs
+# and prints the keys latency_floor.sh reads.
+P=$2
+for shape in "--server=callback --client=callback" "--server=sync --client=sync --fork" \
+  "--server=async --client=async --fork --mixed" "--node" "--node --mixed --spin-us=20"; do
+  # shellcheck disable=SC2086
+  out=$(timeout 120 "$P" $shape --n=300 --warmup=30 --mode=latency --json)
+  echo "$out"
+  for k in p50_us p99_us cpu_us_per_msg; do
+    grep -q "\"$k\":" <<<"$out" || { echo "grpc_pingpong $shape: missing $k in: $out" >&2; exit 1; }
+  done
+done
 echo "smoke: ok"
