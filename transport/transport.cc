@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   }
   t->SweepRemotes();  // and every remote_idle_timeout / 4 from now on
   t->SweepPartials();
+  t->service_->Publish();  // all of the above, to its handlers (for TSan)
   return t;
 }
 

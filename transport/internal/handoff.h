@@ -13,11 +13,16 @@ namespace raftgrpc {
 
 class Handoff {
  public:
-  void Publish() { flag_.store(true, std::memory_order_release); }
+  // A read-modify-write, not a store: reactions on different threads may
+  // each publish (e.g. OnReadDone and OnCancel), and a later acquire (OnDone)
+  // must see all of them. A store would hand over only the last one's
+  // writes, to TSan as in C++'s memory model; RMWs extend the release
+  // sequence.
+  void Publish() { flag_.fetch_add(1, std::memory_order_release); }
   void Acquire() const { (void)flag_.load(std::memory_order_acquire); }
 
  private:
-  std::atomic<bool> flag_{false};
+  std::atomic<unsigned> flag_{0};
 };
 
 }  // namespace raftgrpc

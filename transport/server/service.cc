@@ -30,6 +30,7 @@ grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
 template <class Frame>
 ServerStream<Frame>* TransportService::AcceptStream(grpc::CallbackServerContext* ctx,
                                                     StreamType type) {
+  ready_.Acquire();
   std::shared_ptr<Peer> peer;
   grpc::Status s = ValidateStream(ctx, &peer);
   const uint64_t from = peer != nullptr ? peer->id() : 0;
@@ -62,6 +63,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TransportService::M
 grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext* ctx,
                                                      const v1::PipelineRequest* req,
                                                      v1::PipelineResponse*) {
+  ready_.Acquire();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   RequestIdentity id;
   bool identified = false;  // per-sender counters only for valid identities
@@ -139,12 +141,14 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* TransportService::Snapshot(
     grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) {
+  ready_.Acquire();
   return SnapshotReceiver::Start(env_, ctx, resp);
 }
 
 grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerContext* ctx,
                                                            const v1::SnapshotOffsetRequest* req,
                                                            v1::SnapshotOffsetResponse* resp) {
+  ready_.Acquire();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   ServiceHost* host = env_.host;
   const TransportOptions& opts = host->options();
@@ -170,6 +174,7 @@ grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerC
 grpc::ServerUnaryReactor* TransportService::Probe(grpc::CallbackServerContext* ctx,
                                                   const v1::ProbeRequest*,
                                                   v1::ProbeResponse* resp) {
+  ready_.Acquire();
   resp->set_ok(true);
   resp->set_now_unix_nanos(absl::GetCurrentTimeNanos());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();

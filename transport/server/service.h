@@ -12,6 +12,7 @@
 
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
+#include "transport/internal/handoff.h"
 #include "transport/internal/log.h"
 #include "transport/server/server_counters.h"
 #include "transport/server/service_host.h"
@@ -55,6 +56,11 @@ class TransportService final : public TransportServiceBase {
 
   const ServerCounters& counters() const { return counters_; }
 
+  // Called once the transport is built, before the service is registered:
+  // each handler acquires it. The node's server hands the service to
+  // gRPC's threads inside libgrpc, where TSan does not see it (Handoff).
+  void Publish() { ready_.Publish(); }
+
  private:
   template <class Frame>
   ServerStream<Frame>* AcceptStream(grpc::CallbackServerContext* ctx, StreamType type);
@@ -65,6 +71,7 @@ class TransportService final : public TransportServiceBase {
   LogRateLimiter failure_log_;
   SnapshotAdmission admission_;
   const ServerEnv env_;
+  Handoff ready_;
 };
 
 }  // namespace raftgrpc

@@ -267,6 +267,11 @@ void SnapshotReceiver::HandleChunk(ChunkFrame chunk) {
 
 void SnapshotReceiver::OnReadDone(bool ok) {
   handoff_.Acquire();
+  ReadDone(ok);
+  handoff_.Publish();
+}
+
+void SnapshotReceiver::ReadDone(bool ok) {
   if (!ok) {
     // Client half ended. Without a trailer the transfer is truncated.
     bool truncated;
@@ -347,6 +352,11 @@ void SnapshotReceiver::OnReadDone(bool ok) {
 
 void SnapshotReceiver::OnCancel() {
   handoff_.Acquire();
+  Cancelled();
+  handoff_.Publish();
+}
+
+void SnapshotReceiver::Cancelled() {
   {
     MutexLock l(&mu_);
     cancelled_ = true;

@@ -93,6 +93,8 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
   static SnapshotReceiver* Start(const ServerEnv& env, grpc::CallbackServerContext* ctx,
                                  grpc::ByteBuffer* resp);
 
+  // Each reaction acquires, and publishes when it returns, for OnDone:
+  // gRPC runs OnDone after every reaction has returned (see Handoff).
   void OnReadDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override;
@@ -104,6 +106,9 @@ class SnapshotReceiver final : public grpc::ServerReadReactor<grpc::ByteBuffer> 
 
  private:
   SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerContext* ctx);
+
+  void ReadDone(bool ok);  // OnReadDone's body
+  void Cancelled();        // OnCancel's body
 
   // Finishes once; aborts the sink. `before_header`: only if the header has
   // not arrived (the header timeout, racing with the header).

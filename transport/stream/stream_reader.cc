@@ -733,11 +733,15 @@ class Call final : public grpc::ClientBidiReactor<v1::StreamControl, WireFrame<F
 
   // v3: into frame_, cleared and reused. v2: into in_, whose bytes the
   // core hands to the worker (V2Frame).
+  // Publishes first: the next OnReadDone, on another thread, parses into
+  // what this one cleared.
   void ReadNext() {
     if constexpr (kV2) {
+      handoff_.Publish();
       this->StartRead(&in_);
     } else {
       frame_.Clear();
+      handoff_.Publish();
       this->StartRead(&frame_);
     }
   }

@@ -13,6 +13,7 @@
 #include "testing/fake_raft.h"
 #include "testing/messages.h"
 #include "transport/internal/channel_pool.h"
+#include "transport/internal/handoff.h"
 #include "transport/internal/scheduler.h"
 
 namespace raftgrpc {
@@ -52,21 +53,27 @@ class BadServer final : public v1::RaftTransport::CallbackService {
           this->StartWrite(&frame_);
         }
       }
+      handoff_.Publish();  // built here, reacted to and deleted on gRPC's threads
       this->StartRead(&control_);
     }
     // The client half carries stream heartbeats until it ends.
     void OnReadDone(bool ok) override {
+      handoff_.Acquire();
       if (ok) {
         this->StartRead(&control_);
       } else {
         this->Finish(grpc::Status::OK);
       }
     }
-    void OnDone() override { delete this; }
+    void OnDone() override {
+      handoff_.Acquire();
+      delete this;
+    }
 
    private:
     Frame frame_;
     v1::StreamControl control_;
+    Handoff handoff_;
   };
 
   grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* MessageStream(
@@ -216,20 +223,26 @@ class UnparseableFrameServer final : public grpc::CallbackGenericService {
       StartSendInitialMetadata();
       grpc::Slice garbage(std::string("\xff\xff\xff\xff\xff\xff"));
       out_ = grpc::ByteBuffer(&garbage, 1);
+      handoff_.Publish();
       StartWrite(&out_);
       StartRead(&in_);
     }
     void OnReadDone(bool ok) override {
+      handoff_.Acquire();
       if (ok) {
         StartRead(&in_);
       } else {
         Finish(grpc::Status::OK);
       }
     }
-    void OnDone() override { delete this; }
+    void OnDone() override {
+      handoff_.Acquire();
+      delete this;
+    }
 
    private:
     grpc::ByteBuffer out_, in_;
+    Handoff handoff_;
   };
 };
 
