@@ -298,7 +298,7 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
     // marked inactive. Stop cannot pass (busy_); it may have begun.
     MutexLock l(&mu_);
     if (!stopped_ && !removed) ScheduleDialLocked();
-    if (--busy_ == 0) done_.notify_all();
+    UnbusyLocked();
   }
 
  private:
@@ -471,6 +471,9 @@ class GrpcStreamReader::Core : public std::enable_shared_from_this<Core> {
  private:
   void Unbusy() {
     MutexLock l(&mu_);
+    UnbusyLocked();
+  }
+  void UnbusyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (--busy_ == 0) done_.notify_all();
   }
 
