@@ -61,8 +61,8 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TransportService::M
 }
 
 grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext* ctx,
-                                                     const v1::PipelineRequest* req,
-                                                     v1::PipelineResponse*) {
+                                                     const grpc::ByteBuffer* raw,
+                                                     grpc::ByteBuffer* resp) {
   ready_.Acquire();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   RequestIdentity id;
@@ -79,6 +79,15 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   if (!s.ok()) return reject(s);
   identified = true;
   if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
+  // Deserialize consumes its buffer; the copy shares the request's slices.
+  grpc::ByteBuffer wire(*raw);
+  v1::PipelineRequest request;
+  if (!grpc::SerializationTraits<v1::PipelineRequest>::Deserialize(&wire, &request).ok()) {
+    failure_log_.Log(opts, absl::StrCat("rejected a pipeline request from peer ",
+                                        absl::Hex(id.from), ": it did not parse"));
+    return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed pipeline request"));
+  }
+  const v1::PipelineRequest* req = &request;
   if (!req->has_message()) {
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing raft message"));
   }
@@ -101,7 +110,11 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   if (host->raft()->IsIdRemoved(id.from)) return reject(RemovedMemberStatus(ctx));
   counters_.AddReceivedBytes(id.from, size);
 
-  raftpb::Message m = req->message();
+  raftpb::Message m = std::move(*request.mutable_message());
+  // A raw method answers raw: an empty message is a valid, empty buffer.
+  bool own;
+  (void)grpc::SerializationTraits<v1::PipelineResponse>::Serialize(v1::PipelineResponse(), resp,
+                                                                   &own);
   std::shared_ptr<Peer> peer = host->FindPeer(id.from);
   InboundRouter* inbound = peer ? &peer->inbound() : host->stranger_inbound();
   // As etcd's pipeline handler, the answer waits for Process (on the inbound
