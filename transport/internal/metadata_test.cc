@@ -216,6 +216,41 @@ TEST_F(MetadataTest, OversizeMessageIsResourceExhausted) {
   ASSERT_TRUE(c_->raft(1).WaitForMessages(1));
 }
 
+// A body that does not parse is the sender's bug (proto/README.md's table),
+// not gRPC's INTERNAL; the node keeps serving.
+TEST_F(MetadataTest, MalformedUnaryBodiesAreInvalidArgument) {
+  for (const char* method : {"Pipeline", "SnapshotOffset"}) {
+    SCOPED_TRACE(method);
+    grpc::ClientContext ctx;
+    Apply(&ctx, Meta());
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    // Field 1 (the message) claims 2^32 bytes that never come.
+    const char garbage[] = "\x0a\xff\xff\xff\xff\x0f\x01\x02";
+    grpc::Slice slice(garbage, sizeof(garbage) - 1);
+    grpc::ByteBuffer req(&slice, 1);
+    grpc::ByteBuffer resp;
+    grpc::CompletionQueue cq;
+    auto call = generic_->PrepareUnaryCall(
+        &ctx, absl::StrCat("/raftgrpc.v1.RaftTransport/", method), req, &cq);
+    call->StartCall();
+    grpc::Status s;
+    call->Finish(&resp, &s, reinterpret_cast<void*>(1));
+    void* tag;
+    bool ok;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_EQ(s.error_message(), std::string("malformed ") + (std::string(method) == "Pipeline"
+                                                                  ? "pipeline request"
+                                                                  : "snapshot offset request"));
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  EXPECT_TRUE(Pipeline(Meta(), Heartbeat()).ok());
+  ASSERT_TRUE(c_->raft(1).WaitForMessages(1));
+  EXPECT_EQ(c_->raft(1).messages().size(), 1u);
+}
+
 TEST_F(MetadataTest, UnknownStreamTypeIsUnimplemented) {
   grpc::ClientContext ctx;
   Apply(&ctx, Meta());

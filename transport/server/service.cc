@@ -7,6 +7,24 @@
 #include "transport/stream/server_stream.h"
 
 namespace raftgrpc {
+namespace {
+
+// The raw methods' requests: decoded here, so that the decoded copy is the
+// handler's and goes when it returns (service.h).
+template <class Request>
+bool Decode(const grpc::ByteBuffer& raw, Request* out) {
+  grpc::ByteBuffer wire(raw);  // Deserialize consumes it; the copy shares the slices
+  return grpc::SerializationTraits<Request>::Deserialize(&wire, out).ok();
+}
+
+// A raw method answers raw: an empty message is a valid, empty buffer.
+template <class Response>
+void Encode(const Response& r, grpc::ByteBuffer* out) {
+  bool own;
+  (void)grpc::SerializationTraits<Response>::Serialize(r, out, &own);
+}
+
+}  // namespace
 
 grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
                                               std::shared_ptr<Peer>* peer) {
@@ -79,10 +97,8 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   if (!s.ok()) return reject(s);
   identified = true;
   if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
-  // Deserialize consumes its buffer; the copy shares the request's slices.
-  grpc::ByteBuffer wire(*raw);
   v1::PipelineRequest request;
-  if (!grpc::SerializationTraits<v1::PipelineRequest>::Deserialize(&wire, &request).ok()) {
+  if (!Decode(*raw, &request)) {
     failure_log_.Log(opts, absl::StrCat("rejected a pipeline request from peer ",
                                         absl::Hex(id.from), ": it did not parse"));
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed pipeline request"));
@@ -111,10 +127,7 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   counters_.AddReceivedBytes(id.from, size);
 
   raftpb::Message m = std::move(*request.mutable_message());
-  // A raw method answers raw: an empty message is a valid, empty buffer.
-  bool own;
-  (void)grpc::SerializationTraits<v1::PipelineResponse>::Serialize(v1::PipelineResponse(), resp,
-                                                                   &own);
+  Encode(v1::PipelineResponse(), resp);
   std::shared_ptr<Peer> peer = host->FindPeer(id.from);
   InboundRouter* inbound = peer ? &peer->inbound() : host->stranger_inbound();
   // As etcd's pipeline handler, the answer waits for Process (on the inbound
@@ -159,26 +172,34 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* TransportService::Snapshot(
 }
 
 grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerContext* ctx,
-                                                           const v1::SnapshotOffsetRequest* req,
-                                                           v1::SnapshotOffsetResponse* resp) {
+                                                           const grpc::ByteBuffer* raw,
+                                                           grpc::ByteBuffer* resp) {
   ready_.Acquire();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   ServiceHost* host = env_.host;
   const TransportOptions& opts = host->options();
   RequestIdentity id;
   grpc::Status s = ValidateRequest(ctx, opts, &id);
-  if (s.ok() && req->message().type() != raftpb::MsgSnap) {
+  v1::SnapshotOffsetRequest req;
+  if (s.ok() && !Decode(*raw, &req)) {
+    failure_log_.Log(opts, absl::StrCat("rejected a snapshot offset request from peer ",
+                                        absl::Hex(id.from), ": it did not parse"));
+    s = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed snapshot offset request");
+  }
+  if (s.ok() && req.message().type() != raftpb::MsgSnap) {
     s = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wrong raft message type");
   }
   // Only the sender's own prefix: the MsgSnap must agree with the header.
-  if (s.ok()) s = CheckMessageIdentity(req->message(), id.from, opts.local_id);
+  if (s.ok()) s = CheckMessageIdentity(req.message(), id.from, opts.local_id);
   if (s.ok() && host->raft()->IsIdRemoved(id.from)) s = RemovedMemberStatus(ctx);
   if (s.ok()) {
     SnapshotStore* store = host->snapshot_store();
+    v1::SnapshotOffsetResponse out;
     // A stat and a small file read: short enough for this thread.
-    resp->set_offset(store && SnapshotResumable(host, id.from)
-                         ? store->ResumeOffset(id.from, req->message(), req->data_size())
-                         : 0);
+    out.set_offset(store && SnapshotResumable(host, id.from)
+                       ? store->ResumeOffset(id.from, req.message(), req.data_size())
+                       : 0);
+    Encode(out, resp);
   }
   reactor->Finish(s);
   return reactor;

@@ -23,13 +23,15 @@ namespace raftgrpc {
 
 // Snapshot is a raw method: its reactor parses frames itself, so that data
 // chunks reach the disk without a copy (snapshot/chunk_frame.h).
-// Pipeline is raw too: the handler decodes the request into the message it
-// queues (one decoded copy, not gRPC's plus ours), and a refused request's
-// decoded copy is freed before the handler returns. gRPC's copy would live
-// until the call's status had been sent, behind every request already
-// waiting for a thread: a flood of entry-heavy requests then held dozens
-// of decoded copies at once whenever a thread other than gRPC's own polled
-// the process's sockets.
+// Pipeline and SnapshotOffset are raw too: their handlers decode the
+// request (the pipeline's into the message it queues: one decoded copy, not
+// gRPC's plus ours) once the identity headers have passed, and a refused or
+// answered request's decoded copy is freed before the handler returns.
+// gRPC's copy would live until the call's status had been sent, behind
+// every request already waiting for a thread: a flood of requests full of
+// empty entries then held dozens of decoded copies at once (over 1 GB)
+// whenever a thread other than gRPC's own polled the process's sockets
+// (testing/reliability_test.cc).
 // MsgAppV2Stream is raw too: its writer builds the frame's wire bytes on
 // Send's thread (MsgAppV2Encoder). Spelled out method by method, because
 // a raw method cannot override a callback one of the same parameters.
@@ -37,7 +39,7 @@ using TransportServiceBase = v1::RaftTransport::WithCallbackMethod_MessageStream
     v1::RaftTransport::WithRawCallbackMethod_MsgAppV2Stream<
         v1::RaftTransport::WithRawCallbackMethod_Pipeline<
             v1::RaftTransport::WithRawCallbackMethod_Snapshot<
-                v1::RaftTransport::WithCallbackMethod_SnapshotOffset<
+                v1::RaftTransport::WithRawCallbackMethod_SnapshotOffset<
                     v1::RaftTransport::WithCallbackMethod_Probe<v1::RaftTransport::Service>>>>>>;
 
 class TransportService final : public TransportServiceBase {
@@ -55,8 +57,8 @@ class TransportService final : public TransportServiceBase {
   grpc::ServerReadReactor<grpc::ByteBuffer>* Snapshot(grpc::CallbackServerContext* ctx,
                                                       grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* SnapshotOffset(grpc::CallbackServerContext* ctx,
-                                           const v1::SnapshotOffsetRequest* req,
-                                           v1::SnapshotOffsetResponse* resp) override;
+                                           const grpc::ByteBuffer* req,
+                                           grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const v1::ProbeRequest* req,
                                   v1::ProbeResponse* resp) override;
 
