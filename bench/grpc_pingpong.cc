@@ -10,7 +10,7 @@
 //   grpc_pingpong --server=callback|sync|async --client=callback|sync|async
 //                 [--n=20000] [--warmup=2000] [--fork] [--spin-us=U]
 //                 [--assist=none|client|both] [--mixed]
-//   grpc_pingpong --node [--mixed] [--n=20000] [--warmup=2000] [--spin-us=U]
+//   grpc_pingpong --node [--mixed] [--idle-queue] [--n=20000] [--warmup=2000] [--spin-us=U]
 // --spin-us: each async thread polls its queue without blocking for up to
 // U µs before it sleeps in the kernel, as Go's scheduler spins before it
 // parks: a thread still awake when the answer comes is not woken on
@@ -29,6 +29,9 @@
 // other dialled and the answer comes back on the one this process dialled,
 // and one thread per process polls one queue for its server and client
 // calls. Whether a node rebuilt on that API would beat etcd's round trip.
+// --idle-queue: and a second thread per process waits on an empty queue of
+// its own (would one queue for client calls and another for the server's
+// do as well?).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -392,6 +395,10 @@ std::atomic<bool> g_assist_stop{false};
 // callback threads poll the same epoll set as the client's own thread.
 // With --node, each of the two processes serves one.
 bool g_mixed = false;
+// --node --idle-queue: a thread of the end's own waits on a second, empty
+// completion queue: whether a split design (one queue for the client
+// calls, one for the server's) loses what one queue wins.
+bool g_idle_queue = false;
 void Assist() {
   grpc::CompletionQueue cq;
   void* tag;
@@ -412,6 +419,14 @@ class NodeEnd {
   // callback-API server too, as a node whose other services use it.
   int Serve() {
     if (g_mixed) idle_ = ServeIdle(&idle_service_);
+    if (g_idle_queue) {
+      idle_poller_ = std::thread([this] {
+        void* tag;
+        bool ok;
+        while (idle_cq_.Next(&tag, &ok)) {
+        }
+      });
+    }
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -493,6 +508,8 @@ class NodeEnd {
     bool ok;
     while (cq_->Next(&tag, &ok)) {
     }
+    idle_cq_.Shutdown();
+    if (idle_poller_.joinable()) idle_poller_.join();
   }
 
  private:
@@ -516,6 +533,8 @@ class NodeEnd {
   std::unique_ptr<v1::RaftTransport::Stub> stub_;
   grpc::ClientContext cctx_;
   std::unique_ptr<grpc::ClientAsyncReaderWriter<StreamControl, MessageFrame>> dialled_;
+  grpc::CompletionQueue idle_cq_;
+  std::thread idle_poller_;
 };
 
 // --node's two processes: the child answers, this one measures. Prints
@@ -584,6 +603,8 @@ int Main(int argc, char** argv) {
       assist = std::string(a);
     } else if (a == "--mixed") {
       g_mixed = true;
+    } else if (a == "--idle-queue") {
+      g_idle_queue = true;
     } else if (a == "--fork") {
       fork_server = true;
     } else if (a == "--node") {

@@ -8,8 +8,8 @@
 # API with a thread of the client's own polling all the time; and the
 # async API in two processes with an idle callback-API server beside the
 # client, as a node has; and two processes shaped as two nodes, every call
-# on the async API, alone and with an idle callback-API server in each,
-# grpc_pingpong --node). etcd-anchor's latency workload and flags (--mode=latency
+# on the async API, alone, with an idle callback-API server in each, and
+# with a second, idle queue of its own polled in each, grpc_pingpong --node). etcd-anchor's latency workload and flags (--mode=latency
 # --n=20000), R rounds interleaved (default 5), medians and ratios to etcd.
 # Only ratios from one such run count; run nothing else heavy meanwhile.
 # PIN=<cpu> runs every binary under taskset on that one CPU: how much of a
@@ -32,7 +32,7 @@ if [[ -n "${PIN:-}" ]]; then
 fi
 names=(etcd ours ours_one_process grpc_callback grpc_sync grpc_async grpc_async_fork
   grpc_async_fork_spin50 grpc_callback_fork_assist grpc_async_fork_mixed grpc_async_node
-  grpc_async_node_mixed)
+  grpc_async_node_mixed grpc_async_node_idle_queue)
 cmds=("$E" "$bin/transport_bench" "$bin/transport_bench --one-process"
   "$bin/grpc_pingpong --server=callback --client=callback"
   "$bin/grpc_pingpong --server=sync --client=sync"
@@ -41,7 +41,8 @@ cmds=("$E" "$bin/transport_bench" "$bin/transport_bench --one-process"
   "$bin/grpc_pingpong --server=async --client=async --fork --spin-us=50"
   "$bin/grpc_pingpong --server=callback --client=callback --fork --assist=client"
   "$bin/grpc_pingpong --server=async --client=async --fork --mixed"
-  "$bin/grpc_pingpong --node" "$bin/grpc_pingpong --node --mixed")
+  "$bin/grpc_pingpong --node" "$bin/grpc_pingpong --node --mixed"
+  "$bin/grpc_pingpong --node --idle-queue")
 for _ in $(seq "$R"); do
   for k in "${!names[@]}"; do
     # shellcheck disable=SC2086

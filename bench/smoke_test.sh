@@ -54,7 +54,7 @@ fi
 # and prints the keys latency_floor.sh reads.
 P=$2
 for shape in "--server=callback --client=callback" "--server=sync --client=sync --fork" \
-  "--server=async --client=async --fork --mixed" "--node" "--node --mixed --spin-us=20"; do
+  "--server=async --client=async --fork --mixed" "--node" "--node --mixed --spin-us=20" "--node --idle-queue"; do
   # shellcheck disable=SC2086
   out=$(timeout 120 "$P" $shape --n=300 --warmup=30 --mode=latency --json)
   echo "$out"
