@@ -415,6 +415,12 @@ void Assist() {
 // stream it accepted (it writes there) and the one it dialled (it reads).
 class NodeEnd {
  public:
+  ~NodeEnd() {
+    if (!idle_poller_.joinable()) return;  // Stop joined it, or none
+    idle_cq_.Shutdown();
+    idle_poller_.join();
+  }
+
   // Serves on 127.0.0.1:0; returns the port. With --mixed, an idle
   // callback-API server too, as a node whose other services use it.
   int Serve() {

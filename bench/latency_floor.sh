@@ -9,7 +9,8 @@
 # async API in two processes with an idle callback-API server beside the
 # client, as a node has; and two processes shaped as two nodes, every call
 # on the async API, alone, with an idle callback-API server in each, and
-# with a second, idle queue of its own polled in each, grpc_pingpong --node). etcd-anchor's latency workload and flags (--mode=latency
+# with a second, idle queue of its own polled in each, grpc_pingpong
+# --node). etcd-anchor's latency workload and flags (--mode=latency
 # --n=20000), R rounds interleaved (default 5), medians and ratios to etcd.
 # Only ratios from one such run count; run nothing else heavy meanwhile.
 # PIN=<cpu> runs every binary under taskset on that one CPU: how much of a

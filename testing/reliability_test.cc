@@ -495,7 +495,8 @@ class PipelineFlood {
     grpc::ClientContext ctx;
     v1::PipelineRequest req;
     v1::PipelineResponse resp;
-    // own_queue only; in the call's arena, so destroyed before ctx.
+    // own_queue only. The reader lives in the call's arena, which ctx
+    // frees: declared after it, so destroyed before it.
     grpc::Status status;
     std::unique_ptr<grpc::ClientAsyncResponseReader<v1::PipelineResponse>> reader;
   };
@@ -682,15 +683,16 @@ TEST(ReliabilityTest, EntryHeavySnapshotOffsetFloodStaysBounded) {
   struct Call {
     grpc::ClientContext ctx;
     v1::SnapshotOffsetResponse resp;
-    grpc::Status status;  // in the call's arena, so destroyed before ctx
+    grpc::Status status;
+    // In the call's arena, which ctx frees: destroyed before it.
     std::unique_ptr<grpc::ClientAsyncResponseReader<v1::SnapshotOffsetResponse>> reader;
   };
   grpc::CompletionQueue cq;
   std::atomic<int> answered{0}, ok{0};
   std::thread poller([&] {
     void* tag;
-    bool done;
-    while (cq.Next(&tag, &done)) {
+    bool event_ok;  // a unary call's Finish always completes
+    while (cq.Next(&tag, &event_ok)) {
       ok.fetch_add(static_cast<Call*>(tag)->status.ok());
       answered.fetch_add(1);
     }
