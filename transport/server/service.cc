@@ -3,28 +3,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "transport/internal/metadata.h"
+#include "transport/server/raw_message.h"
 #include "transport/server/snapshot_receiver.h"
 #include "transport/stream/server_stream.h"
 
 namespace raftgrpc {
-namespace {
-
-// The raw methods' requests: decoded here, so that the decoded copy is the
-// handler's and goes when it returns (service.h).
-template <class Request>
-bool Decode(const grpc::ByteBuffer& raw, Request* out) {
-  grpc::ByteBuffer wire(raw);  // Deserialize consumes it; the copy shares the slices
-  return grpc::SerializationTraits<Request>::Deserialize(&wire, out).ok();
-}
-
-// A raw method answers raw: an empty message is a valid, empty buffer.
-template <class Response>
-void Encode(const Response& r, grpc::ByteBuffer* out) {
-  bool own;
-  (void)grpc::SerializationTraits<Response>::Serialize(r, out, &own);
-}
-
-}  // namespace
 
 grpc::Status TransportService::ValidateStream(grpc::CallbackServerContext* ctx,
                                               std::shared_ptr<Peer>* peer) {
@@ -98,23 +81,22 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   identified = true;
   if (!id.peer_urls.empty()) host->AddRemote(id.from, id.peer_urls);
   v1::PipelineRequest request;
-  if (!Decode(*raw, &request)) {
+  if (!DecodeRaw(*raw, &request)) {
     failure_log_.Log(opts, absl::StrCat("rejected a pipeline request from peer ",
                                         absl::Hex(id.from), ": it did not parse"));
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed pipeline request"));
   }
-  const v1::PipelineRequest* req = &request;
-  if (!req->has_message()) {
+  if (!request.has_message()) {
     return reject(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing raft message"));
   }
   // A member speaks only for itself: the body must agree with the header.
-  s = CheckMessageIdentity(req->message(), id.from, opts.local_id);
+  s = CheckMessageIdentity(request.message(), id.from, opts.local_id);
   if (!s.ok()) {
     failure_log_.Log(opts, absl::StrCat("rejected a pipeline message from peer ",
                                         absl::Hex(id.from), ": ", s.error_message()));
     return reject(s);
   }
-  const size_t size = req->message().ByteSizeLong();
+  const size_t size = request.message().ByteSizeLong();
   if (size > opts.max_message_bytes) {
     return reject(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -127,7 +109,7 @@ grpc::ServerUnaryReactor* TransportService::Pipeline(grpc::CallbackServerContext
   counters_.AddReceivedBytes(id.from, size);
 
   raftpb::Message m = std::move(*request.mutable_message());
-  Encode(v1::PipelineResponse(), resp);
+  EncodeRaw(v1::PipelineResponse(), resp);
   std::shared_ptr<Peer> peer = host->FindPeer(id.from);
   InboundRouter* inbound = peer ? &peer->inbound() : host->stranger_inbound();
   // As etcd's pipeline handler, the answer waits for Process (on the inbound
@@ -181,7 +163,7 @@ grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerC
   RequestIdentity id;
   grpc::Status s = ValidateRequest(ctx, opts, &id);
   v1::SnapshotOffsetRequest req;
-  if (s.ok() && !Decode(*raw, &req)) {
+  if (s.ok() && !DecodeRaw(*raw, &req)) {
     failure_log_.Log(opts, absl::StrCat("rejected a snapshot offset request from peer ",
                                         absl::Hex(id.from), ": it did not parse"));
     s = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed snapshot offset request");
@@ -199,7 +181,7 @@ grpc::ServerUnaryReactor* TransportService::SnapshotOffset(grpc::CallbackServerC
     out.set_offset(store && SnapshotResumable(host, id.from)
                        ? store->ResumeOffset(id.from, req.message(), req.data_size())
                        : 0);
-    Encode(out, resp);
+    EncodeRaw(out, resp);
   }
   reactor->Finish(s);
   return reactor;

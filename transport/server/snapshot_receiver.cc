@@ -11,6 +11,7 @@
 #include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
 #include "transport/internal/scheduler.h"
+#include "transport/server/raw_message.h"
 #include "transport/snapshot/crc32c.h"
 
 namespace raftgrpc {
@@ -60,10 +61,7 @@ SnapshotReceiver::SnapshotReceiver(const ServerEnv& env, grpc::CallbackServerCon
 SnapshotReceiver* SnapshotReceiver::Start(const ServerEnv& env, grpc::CallbackServerContext* ctx,
                                           grpc::ByteBuffer* resp) {
   auto* r = new SnapshotReceiver(env, ctx);
-  // A raw method answers raw: an empty message is a valid, empty buffer.
-  bool own;
-  (void)grpc::SerializationTraits<v1::SnapshotResponse>::Serialize(v1::SnapshotResponse(), resp,
-                                                                   &own);
+  EncodeRaw(v1::SnapshotResponse(), resp);
   ServiceHost* host = env.host;
   RequestIdentity id;
   grpc::Status s = ValidateRequest(ctx, host->options(), &id);
