@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <thread>
 
@@ -15,24 +16,30 @@
 namespace raftgrpc::testing {
 namespace {
 
-// A free loopback port: bound to 0, read back, released. Nodes need their
-// ports before any starts, since each lists the others as peers.
-absl::StatusOr<int> FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket");
+// A free loopback port, kept bound (SO_REUSEADDR, never listening) by
+// `hold`. Nodes need their ports before any starts, since each lists the
+// others as peers, and a node restarts on its port. Released between the
+// pick and a (re)start, the port went to another test's gRPC server, and
+// gRPC's SO_REUSEPORT let our node listen beside it: the kernel split our
+// peers' connections between the two (CI, 2026-12-02). Held, the kernel
+// gives it to no socket that binds port 0, while our server, which sets
+// SO_REUSEADDR too, may still listen on it.
+absl::StatusOr<int> ReservePort(ScopedFd* hold) {
+  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return absl::InternalError("socket");
+  const int one = 1;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = 0;
   socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return absl::InternalError("bind");
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return absl::InternalError(absl::StrCat("cannot reserve a port: errno ", errno));
   }
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
+  *hold = std::move(fd);
+  return ntohs(a.sin_port);
 }
 
 std::string TempDir() {
@@ -41,6 +48,18 @@ std::string TempDir() {
 }
 
 }  // namespace
+
+ScopedFd& ScopedFd::operator=(ScopedFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+ScopedFd::~ScopedFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
@@ -59,7 +78,7 @@ absl::Status Cluster::AddNodes(int n) {
   for (int i = 1; i <= n; ++i) {
     auto node = std::make_unique<Node>();
     node->id = i;
-    auto port = FreePort();
+    auto port = ReservePort(&node->port_hold);
     if (!port.ok()) return port.status();
     node->port = *port;
     node->url = absl::StrCat(scheme, "://127.0.0.1:", *port);

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,11 +27,27 @@ namespace raftgrpc::testing {
 // no callback announces. Returns the last value.
 bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout = absl::Seconds(10));
 
+// Owns a file descriptor: closed on destruction.
+class ScopedFd {
+ public:
+  ScopedFd() = default;
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ScopedFd(ScopedFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  ScopedFd& operator=(ScopedFd&& o) noexcept;
+  ~ScopedFd();
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
 class Cluster {
  public:
   struct Node {
     uint64_t id = 0;
     int port = 0;
+    // Holds `port` for the cluster's life (see cluster.cc's ReservePort).
+    ScopedFd port_hold;
     std::string url;       // http://127.0.0.1:<port>
     std::string snap_dir;  // receiver's snapshot directory
     std::unique_ptr<FakeRaft> raft;
@@ -56,7 +73,8 @@ class Cluster {
   FakeRaft& raft(uint64_t id) { return *node(id).raft; }
   std::vector<uint64_t> ids() const;
 
-  // Stops node `id`'s transport (its port is released; the FakeRaft stays).
+  // Stops node `id`'s transport (its port refuses connections; the FakeRaft
+  // stays).
   void StopNode(uint64_t id);
   // Starts it again on the same port with a fresh FakeRaft (if `fresh_raft`)
   // and every other node as peer.

@@ -175,6 +175,11 @@ absl::StatusOr<int> Transport::Serve(const std::string& listen_addr,
   int port = 0;
   b.AddListeningPort(listen_addr, std::move(creds), &port);
   ConfigureServer(&b, *opts_);
+  // gRPC sets SO_REUSEPORT by default, so a port another process listens
+  // on (a node not yet gone, a misconfigured neighbour) is shared, and the
+  // kernel splits peers' connections between the two. etcd's listener
+  // fails with "address already in use"; so does this one.
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   b.RegisterService(service_.get());
   state_->server = b.BuildAndStart();
   if (!state_->server || port == 0) {

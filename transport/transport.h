@@ -74,7 +74,9 @@ class Transport {
   std::shared_ptr<grpc::ServerCredentials> server_credentials() const { return server_creds_; }
   // Convenience: runs our own server on `listen_addr` (e.g. "127.0.0.1:0")
   // and returns the bound port. Once per Transport. `creds` nullptr: those
-  // of server_credentials().
+  // of server_credentials(). Fails (UNAVAILABLE) on a port some socket
+  // already listens on: without SO_REUSEPORT, unlike gRPC's default, so
+  // two processes never share a node's connections.
   absl::StatusOr<int> Serve(const std::string& listen_addr,
                             std::shared_ptr<grpc::ServerCredentials> creds = nullptr);
 

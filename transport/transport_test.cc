@@ -327,6 +327,28 @@ TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
 // Strangers that advertise URLs (a flood of made-up IDs) cannot grow the
 // remote table: at most max_remotes, the one Raft actually sends to stays,
 // and the unused ones expire.
+// gRPC's default SO_REUSEPORT let a second server listen on a node's port,
+// and the kernel gave each some of the peers' connections: in CI, another
+// test's server took a port a Cluster had picked, and a peer's dials went
+// now to the node, now to a stranger answering "sender not found".
+TEST(TransportTest, ServeRefusesAPortAnotherServerListensOn) {
+  FakeRaft r1, r2;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 0x1000;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t1, Transport::Create(o, &r1));
+  ASSERT_OK_AND_ASSIGN(int port, t1->Serve("127.0.0.1:0"));
+  o.local_id = 2;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t2, Transport::Create(o, &r2));
+  absl::StatusOr<int> again = t2->Serve(absl::StrCat("127.0.0.1:", port));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable) << again.status();
+  // Once the first stops, the port may be served again.
+  t1->Stop();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t3, Transport::Create(o, &r2));
+  absl::StatusOr<int> after = t3->Serve(absl::StrCat("127.0.0.1:", port));
+  EXPECT_TRUE(after.ok()) << after.status();
+}
+
 TEST(TransportTest, RemotesLearnedFromStrangersAreBoundedAndExpire) {
   FakeRaft raft;
   TransportOptions o;
