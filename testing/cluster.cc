@@ -19,10 +19,11 @@ namespace {
 // A free loopback port, kept bound (SO_REUSEADDR, never listening) by
 // `hold`. Nodes need their ports before any starts, since each lists the
 // others as peers, and a node restarts on its port. Released between the
-// pick and a (re)start, the port went to another test's gRPC server, and
-// gRPC's SO_REUSEPORT let our node listen beside it: the kernel split our
-// peers' connections between the two (CI, 2026-12-02). Held, the kernel
-// gives it to no socket that binds port 0, while our server, which sets
+// pick and a (re)start, the port could go to another test's gRPC server,
+// and gRPC's SO_REUSEPORT let our node listen beside it: the kernel split
+// our peers' connections between the two (seen in CI, 2026-12-02, as
+// dials answered "sender not found" for 10 s). Held, the kernel gives it
+// to no socket that binds port 0, while our server, which sets
 // SO_REUSEADDR too, may still listen on it.
 absl::StatusOr<int> ReservePort(ScopedFd* hold) {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

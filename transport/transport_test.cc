@@ -324,15 +324,13 @@ TEST(TransportTest, MembershipChangeWhileTrafficFlows) {
   sender.join();
 }
 
-// Strangers that advertise URLs (a flood of made-up IDs) cannot grow the
-// remote table: at most max_remotes, the one Raft actually sends to stays,
-// and the unused ones expire.
-// gRPC's default SO_REUSEPORT let a second server listen on a node's port,
-// and the kernel gave each some of the peers' connections: in CI, another
-// test's server took a port a Cluster had picked, and a peer's dials went
-// now to the node, now to a stranger answering "sender not found".
+// gRPC's default SO_REUSEPORT lets a second server listen on a node's port,
+// and the kernel gives each some of the peers' connections. In CI a peer's
+// dials went now to the node, now to a server answering "sender not
+// found": most likely another test's, on a port a Cluster had picked and
+// released (testing/cluster.cc now holds it).
 TEST(TransportTest, ServeRefusesAPortAnotherServerListensOn) {
-  FakeRaft r1, r2;
+  FakeRaft r1, r2, r3;
   TransportOptions o;
   o.local_id = 1;
   o.cluster_id = 0x1000;
@@ -344,11 +342,14 @@ TEST(TransportTest, ServeRefusesAPortAnotherServerListensOn) {
   EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable) << again.status();
   // Once the first stops, the port may be served again.
   t1->Stop();
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t3, Transport::Create(o, &r2));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t3, Transport::Create(o, &r3));
   absl::StatusOr<int> after = t3->Serve(absl::StrCat("127.0.0.1:", port));
   EXPECT_TRUE(after.ok()) << after.status();
 }
 
+// Strangers that advertise URLs (a flood of made-up IDs) cannot grow the
+// remote table: at most max_remotes, the one Raft actually sends to stays,
+// and the unused ones expire.
 TEST(TransportTest, RemotesLearnedFromStrangersAreBoundedAndExpire) {
   FakeRaft raft;
   TransportOptions o;
