@@ -1,11 +1,9 @@
 #include "testing/cluster.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdlib>
 #include <thread>
 
@@ -28,19 +26,9 @@ namespace {
 absl::StatusOr<int> ReservePort(ScopedFd* hold) {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return absl::InternalError("socket");
-  const int one = 1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-      ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    return absl::InternalError(absl::StrCat("cannot reserve a port: errno ", errno));
-  }
-  *hold = std::move(fd);
-  return ntohs(a.sin_port);
+  absl::StatusOr<int> port = BindLoopbackPort(fd.get());
+  if (port.ok()) *hold = std::move(fd);
+  return port;
 }
 
 std::string TempDir() {

@@ -63,15 +63,23 @@ struct FaultProxy::Conn {
   bool dead = false;
 };
 
+absl::StatusOr<int> BindLoopbackPort(int fd) {
+  const int one = 1;
+  sockaddr_in a = Loopback(0);
+  socklen_t len = sizeof(a);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return absl::InternalError(absl::StrCat("bind to a loopback port: ", strerror(errno)));
+  }
+  return ntohs(a.sin_port);
+}
+
 absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(int target_port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError("socket");
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a = Loopback(0);
-  socklen_t len = sizeof(a);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd, 64) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+  absl::StatusOr<int> port = BindLoopbackPort(fd);
+  if (!port.ok() || listen(fd, 64) != 0) {
     close(fd);
     return absl::InternalError(absl::StrCat("proxy listen: ", strerror(errno)));
   }
@@ -81,8 +89,7 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(int target_port) {
     close(fd);
     return absl::InternalError("pipe");
   }
-  return std::unique_ptr<FaultProxy>(
-      new FaultProxy(fd, ntohs(a.sin_port), target_port, wake[0], wake[1]));
+  return std::unique_ptr<FaultProxy>(new FaultProxy(fd, *port, target_port, wake[0], wake[1]));
 }
 
 FaultProxy::FaultProxy(int listen_fd, int port, int target_port, int wake_r, int wake_w)

@@ -27,6 +27,11 @@
 
 namespace raftgrpc::testing {
 
+// Sets SO_REUSEADDR on the TCP socket `fd`, binds it to a port of
+// 127.0.0.1 the kernel picks, and returns that port. For the proxy's
+// listener and Cluster's held node ports.
+absl::StatusOr<int> BindLoopbackPort(int fd);
+
 class FaultProxy {
  public:
   static constexpr size_t kMaxBufferedBytes = 1 << 20;  // per direction
