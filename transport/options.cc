@@ -13,6 +13,9 @@ absl::Status TransportOptions::Validate() const {
   if (conn_read_timeout < absl::Milliseconds(30))
     return bad("conn_read_timeout", "must be >= 30ms");
   if (conn_write_timeout <= absl::ZeroDuration()) return bad("conn_write_timeout", "must be > 0");
+  if (stream_progress_timeout < conn_write_timeout) {
+    return bad("stream_progress_timeout", "must be >= conn_write_timeout");
+  }
   if (dial_retry_interval < absl::ZeroDuration()) return bad("dial_retry_interval", "must be >= 0");
   if (pipeline_timeout <= absl::ZeroDuration()) return bad("pipeline_timeout", "must be > 0");
   if (pipeline_reconnect_wait < absl::ZeroDuration()) {

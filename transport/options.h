@@ -33,12 +33,18 @@ struct TransportOptions {
   // server's HTTP/2 keepalive waits that long for a ping's answer). While
   // a reader beats, a write that waits on HTTP/2 flow control is its
   // Process being slower than our sends (it stops reading until its queue
-  // has room), and the write waits as long as it takes. A reader that
-  // sends no heartbeats (an older or other-language node) is found by that
-  // keepalive, or, as in etcd, by a write not completed within
-  // conn_write_timeout.
+  // has room), and the write waits for it, up to stream_progress_timeout.
+  // A reader that sends no heartbeats (an older or other-language node) is
+  // found by that keepalive, or, as in etcd, by a write not completed
+  // within conn_write_timeout.
   absl::Duration conn_read_timeout = absl::Seconds(5);
   absl::Duration conn_write_timeout = absl::Seconds(5);
+  // A write held by flow control while its reader beats fails the stream
+  // after this long all the same: a reader that beats and never reads (a
+  // hostile one, or one whose Process is stuck) would otherwise keep the
+  // stream, and what is queued on it, for good. Long, since a slow
+  // Process moves on within seconds. >= conn_write_timeout.
+  absl::Duration stream_progress_timeout = absl::Seconds(30);
   // Probe RPC period per peer (etcd's proberInterval: ConnReadTimeout - 1s).
   absl::Duration probe_interval = absl::Seconds(4);
   // At most one stream dial per reader per interval (etcd: 100 ms).

@@ -54,6 +54,8 @@ TEST(OptionsTest, RejectsBadValuesNamingTheField) {
        [](TransportOptions& o) { o.snapshot_chunk_bytes = o.max_message_bytes + 1; }},
       {"snapshot_progress_timeout",
        [](TransportOptions& o) { o.snapshot_progress_timeout = absl::ZeroDuration(); }},
+      {"stream_progress_timeout",
+       [](TransportOptions& o) { o.stream_progress_timeout = absl::Seconds(1); }},
       {"snapshot_partial_ttl",
        [](TransportOptions& o) { o.snapshot_partial_ttl = absl::ZeroDuration(); }},
   };

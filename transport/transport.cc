@@ -38,7 +38,7 @@ class Transport::Factory : public ChannelFactory {
     return std::make_unique<GrpcPipeline>(env, opts_, channels_, /*report=*/true);
   }
   std::unique_ptr<StreamWriter> NewStreamWriter(StreamType type, const PeerEnv& env) override {
-    return std::make_unique<GrpcStreamWriter>(type, env, *opts_, sched_);
+    return std::make_unique<GrpcStreamWriter>(type, env, opts_, sched_);
   }
   std::unique_ptr<SnapshotSender> NewSnapshotSender(const PeerEnv& env) override {
     return std::make_unique<GrpcSnapshotSender>(env, opts_, channels_, sched_);

@@ -3,8 +3,11 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -363,6 +366,11 @@ class StalledWriterTest : public ::testing::Test {
     o.stream_buf_bytes = 4 << 20;
     o.conn_write_timeout = absl::Milliseconds(200);
     o.conn_read_timeout = absl::Milliseconds(1500);
+    o.stream_progress_timeout = progress_timeout_;
+    o.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> l(log_mu_);
+      log_.push_back(line);
+    };
     ASSERT_OK_AND_ASSIGN(t_, Transport::Create(o, &raft_));
     ASSERT_OK_AND_ASSIGN(int port, t_->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
     ASSERT_TRUE(t_->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
@@ -401,6 +409,23 @@ class StalledWriterTest : public ::testing::Test {
     return 0;
   }
 
+  // Whether a logged line contains `text`.
+  bool Logged(const std::string& text) {
+    std::lock_guard<std::mutex> l(log_mu_);
+    for (const std::string& line : log_) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  std::string Log() {
+    std::lock_guard<std::mutex> l(log_mu_);
+    return absl::StrJoin(log_, "\n");
+  }
+
+  absl::Duration progress_timeout_ = absl::Seconds(30);  // set before Start
+  std::mutex log_mu_;
+  std::vector<std::string> log_;  // guarded by log_mu_
   testing::FakeRaft raft_;
   std::unique_ptr<Transport> t_;
   std::shared_ptr<Peer> peer_;
@@ -428,6 +453,22 @@ TEST_F(StalledWriterTest, AWriteHeldByABeatingReaderWaitsForIt) {
   EXPECT_EQ(reader_->out_of_order.load(), 0u);
   EXPECT_TRUE(Working());
   EXPECT_EQ(SentFailures(), 0u);
+}
+
+// ... but not for good: a reader that beats and never reads (a hostile one,
+// or one whose Process is stuck) loses the stream after
+// stream_progress_timeout, what was queued is dropped and counted, and the
+// log says why.
+TEST_F(StalledWriterTest, AWriteHeldByABeatingReaderFailsAfterTheProgressTimeout) {
+  progress_timeout_ = absl::Seconds(2);
+  ASSERT_NO_FATAL_FAILURE(Start(/*beat=*/true));
+  const absl::Time filled = absl::Now();  // the write began just before
+  ASSERT_TRUE(WaitUntil([&] { return !Working(); }, absl::Seconds(20)));
+  EXPECT_GE(absl::Now() - filled, absl::Milliseconds(1500)) << "failed before the progress timeout";
+  EXPECT_TRUE(WaitUntil([&] { return SentFailures() >= 1; }));
+  EXPECT_TRUE(Logged("made no progress")) << "no log line names the cause:\n" << Log();
+  EXPECT_GT(Dropped("stream_closed"), 0u);
+  EXPECT_LT(Dropped("stream_closed"), queued_);
 }
 
 // The other half: a reader that sends no stream heartbeats (an older or
@@ -544,7 +585,9 @@ TEST(StreamWriterBudgetTest, AReaderThatNeverReadsHoldsAtMostTheByteBudget) {
   o.local_id = 1;
   o.cluster_id = 0x1000;
   o.stream_buf_bytes = 4 << 20;
-  o.conn_write_timeout = absl::Seconds(60);  // the stall itself is not what is tested
+  // The stall itself is not what is tested.
+  o.conn_write_timeout = absl::Seconds(60);
+  o.stream_progress_timeout = absl::Seconds(60);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
   ASSERT_OK_AND_ASSIGN(int port, t->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
   ASSERT_TRUE(t->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere

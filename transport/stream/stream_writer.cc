@@ -1,11 +1,13 @@
 #include "transport/stream/stream_writer.h"
 
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
+#include "transport/internal/log.h"
 #include "transport/stream/server_stream.h"
 
 namespace raftgrpc {
@@ -108,17 +110,20 @@ class GrpcStreamWriter::Core final : public CoreBase,
   using Stream = ServerStream<Frame>;
   using Conn = typename Stream::Conn;
 
-  Core(StreamType type, const PeerEnv& env, const TransportOptions& opts, Scheduler* sched)
+  Core(StreamType type, const PeerEnv& env, std::shared_ptr<const TransportOptions> opts,
+       Scheduler* sched)
       : type_(type),
         env_(env),
-        cap_(opts.stream_buf_size),
-        cap_bytes_(opts.stream_buf_bytes),
-        max_frame_bytes_(opts.max_frame_bytes),
-        max_message_bytes_(opts.max_message_bytes),
-        heartbeat_interval_(opts.conn_read_timeout / 3),
-        write_timeout_(opts.conn_write_timeout),
+        opts_(std::move(opts)),
+        cap_(opts_->stream_buf_size),
+        cap_bytes_(opts_->stream_buf_bytes),
+        max_frame_bytes_(opts_->max_frame_bytes),
+        max_message_bytes_(opts_->max_message_bytes),
+        heartbeat_interval_(opts_->conn_read_timeout / 3),
+        write_timeout_(opts_->conn_write_timeout),
+        progress_timeout_(opts_->stream_progress_timeout),
         sched_(sched),
-        enc_(opts.max_frame_bytes) {}
+        enc_(opts_->max_frame_bytes) {}
 
   void Start() override {
     MutexLock l(&mu_);
@@ -340,6 +345,11 @@ class GrpcStreamWriter::Core final : public CoreBase,
       ++busy_;
     }
     old->stream()->Cancel();
+    // Named here, not only in "became inactive": the peer may be inactive
+    // already for another reason (its own dials failing).
+    lost_log_.Log(*opts_,
+                  absl::StrCat("lost ", StreamTypeName(type_), " to peer ", absl::Hex(env_.peer_id),
+                               ": failed to ", action, " (", why, ")"));
     env_.counters->AddSendFailure();
     if (dropped > 0) env_.counters->AddDroppedUnsent(dropped);
     ChannelFailure f;
@@ -367,6 +377,7 @@ class GrpcStreamWriter::Core final : public CoreBase,
     std::shared_ptr<Conn> conn;
     std::unique_ptr<Frame> frame;
     Stream* stalled = nullptr;
+    std::string stall_reason;
     Stream* silent = nullptr;
     {
       MutexLock l(&mu_);
@@ -388,13 +399,20 @@ class GrpcStreamWriter::Core final : public CoreBase,
         // queued and flap the stream for as long as the reader is slow (a
         // window of messages at a slow Process easily outlasts the
         // timeout). Whether our writes still arrive is then the reader's
-        // to judge (its idle timeout, while it reads); one that beats and
-        // never reads holds what a full queue holds: Send drops and
-        // reports. A reader that sends no heartbeats (an older or
-        // other-language node) leaves only the write to judge: etcd's
-        // write timeout.
-        if (now - write_started_ > write_timeout_ && !conn_->stream()->ReaderBeats()) {
+        // to judge (its idle timeout, while it reads). One that beats and
+        // never reads holds what a full queue holds (Send drops and
+        // reports) until the progress timeout: without it, a hostile or
+        // stuck reader would keep the stream for good. A reader that sends
+        // no heartbeats (an older or other-language node) leaves only the
+        // write to judge: etcd's write timeout.
+        const absl::Duration waited = now - write_started_;
+        if (waited > write_timeout_ && !conn_->stream()->ReaderBeats()) {
           stalled = conn_->stream();
+          stall_reason = "write timed out";
+        } else if (waited > progress_timeout_) {
+          stalled = conn_->stream();
+          stall_reason = absl::StrCat("write made no progress for ", absl::FormatDuration(waited),
+                                      " while the reader beat");
         }
       } else if (pending_.empty() && now - last_write_ >= heartbeat_interval_ / 2) {
         EncodeLocked(LinkHeartbeat(), 2);
@@ -407,18 +425,23 @@ class GrpcStreamWriter::Core final : public CoreBase,
            absl::StrCat("the reader sent no stream heartbeat for ",
                         absl::FormatDuration(2 * heartbeat_interval_)));
     }
-    if (stalled != nullptr) Fail(stalled, "write", "write timed out");
+    if (stalled != nullptr) Fail(stalled, "write", stall_reason);
     if (frame) StartWrite(conn, std::move(frame));
   }
 
   const StreamType type_;
   const PeerEnv env_;
+  const std::shared_ptr<const TransportOptions> opts_;
+  // etcd logs every lost stream; one line per second per writer, so that
+  // a reader that redials and stalls again cannot flood the log.
+  LogRateLimiter lost_log_;
   const size_t cap_;
   const size_t cap_bytes_;
   const size_t max_frame_bytes_;
   const size_t max_message_bytes_;
   const absl::Duration heartbeat_interval_;
   const absl::Duration write_timeout_;
+  const absl::Duration progress_timeout_;
   Scheduler* const sched_;
 
   mutable Mutex mu_;
@@ -449,7 +472,8 @@ class GrpcStreamWriter::Core final : public CoreBase,
 // ------------------------------------------------------------ GrpcStreamWriter
 
 GrpcStreamWriter::GrpcStreamWriter(StreamType type, const PeerEnv& env,
-                                   const TransportOptions& opts, Scheduler* scheduler) {
+                                   std::shared_ptr<const TransportOptions> opts,
+                                   Scheduler* scheduler) {
   if (type == StreamType::kMsgAppV2) {
     core_ = std::make_shared<Core<MsgAppV2WireFrame>>(type, env, opts, scheduler);
   } else {

@@ -41,8 +41,8 @@ struct StreamWriterStats {
 // A peer's writer for one stream type. Thread-safe; TrySend never blocks.
 class GrpcStreamWriter : public StreamWriter {
  public:
-  GrpcStreamWriter(StreamType type, const PeerEnv& env, const TransportOptions& opts,
-                   Scheduler* scheduler);
+  GrpcStreamWriter(StreamType type, const PeerEnv& env,
+                   std::shared_ptr<const TransportOptions> opts, Scheduler* scheduler);
   ~GrpcStreamWriter() override;  // Stop()
 
   bool Working() const override;
