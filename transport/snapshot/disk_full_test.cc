@@ -18,7 +18,6 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/log_lines.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "transport/internal/metadata.h"
@@ -135,18 +135,6 @@ class DiskFullTest : public ::testing::TestWithParam<int> {
   }
 };
 
-struct Lines {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  bool Has(const std::string& s) {
-    std::lock_guard<std::mutex> l(mu);
-    for (const std::string& line : lines) {
-      if (line.find(s) != std::string::npos) return true;
-    }
-    return false;
-  }
-};
-
 v1::SnapshotFrame Header(uint64_t index, uint64_t size) {
   v1::SnapshotFrame f;
   *f.mutable_header()->mutable_message() = testing::SnapMsg(1, 2, 3, index);
@@ -185,7 +173,7 @@ grpc::Status SendSnapshot(int port, uint64_t index, uint64_t size) {
 }
 
 TEST_P(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeavesNothing) {
-  auto lines = std::make_shared<Lines>();
+  auto lines = std::make_shared<testing::LogLines>();
   const std::string snap_dir = dir();
   const bool direct_io = direct();
   ASSERT_OK_AND_ASSIGN(
@@ -194,10 +182,7 @@ TEST_P(DiskFullTest, ReceiveOnAFullDiskIsResourceExhaustedWithTheOsErrorAndLeave
         if (id != 2) return;
         o.snapshot_dir = snap_dir;
         o.snapshot_direct_io = direct_io;
-        o.log = [lines](const std::string& line) {
-          std::lock_guard<std::mutex> l(lines->mu);
-          lines->lines.push_back(line);
-        };
+        o.log = [lines](const std::string& line) { lines->Add(line); };
       }));
   Cluster& cl = *c;
   // Four times the disk: the write fails part way.

@@ -7,7 +7,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -16,6 +15,7 @@
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
 #include "testing/fake_raft.h"
+#include "testing/log_lines.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "transport/internal/channel_pool.h"
@@ -367,10 +367,7 @@ class StalledWriterTest : public ::testing::Test {
     o.conn_write_timeout = absl::Milliseconds(200);
     o.conn_read_timeout = absl::Milliseconds(1500);
     o.stream_progress_timeout = progress_timeout_;
-    o.log = [this](const std::string& line) {
-      std::lock_guard<std::mutex> l(log_mu_);
-      log_.push_back(line);
-    };
+    o.log = log_.Sink();
     ASSERT_OK_AND_ASSIGN(t_, Transport::Create(o, &raft_));
     ASSERT_OK_AND_ASSIGN(int port, t_->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
     ASSERT_TRUE(t_->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
@@ -409,23 +406,8 @@ class StalledWriterTest : public ::testing::Test {
     return 0;
   }
 
-  // Whether a logged line contains `text`.
-  bool Logged(const std::string& text) {
-    std::lock_guard<std::mutex> l(log_mu_);
-    for (const std::string& line : log_) {
-      if (line.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-
-  std::string Log() {
-    std::lock_guard<std::mutex> l(log_mu_);
-    return absl::StrJoin(log_, "\n");
-  }
-
   absl::Duration progress_timeout_ = absl::Seconds(30);  // set before Start
-  std::mutex log_mu_;
-  std::vector<std::string> log_;  // guarded by log_mu_
+  testing::LogLines log_;                                // outlives t_
   testing::FakeRaft raft_;
   std::unique_ptr<Transport> t_;
   std::shared_ptr<Peer> peer_;
@@ -466,7 +448,7 @@ TEST_F(StalledWriterTest, AWriteHeldByABeatingReaderFailsAfterTheProgressTimeout
   ASSERT_TRUE(WaitUntil([&] { return !Working(); }, absl::Seconds(20)));
   EXPECT_GE(absl::Now() - start, progress_timeout_) << "failed before the progress timeout";
   EXPECT_TRUE(WaitUntil([&] { return SentFailures() >= 1; }));
-  EXPECT_TRUE(Logged("made no progress")) << "no log line names the cause:\n" << Log();
+  EXPECT_TRUE(log_.Has("made no progress")) << "no log line names the cause:\n" << log_.Joined();
   EXPECT_GT(Dropped("stream_closed"), 0u);
   EXPECT_LT(Dropped("stream_closed"), queued_);
 }
@@ -509,12 +491,8 @@ TEST(StreamWriterLivenessTest, AnUnparseableStreamControlEndsTheV2Stream) {
   TransportOptions o;
   o.local_id = 1;
   o.cluster_id = 0x1000;
-  std::mutex log_mu;
-  std::vector<std::string> lines;
-  o.log = [&](const std::string& line) {
-    std::lock_guard<std::mutex> l(log_mu);
-    lines.push_back(line);
-  };
+  testing::LogLines log;  // outlives t
+  o.log = log.Sink();
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
   ASSERT_OK_AND_ASSIGN(int port, t->Serve("127.0.0.1:0", grpc::InsecureServerCredentials()));
   ASSERT_TRUE(t->AddPeer(2, {"http://127.0.0.1:1"}).ok());  // its own dials go nowhere
@@ -569,10 +547,7 @@ TEST(StreamWriterLivenessTest, AnUnparseableStreamControlEndsTheV2Stream) {
       << g.status().error_message();
   EXPECT_EQ(t->Metrics().totals.streams_accepted, 1u) << "accepted, then ended";
   EXPECT_TRUE(WaitUntil([&] { return !peer->writer(StreamType::kMsgAppV2)->Working(); }));
-  std::lock_guard<std::mutex> l(log_mu);
-  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
-    return line.find("from peer 2: stream control does not parse") != std::string::npos;
-  })) << "the log names the cause";
+  EXPECT_TRUE(log.Has("from peer 2: stream control does not parse")) << "the log names the cause";
 }
 
 // A reader that never reads (a hostile or wedged peer) holds at most

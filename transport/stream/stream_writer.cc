@@ -120,8 +120,6 @@ class GrpcStreamWriter::Core final : public CoreBase,
         max_frame_bytes_(opts_->max_frame_bytes),
         max_message_bytes_(opts_->max_message_bytes),
         heartbeat_interval_(opts_->conn_read_timeout / 3),
-        write_timeout_(opts_->conn_write_timeout),
-        progress_timeout_(opts_->stream_progress_timeout),
         sched_(sched),
         enc_(opts_->max_frame_bytes) {}
 
@@ -406,10 +404,10 @@ class GrpcStreamWriter::Core final : public CoreBase,
         // no heartbeats (an older or other-language node) leaves only the
         // write to judge: etcd's write timeout.
         const absl::Duration waited = now - write_started_;
-        if (waited > write_timeout_ && !conn_->stream()->ReaderBeats()) {
+        if (waited > opts_->conn_write_timeout && !conn_->stream()->ReaderBeats()) {
           stalled = conn_->stream();
           stall_reason = "write timed out";
-        } else if (waited > progress_timeout_) {
+        } else if (waited > opts_->stream_progress_timeout) {
           stalled = conn_->stream();
           stall_reason = absl::StrCat("write made no progress for ", absl::FormatDuration(waited),
                                       " while the reader beat");
@@ -435,13 +433,12 @@ class GrpcStreamWriter::Core final : public CoreBase,
   // etcd logs every lost stream; one line per second per writer, so that
   // a reader that redials and stalls again cannot flood the log.
   LogRateLimiter lost_log_;
+  // Copied from opts_: read on every Send.
   const size_t cap_;
   const size_t cap_bytes_;
   const size_t max_frame_bytes_;
   const size_t max_message_bytes_;
   const absl::Duration heartbeat_interval_;
-  const absl::Duration write_timeout_;
-  const absl::Duration progress_timeout_;
   Scheduler* const sched_;
 
   mutable Mutex mu_;
