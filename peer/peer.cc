@@ -27,8 +27,8 @@ const char* ChannelName(Channel c) {
 }
 
 Peer::Peer(uint64_t local_id, uint64_t peer_id, std::vector<std::string> urls, Raft* raft,
-           const PeerOptions& options, PeerStatus::TransitionFn on_transition)
-    : status_(peer_id, std::move(on_transition)),
+           const PeerOptions& options, PeerStatus::EventFn on_status)
+    : status_(peer_id, std::move(on_status)),
       picker_(std::move(urls)),
       inbound_budget_(options.max_inbound_bytes, options.inbound_budget_parent),
       inbound_(raft, options.recv_buffer_size, options.max_pending_proposals,
@@ -47,7 +47,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(uint64_t local_id, uint64_t p
                                                    const std::vector<std::string>& urls, Raft* raft,
                                                    ChannelFactory& factory,
                                                    const PeerOptions& options,
-                                                   PeerStatus::TransitionFn on_transition) {
+                                                   PeerStatus::EventFn on_status) {
   if (raft == nullptr) return absl::InvalidArgumentError("peer needs a Raft");
   if (peer_id == 0) return absl::InvalidArgumentError("peer ID 0 is reserved");
   if (options.recv_buffer_size == 0 || options.max_pending_proposals == 0) {
@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(uint64_t local_id, uint64_t p
   absl::StatusOr<std::vector<std::string>> valid = ValidatePeerUrls(urls);
   if (!valid.ok()) return valid.status();
   std::unique_ptr<Peer> p(
-      new Peer(local_id, peer_id, *std::move(valid), raft, options, std::move(on_transition)));
+      new Peer(local_id, peer_id, *std::move(valid), raft, options, std::move(on_status)));
   p->pipeline_ = factory.NewPipeline(p->env_);
   p->msgapp_v2_writer_ = factory.NewStreamWriter(StreamType::kMsgAppV2, p->env_);
   p->message_writer_ = factory.NewStreamWriter(StreamType::kMessage, p->env_);

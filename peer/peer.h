@@ -81,11 +81,12 @@ class Peer {
 
   // Validates `urls` (see ValidatePeerUrls), then starts the inbound workers
   // and builds the channels with `factory` (not retained). `raft` must
-  // outlive the Peer. `on_transition` is PeerStatus's callback.
-  static absl::StatusOr<std::unique_ptr<Peer>> Create(
-      uint64_t local_id, uint64_t peer_id, const std::vector<std::string>& urls, Raft* raft,
-      ChannelFactory& factory, const PeerOptions& options = PeerOptions(),
-      PeerStatus::TransitionFn on_transition = nullptr);
+  // outlive the Peer. `on_status` is PeerStatus's callback.
+  static absl::StatusOr<std::unique_ptr<Peer>> Create(uint64_t local_id, uint64_t peer_id,
+                                                      const std::vector<std::string>& urls,
+                                                      Raft* raft, ChannelFactory& factory,
+                                                      const PeerOptions& options = PeerOptions(),
+                                                      PeerStatus::EventFn on_status = nullptr);
 
   ~Peer();  // Stop()
 
@@ -145,7 +146,7 @@ class Peer {
 
  private:
   Peer(uint64_t local_id, uint64_t peer_id, std::vector<std::string> urls, Raft* raft,
-       const PeerOptions& options, PeerStatus::TransitionFn on_transition);
+       const PeerOptions& options, PeerStatus::EventFn on_status);
 
   MessageChannel* ChannelFor(Channel c) const;
   StreamWriter* WriterFor(StreamType t) const;

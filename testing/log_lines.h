@@ -32,6 +32,13 @@ class LogLines {
     }
     return false;
   }
+  // How many lines contain `text`.
+  size_t Count(const std::string& text) const {
+    std::lock_guard<std::mutex> l(mu_);
+    size_t n = 0;
+    for (const std::string& line : lines_) n += line.find(text) != std::string::npos;
+    return n;
+  }
   // Every line, one per line: for a failure message.
   std::string Joined() const {
     std::lock_guard<std::mutex> l(mu_);

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/log_lines.h"
 #include "testing/snapshot_file.h"
 #include "testing/status_macros.h"
 #include "transport/internal/metadata.h"
@@ -218,9 +219,12 @@ TEST_F(TlsTest, StreamsFromAnImpostorAreRefused) {
 TEST_F(TlsTest, ADialledServerMustBeTheMemberMeant) {
   TransportOptions base;
   base.tls = Member(1);
-  ASSERT_OK_AND_ASSIGN(
-      std::unique_ptr<Cluster> c,
-      Cluster::Start(3, base, [](uint64_t id, TransportOptions& o) { o.tls = Member(id); }));
+  testing::LogLines log1;  // node 1's; outlives the cluster
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
+                       Cluster::Start(3, base, [&](uint64_t id, TransportOptions& o) {
+                         o.tls = Member(id);
+                         if (id == 1) o.log = log1.Sink();
+                       }));
   Cluster& cl = *c;
   ASSERT_TRUE(cl.WaitAllStreams());
   const TransportCounters before = cl.t(3).Metrics().totals;
@@ -244,6 +248,12 @@ TEST_F(TlsTest, ADialledServerMustBeTheMemberMeant) {
   EXPECT_EQ(after.pipeline_rejected, before.pipeline_rejected);
   EXPECT_EQ(after.pipeline_received, before.pipeline_received);
   for (const raftpb::Message& m : cl.raft(3).messages()) EXPECT_NE(m.to(), 2u);
+  // Node 1's log names why, though peer 2 was inactive already (its
+  // streams broke when node 2 stopped): once per channel, not per dial.
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    return log1.Has("peer 2 is inactive: failed to dial 2 on stream MsgApp v2 (") &&
+           log1.Has("does not name member 2");
+  })) << log1.Joined();
 
   // The reason, as a caller sees it: node 1's credentials for member 2
   // against node 3.

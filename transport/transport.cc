@@ -199,27 +199,14 @@ absl::Status Transport::AddPeer(uint64_t id, const std::vector<std::string>& url
   popts.on_critical_error = opts_->on_critical_error;
   popts.max_inbound_bytes = opts_->max_inbound_bytes_per_peer;
   popts.inbound_budget_parent = inbound_budget_.get();
-  auto peer =
-      Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts, TransitionLogger(id));
+  auto peer = Peer::Create(opts_->local_id, id, urls, raft_, *factory_, popts,
+                           PeerStatusLogger(opts_, id, "peer"));
   if (!peer.ok()) return peer.status();
   std::shared_ptr<Peer> p(*std::move(peer));
   state_->probers.emplace(
       id, std::make_shared<Prober>(p->env(), opts_, scheduler_.get(), channels_.get()));
   state_->peers.emplace(id, std::move(p));
   return absl::OkStatus();
-}
-
-std::function<void(bool, const std::string&)> Transport::TransitionLogger(uint64_t peer_id) {
-  // etcd logs every transition; a flapping peer is limited to one
-  // "inactive" line per second so a broken link cannot flood the log.
-  auto limiter = std::make_shared<LogRateLimiter>();
-  return [this, peer_id, limiter](bool active, const std::string& why) {
-    if (active) {
-      LogLine(*opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became active"));
-    } else {
-      limiter->Log(*opts_, absl::StrCat("peer ", absl::Hex(peer_id), " became inactive: ", why));
-    }
-  };
 }
 
 absl::Status Transport::RemovePeer(uint64_t id) {

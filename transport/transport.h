@@ -142,7 +142,6 @@ class Transport {
             MemberChannelCredentials client_creds,
             std::shared_ptr<grpc::ServerCredentials> server_creds);
 
-  std::function<void(bool, const std::string&)> TransitionLogger(uint64_t peer_id);
   // Removes unused remotes, then runs again on the timer thread.
   void SweepRemotes();
   // Removes kept snapshot prefixes past snapshot_partial_ttl (the default

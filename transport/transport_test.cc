@@ -1,6 +1,8 @@
 // The Transport facade (etcd's Transporter) on a 3-node loopback cluster.
 #include "transport/transport.h"
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +14,8 @@
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
 #include "testing/cluster.h"
+#include "testing/fault_proxy.h"
+#include "testing/log_lines.h"
 #include "testing/messages.h"
 #include "testing/status_macros.h"
 #include "transport/internal/metadata.h"
@@ -61,6 +65,37 @@ TEST(TransportTest, CreateRemovesLeftoverTempFilesOfTheDefaultStore) {
       lines[0].find("raftgrpc-recv-Ab12Cd.tmp, left over from an interrupted snapshot receive"),
       std::string::npos)
       << lines[0];
+}
+
+// A peer never reached (nothing listens on its port: a wrong address) was
+// never "active", so no transition named it and nothing was logged. Now
+// each channel's cause is logged once, not once per redial or message.
+TEST(TransportTest, APeerNeverReachedIsNamedInTheLogOncePerChannel) {
+  testing::ScopedFd hold(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_OK_AND_ASSIGN(const int port, testing::BindLoopbackPort(hold.get()));  // not listening
+  testing::LogLines log;                                                        // outlives t
+  FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 1;
+  o.log = log.Sink();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  ASSERT_TRUE(t->AddPeer(2, {absl::StrCat("http://127.0.0.1:", port)}).ok());
+  constexpr int kSends = 20;
+  for (int i = 0; i < kSends; ++i) t->Send({Hb(1, 2, i)});  // no stream: each on the pipeline
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::vector<PeerMetrics> peers = t->Metrics().peers;
+    return peers.size() == 1 && peers[0].sent_failures >= kSends;
+  }));
+  for (const char* channel : {"stream MsgApp v2 (", "stream Message (", "pipeline ("}) {
+    EXPECT_TRUE(WaitUntil([&] { return log.Has(channel); })) << channel << "\n" << log.Joined();
+  }
+  EXPECT_TRUE(log.Has("peer 2 is inactive: failed to write 2 on pipeline (14: ")) << log.Joined();
+  EXPECT_TRUE(log.Has("Connection refused")) << log.Joined();
+  // kSends failures (and the readers' redials): a line for each cause
+  // and channel, at most one a second per channel.
+  EXPECT_LE(log.Count("on pipeline ("), 2u) << log.Joined();
+  t->Stop();
 }
 
 TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {

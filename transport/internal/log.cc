@@ -31,4 +31,27 @@ void LogRateLimiter::Log(const TransportOptions& opts, absl::string_view line) {
   }
 }
 
+PeerStatus::EventFn PeerStatusLogger(std::shared_ptr<const TransportOptions> opts, uint64_t id,
+                                     absl::string_view what) {
+  auto deactivated = std::make_shared<LogRateLimiter>();
+  const std::string name = absl::StrCat(what, " ", absl::Hex(id));
+  return [opts = std::move(opts), deactivated, name](const PeerStatus::Event& e) {
+    using Kind = PeerStatus::Event::Kind;
+    switch (e.kind) {
+      case Kind::kActivated:
+        LogLine(*opts, absl::StrCat(name, " became active"));
+        break;
+      case Kind::kDeactivated:
+        deactivated->Log(*opts, absl::StrCat(name, " became inactive: ", e.reason));
+        break;
+      case Kind::kFailedAgain:  // PeerStatus limits these, per channel
+        LogLine(*opts, e.repeats == 0
+                           ? absl::StrCat(name, " is inactive: ", e.reason)
+                           : absl::StrCat(name, " is inactive: ", e.reason, " (", e.repeats,
+                                          " more failures on that channel since its last line)"));
+        break;
+    }
+  };
+}
+
 }  // namespace raftgrpc

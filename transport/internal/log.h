@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "peer/peer_status.h"
 #include "transport/options.h"
 
 namespace raftgrpc {
@@ -32,6 +34,14 @@ class LogRateLimiter {
   std::atomic<int64_t> last_ms_{INT64_MIN / 2};
   std::atomic<uint64_t> suppressed_{0};
 };
+
+// PeerStatus's events as log lines about member `id`, called `what`
+// ("peer", "remote member"): every activation and every new cause of
+// failure while inactive (PeerStatus bounds those per channel); a
+// deactivation at most once a second, so a flapping link cannot flood the
+// log.
+PeerStatus::EventFn PeerStatusLogger(std::shared_ptr<const TransportOptions> opts, uint64_t id,
+                                     absl::string_view what);
 
 }  // namespace raftgrpc
 

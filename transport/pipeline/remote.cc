@@ -1,5 +1,7 @@
 #include "transport/pipeline/remote.h"
 
+#include "transport/internal/log.h"
+
 namespace raftgrpc {
 namespace {
 
@@ -20,7 +22,7 @@ PeerEnv MakeEnv(uint64_t local_id, uint64_t id, Raft* raft, PeerStatus* status, 
 
 Remote::Remote(uint64_t local_id, uint64_t id, std::vector<std::string> urls, Raft* raft,
                std::shared_ptr<const TransportOptions> opts, ChannelPool* channels)
-    : status_(id),
+    : status_(id, PeerStatusLogger(opts, id, "remote member")),
       picker_(std::move(urls)),
       env_(MakeEnv(local_id, id, raft, &status_, &picker_, &counters_, opts->on_critical_error)),
       pipeline_(env_, opts, channels, /*report=*/false),

@@ -129,9 +129,11 @@ class StreamReaderTest : public ::testing::Test {
   FakeRaft raft_;
   std::vector<std::pair<bool, std::string>> transitions_;
   std::mutex mu_;
-  PeerStatus status_{2, [this](bool active, const std::string& why) {
+  PeerStatus status_{2, [this](const PeerStatus::Event& e) {
+                       if (e.kind == PeerStatus::Event::Kind::kFailedAgain) return;
                        std::lock_guard<std::mutex> l(mu_);
-                       transitions_.emplace_back(active, why);
+                       transitions_.emplace_back(e.kind == PeerStatus::Event::Kind::kActivated,
+                                                 e.reason);
                      }};
   InboundRouter inbound_{&raft_, 16, 16};
   Scheduler sched_;
@@ -268,13 +270,13 @@ TEST_P(StreamReaderParseTest, UnparseableFrameFailsTheStreamAtOnce) {
   // catch a redial that did not wait for it: etcd deactivates, then
   // redials, and a redial accepted first would have its activation undone.
   std::atomic<int> redials_during_report{0};
-  PeerStatus status(2, [&](bool active, const std::string& why) {
-    if (active) return;
+  PeerStatus status(2, [&](const PeerStatus::Event& e) {
+    if (e.kind != PeerStatus::Event::Kind::kDeactivated) return;
     bool first;
     {
       std::lock_guard<std::mutex> l(mu);
       first = inactive.empty();
-      inactive.push_back(why);
+      inactive.push_back(e.reason);
     }
     if (first && WaitUntil([&] { return impl.accepted.load() >= 2; }, absl::Milliseconds(300))) {
       redials_during_report.fetch_add(1);

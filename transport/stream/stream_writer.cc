@@ -7,7 +7,6 @@
 #include "absl/time/clock.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
-#include "transport/internal/log.h"
 #include "transport/stream/server_stream.h"
 
 namespace raftgrpc {
@@ -343,11 +342,6 @@ class GrpcStreamWriter::Core final : public CoreBase,
       ++busy_;
     }
     old->stream()->Cancel();
-    // Named here, not only in "became inactive": the peer may be inactive
-    // already for another reason (its own dials failing).
-    lost_log_.Log(*opts_,
-                  absl::StrCat("lost ", StreamTypeName(type_), " to peer ", absl::Hex(env_.peer_id),
-                               ": failed to ", action, " (", why, ")"));
     env_.counters->AddSendFailure();
     if (dropped > 0) env_.counters->AddDroppedUnsent(dropped);
     ChannelFailure f;
@@ -430,9 +424,6 @@ class GrpcStreamWriter::Core final : public CoreBase,
   const StreamType type_;
   const PeerEnv env_;
   const std::shared_ptr<const TransportOptions> opts_;
-  // etcd logs every lost stream; one line per second per writer, so that
-  // a reader that redials and stalls again cannot flood the log.
-  LogRateLimiter lost_log_;
   // Copied from opts_: read on every Send.
   const size_t cap_;
   const size_t cap_bytes_;
