@@ -73,13 +73,9 @@ std::optional<InboundRouter::Result> InboundRouter::TryAtOnce(const raftpb::Mess
   if (!lane.stopped.load()) {
     bool taken = true;
     absl::Status status;
-    try {
-      taken = raft_->TryProcessUrgent(m, &status);
-    } catch (...) {
-      // Not into gRPC's callback, which would end the process: a failed
-      // Process, and the message is dropped (Raft sends another).
-      status = absl::InternalError("Raft::TryProcessUrgent threw");
-    }
+    // Not guarded here: the transport hands us a GuardedRaft, which makes
+    // a throw a taken message with an INTERNAL status (counted below).
+    taken = raft_->TryProcessUrgent(m, &status);
     if (taken) {
       delivered_.fetch_add(1, std::memory_order_relaxed);
       processed_at_once_.fetch_add(1, std::memory_order_relaxed);

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <fstream>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -235,25 +234,6 @@ TEST(InboundRouterTest, UrgentNotOfferedWhileAnotherIsUnfinished) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
   EXPECT_EQ(raft.urgent_offered(), 2u);
   EXPECT_EQ(r.processed_at_once(), 1u);
-  r.Stop();
-}
-
-// An exception from TryProcessUrgent stays out of the reading thread (in
-// a gRPC callback it would end the process): the message is dropped and
-// counted as a Process error, and the router goes on.
-TEST(InboundRouterTest, ThrowingTryProcessUrgentIsCaughtAndCounted) {
-  class Throwing : public testing::FakeRaft {
-   public:
-    bool TryProcessUrgent(const raftpb::Message&, absl::Status*) override {
-      throw std::runtime_error("a bug in the node");
-    }
-  } raft;
-  InboundRouter r(&raft, 16, 16);
-  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgHeartbeat, 1)), InboundRouter::Result::kProcessed);
-  EXPECT_EQ(r.process_errors(), 1u);
-  EXPECT_EQ(raft.message_count(), 0u);
-  EXPECT_EQ(r.Deliver(Msg(raftpb::MsgApp, 2)), InboundRouter::Result::kQueued);
-  ASSERT_TRUE(raft.WaitForMessages(1));
   r.Stop();
 }
 

@@ -16,6 +16,14 @@ enum class SnapshotStatus { kFinish = 1, kFailure = 2 };
 
 // Implemented by the node. Every method may be called concurrently from
 // transport threads (inbound workers, gRPC handler threads, sender threads).
+//
+// An exception any method throws is caught by the transport, never left to
+// end the process from one of gRPC's threads, then logged and counted
+// (TransportCounters::callback_exceptions). Process and ProcessSnapshot then
+// fail with INTERNAL, TryProcessUrgent takes the message and fails it
+// (both counted as Process errors, the message dropped; Raft sends
+// another), IsIdRemoved answers false, and the reports are lost
+// (peer/guarded_raft.h).
 class Raft {
  public:
   virtual ~Raft() = default;
@@ -43,9 +51,7 @@ class Raft {
   // false otherwise. Called only while none of the peer's urgent messages
   // is queued or in Process, so their order is kept; never for MsgApp,
   // MsgProp, snapshots or pipeline requests. Must not remove the peer or
-  // stop the transport: both wait for this call to return. An exception it
-  // throws is caught there (not left to end the process in gRPC's thread):
-  // the message is then dropped and counted as a Process error.
+  // stop the transport: both wait for this call to return.
   virtual bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) {
     (void)m;
     (void)status;

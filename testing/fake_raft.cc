@@ -1,6 +1,8 @@
 #include "testing/fake_raft.h"
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #include "absl/time/clock.h"
 
@@ -28,13 +30,29 @@ absl::Status FakeRaft::Process(const raftpb::Message& m) {
     ++message_count_;
   }
   cv_.notify_all();
+  MaybeThrow("Process");
   return result;
+}
+
+void FakeRaft::MaybeThrow(const char* method) const {
+  bool t;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    t = throw_;
+  }
+  if (t) throw std::runtime_error(std::string("FakeRaft::") + method + " told to throw");
+}
+
+void FakeRaft::set_throw(bool t) {
+  std::lock_guard<std::mutex> l(mu_);
+  throw_ = t;
 }
 
 bool FakeRaft::TryProcessUrgent(const raftpb::Message& m, absl::Status* status) {
   {
     std::lock_guard<std::mutex> l(mu_);
     ++urgent_offered_;
+    if (throw_) throw std::runtime_error("FakeRaft::TryProcessUrgent told to throw");
     if (!take_urgent_) return false;
     ++urgent_taken_;
   }
@@ -71,8 +89,13 @@ std::vector<std::string> FakeRaft::snapshot_paths() const {
 }
 
 bool FakeRaft::IsIdRemoved(uint64_t id) {
-  std::lock_guard<std::mutex> l(mu_);
-  return removed_.count(id) > 0;
+  bool removed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    removed = removed_.count(id) > 0;
+  }
+  MaybeThrow("IsIdRemoved");
+  return removed;
 }
 
 void FakeRaft::ReportUnreachable(uint64_t id) {
@@ -81,6 +104,7 @@ void FakeRaft::ReportUnreachable(uint64_t id) {
     unreachable_.push_back(id);
   }
   cv_.notify_all();
+  MaybeThrow("ReportUnreachable");
 }
 
 void FakeRaft::ReportSnapshot(uint64_t id, SnapshotStatus status) {
@@ -89,6 +113,7 @@ void FakeRaft::ReportSnapshot(uint64_t id, SnapshotStatus status) {
     snapshot_reports_.emplace_back(id, status);
   }
   cv_.notify_all();
+  MaybeThrow("ReportSnapshot");
 }
 
 bool FakeRaft::WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {

@@ -66,15 +66,20 @@ class FakeRaft : public Raft {
   size_t urgent_taken() const;
   // Called (outside the lock) for every processed message.
   void set_on_process(std::function<void(const raftpb::Message&)> fn);
+  // A Raft with a bug: every method does and records what it would, then
+  // throws std::runtime_error (TryProcessUrgent before taking anything).
+  void set_throw(bool t);
 
  private:
   bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout);
+  void MaybeThrow(const char* method) const;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<raftpb::Message> messages_;
   size_t message_count_ = 0;
   bool take_urgent_ = false;
+  bool throw_ = false;
   size_t urgent_offered_ = 0;
   size_t urgent_taken_ = 0;
   bool keep_messages_ = true;

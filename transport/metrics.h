@@ -117,16 +117,17 @@ struct PeerMetrics {
 
 // Transport-wide counters (ours; etcd only logs these). Monotonic.
 struct TransportCounters {
-  uint64_t sent_to_peers = 0;       // messages handed to a peer's Send
-  uint64_t sent_to_remotes = 0;     // handed to a remote's pipeline
-  uint64_t dropped_unknown = 0;     // no peer or remote with that ID
-  uint64_t dropped_oversize = 0;    // larger than max_message_bytes
-  uint64_t dropped_stopped = 0;     // Send after Stop
-  uint64_t remotes = 0;             // remotes now (a gauge)
-  uint64_t remotes_evicted = 0;     // removed at the limit or when unused
-  uint64_t inbound_bytes = 0;       // held by the inbound queues now (a gauge)
-  uint64_t inbound_bytes_peak = 0;  // the most they ever held at once
-  uint64_t channels = 0;            // client channels to peers and remotes (a gauge)
+  uint64_t sent_to_peers = 0;        // messages handed to a peer's Send
+  uint64_t sent_to_remotes = 0;      // handed to a remote's pipeline
+  uint64_t dropped_unknown = 0;      // no peer or remote with that ID
+  uint64_t dropped_oversize = 0;     // larger than max_message_bytes
+  uint64_t dropped_stopped = 0;      // Send after Stop
+  uint64_t callback_exceptions = 0;  // thrown by the node's Raft or SnapshotStore, caught
+  uint64_t remotes = 0;              // remotes now (a gauge)
+  uint64_t remotes_evicted = 0;      // removed at the limit or when unused
+  uint64_t inbound_bytes = 0;        // held by the inbound queues now (a gauge)
+  uint64_t inbound_bytes_peak = 0;   // the most they ever held at once
+  uint64_t channels = 0;             // client channels to peers and remotes (a gauge)
   // The server side.
   uint64_t streams_accepted = 0;
   uint64_t streams_rejected = 0;

@@ -144,10 +144,12 @@ struct TransportOptions {
 
   // Critical errors (etcd's ErrorC), e.g. this member was removed from the
   // cluster. Called from transport threads; must not block. May be empty.
+  // An exception it throws is caught and logged.
   std::function<void(const absl::Status&)> on_critical_error;
 
   // Log sink for etcd's log points (peer activation/deactivation with the
   // reason). Called from transport threads; must not block. Empty: stderr.
+  // If it throws, the exception is caught and the line goes to stderr.
   std::function<void(const std::string& line)> log;
 
   // Validates ranges; INVALID_ARGUMENT naming the field otherwise.

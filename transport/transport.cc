@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "peer/guarded_raft.h"
 #include "peer/mutex.h"
 #include "peer/peer.h"
 #include "transport/internal/channel_pool.h"
@@ -19,6 +20,7 @@
 #include "transport/pipeline/pipeline.h"
 #include "transport/pipeline/prober.h"
 #include "transport/pipeline/remote.h"
+#include "transport/server/guarded_store.h"
 #include "transport/server/service.h"
 #include "transport/snapshot/snapshot_sender.h"
 #include "transport/stream/stream_reader.h"
@@ -64,12 +66,44 @@ class Transport::Host : public ServiceHost {
     t_->AddRemote(id, urls);
   }
   InboundRouter* stranger_inbound() override { return t_->strangers_.get(); }
-  SnapshotStore* snapshot_store() override { return t_->store_.get(); }
+  SnapshotStore* snapshot_store() override { return t_->guarded_store_.get(); }
   Scheduler* scheduler() override { return t_->scheduler_.get(); }
 
  private:
   Transport* const t_;
 };
+
+namespace {
+
+// The node's on_critical_error runs on our threads, gRPC's among them, where
+// an exception it throws would end the process: caught and logged instead.
+// (Its Raft is guarded by GuardedRaft, its log sink by LogLine.)
+TransportOptions GuardCallbacks(TransportOptions opts) {
+  if (opts.on_critical_error) {
+    opts.on_critical_error = [fn = std::move(opts.on_critical_error), local_id = opts.local_id,
+                              log = opts.log](const absl::Status& s) {
+      try {
+        fn(s);
+      } catch (...) {
+        TransportOptions o;
+        o.local_id = local_id;
+        o.log = log;
+        LogLine(o, absl::StrCat("TransportOptions::on_critical_error threw, for: ", s.ToString()));
+      }
+    };
+  }
+  return opts;
+}
+
+// Where GuardedRaft and GuardedSnapshotStore report: the log, at most a
+// line a second (a broken Raft may throw at every heartbeat).
+std::function<void(const std::string&)> ExceptionLogger(
+    std::shared_ptr<const TransportOptions> opts) {
+  return [opts = std::move(opts), limiter = std::make_shared<LogRateLimiter>()](
+             const std::string& what) { limiter->Log(*opts, what); };
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions opts, Raft* raft,
                                                              std::unique_ptr<SnapshotStore> store) {
@@ -111,9 +145,13 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
 Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
                      MemberChannelCredentials client_creds,
                      std::shared_ptr<grpc::ServerCredentials> server_creds)
-    : opts_(std::make_shared<const TransportOptions>(std::move(opts))),
-      raft_(raft),
+    : opts_(std::make_shared<const TransportOptions>(GuardCallbacks(std::move(opts)))),
+      guarded_raft_(std::make_unique<GuardedRaft>(raft, ExceptionLogger(opts_))),
+      raft_(guarded_raft_.get()),
       store_(std::move(store)),
+      guarded_store_(store_ == nullptr ? nullptr
+                                       : std::make_unique<GuardedSnapshotStore>(
+                                             store_.get(), ExceptionLogger(opts_))),
       server_creds_(std::move(server_creds)),
       scheduler_(std::make_unique<Scheduler>()),
       channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds))),
@@ -121,7 +159,7 @@ Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<Snapshot
       inbound_budget_(std::make_unique<ByteBudget>(opts_->max_inbound_bytes)),
       strangers_budget_(
           std::make_unique<ByteBudget>(opts_->max_inbound_bytes_per_peer, inbound_budget_.get())),
-      strangers_(std::make_unique<InboundRouter>(raft, opts_->recv_buf_size,
+      strangers_(std::make_unique<InboundRouter>(raft_, opts_->recv_buf_size,
                                                  opts_->max_pending_proposals,
                                                  std::chrono::seconds(1), strangers_budget_.get())),
       host_(std::make_unique<Host>(this)),
@@ -233,7 +271,7 @@ absl::Status Transport::RemovePeer(uint64_t id) {
   channels_->ReleaseUnused(peer->picker().urls(), id);
   // A member that left will not resume: its kept snapshot prefix goes now,
   // not at the end of its time-to-live.
-  if (store_ != nullptr) store_->Forget(id);
+  if (guarded_store_ != nullptr) guarded_store_->Forget(id);
   return absl::OkStatus();
 }
 

@@ -42,6 +42,8 @@ namespace raftgrpc {
 class ByteBudget;
 class ChannelPool;
 class InboundRouter;
+class GuardedRaft;
+class GuardedSnapshotStore;
 class LogRateLimiter;
 class Peer;
 class Prober;
@@ -159,8 +161,14 @@ class Transport {
 
   // Shared, immutable: every channel of every peer reads this one copy.
   const std::shared_ptr<const TransportOptions> opts_;
+  // The node's Raft behind a guard that catches what it throws; raft_
+  // points to the guard, and nothing of ours calls the node's directly.
+  const std::unique_ptr<GuardedRaft> guarded_raft_;
   Raft* const raft_;
   std::unique_ptr<SnapshotStore> store_;
+  // What the receiver calls: store_ behind a guard as raft_'s (null
+  // without a store).
+  std::unique_ptr<GuardedSnapshotStore> guarded_store_;
   const std::shared_ptr<grpc::ServerCredentials> server_creds_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ChannelPool> channels_;

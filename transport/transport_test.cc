@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "testing/fault_proxy.h"
 #include "testing/log_lines.h"
 #include "testing/messages.h"
+#include "testing/snapshot_file.h"
 #include "testing/status_macros.h"
 #include "transport/internal/metadata.h"
 
@@ -96,6 +98,135 @@ TEST(TransportTest, APeerNeverReachedIsNamedInTheLogOncePerChannel) {
   // and channel, at most one a second per channel.
   EXPECT_LE(log.Count("on pipeline ("), 2u) << log.Joined();
   t->Stop();
+}
+
+// A Raft with a bug throws from every call, on both nodes. Before, the
+// first throw in a gRPC callback (a stream's read, a pipeline handler, a
+// write's failure report) or on a receive worker ended the process; now
+// each is caught, logged and counted, and both nodes go on serving.
+TEST(TransportTest, ARaftThatThrowsNeverEndsTheProcess) {
+  testing::LogLines log2;  // node 2's; outlives the cluster
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
+                       Cluster::Start(2, {}, [&](uint64_t id, TransportOptions& o) {
+                         if (id == 2) o.log = log2.Sink();
+                       }));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  cl.raft(2).set_throw(true);
+  // Node 2: TryProcessUrgent on gRPC's reading thread, Process on the
+  // receive worker, then a snapshot's ProcessSnapshot (and IsIdRemoved in
+  // its handler).
+  cl.t(1).Send({Hb(1, 2, 1), testing::App(1, 2, 1, 0, "x")});
+  ASSERT_TRUE(cl.raft(2).WaitForMessages(1));
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/throwing.snap";
+  { std::ofstream(path) << std::string(64 * 1024, 's'); }
+  ASSERT_OK_AND_ASSIGN(SnapshotMessage snap, testing::FileSnapshot(1, 2, 7, path));
+  cl.t(1).SendSnapshot(std::move(snap));
+  ASSERT_TRUE(cl.raft(1).WaitForSnapshotReports(1));
+  EXPECT_EQ(cl.raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  EXPECT_GE(cl.t(2).Metrics().totals.callback_exceptions, 4u);
+  EXPECT_TRUE(log2.Has("Raft::TryProcessUrgent threw: FakeRaft::TryProcessUrgent told to throw"))
+      << log2.Joined();
+
+  // Node 1: its reports throw once node 2 is gone.
+  cl.raft(1).set_throw(true);
+  cl.StopNode(2);
+  cl.t(1).Send({Hb(1, 2, 2)});
+  ASSERT_TRUE(cl.raft(1).WaitForUnreachable(1));
+  EXPECT_TRUE(WaitUntil([&] { return cl.t(1).Metrics().totals.callback_exceptions >= 1; }));
+
+  // Both still serve once the bug is gone.
+  cl.raft(1).set_throw(false);
+  cl.raft(2).set_throw(false);
+  ASSERT_TRUE(cl.RestartNode(2).ok());
+  const size_t before = cl.raft(2).message_count();
+  EXPECT_TRUE(WaitUntil([&] {
+    cl.t(1).Send({Hb(1, 2, 3)});
+    return cl.raft(2).WaitForMessages(before + 1, absl::Milliseconds(500));
+  }));
+}
+
+// A store whose sinks throw (a node's own SnapshotStore with a bug): the
+// transfer fails as a failed write would, the sink is aborted, Raft is
+// handed nothing, and the node goes on serving.
+TEST(TransportTest, ASnapshotStoreThatThrowsFailsTheTransferNotTheProcess) {
+  class ThrowingStore : public SnapshotStore {
+   public:
+    std::atomic<int> aborted{0};
+    absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message&, uint64_t) override {
+      class Sink : public SnapshotSink {
+       public:
+        explicit Sink(std::atomic<int>* aborted) : aborted_(aborted) {}
+        absl::Status Write(const char*, size_t) override {
+          throw std::runtime_error("the disk is haunted");
+        }
+        absl::StatusOr<std::string> Commit() override { return std::string("/nowhere"); }
+        void Abort() override { aborted_->fetch_add(1); }
+
+       private:
+        std::atomic<int>* aborted_;
+      };
+      return std::unique_ptr<SnapshotSink>(new Sink(&aborted));
+    }
+  };
+  auto owned = std::make_unique<ThrowingStore>();
+  ThrowingStore* store = owned.get();
+  FakeRaft r1, r2;
+  TransportOptions o1;
+  o1.local_id = 1;
+  o1.cluster_id = 1;
+  TransportOptions o2 = o1;
+  o2.local_id = 2;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t1, Transport::Create(o1, &r1));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t2, Transport::Create(o2, &r2, std::move(owned)));
+  ASSERT_OK_AND_ASSIGN(const int p1, t1->Serve("127.0.0.1:0"));
+  ASSERT_OK_AND_ASSIGN(const int p2, t2->Serve("127.0.0.1:0"));
+  ASSERT_TRUE(t1->AddPeer(2, {absl::StrCat("http://127.0.0.1:", p2)}).ok());
+  ASSERT_TRUE(t2->AddPeer(1, {absl::StrCat("http://127.0.0.1:", p1)}).ok());
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/haunted.snap";
+  { std::ofstream(path) << std::string(64 * 1024, 'h'); }
+  ASSERT_OK_AND_ASSIGN(SnapshotMessage snap, testing::FileSnapshot(1, 2, 7, path));
+  t1->SendSnapshot(std::move(snap));
+  ASSERT_TRUE(r1.WaitForSnapshotReports(1));
+  EXPECT_EQ(r1.snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  EXPECT_TRUE(WaitUntil([&] { return store->aborted.load() >= 1; }));
+  EXPECT_GE(t2->Metrics().totals.callback_exceptions, 1u);
+  EXPECT_TRUE(r2.snapshot_paths().empty());
+  EXPECT_TRUE(WaitUntil([&] {
+    t1->Send({Hb(1, 2, 5)});
+    return r2.WaitForMessages(1, absl::Milliseconds(500));
+  }));
+  t1->Stop();
+  t2->Stop();
+}
+
+// A log sink or critical-error callback that throws runs on gRPC's
+// threads too: caught (the line goes to stderr), and the node goes on.
+TEST(TransportTest, ALogSinkOrCriticalErrorCallbackThatThrowsNeverEndsTheProcess) {
+  std::atomic<int> lines{0}, criticals{0};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c,
+                       Cluster::Start(2, {}, [&](uint64_t, TransportOptions& o) {
+                         o.log = [&](const std::string&) {
+                           lines.fetch_add(1);
+                           throw std::runtime_error("the sink is broken");
+                         };
+                         o.on_critical_error = [&](const absl::Status&) {
+                           criticals.fetch_add(1);
+                           throw std::runtime_error("so is the handler");
+                         };
+                       }));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  ASSERT_TRUE(WaitUntil([&] { return lines.load() > 0; }));  // "became active"
+  cl.StopNode(2);  // "became inactive", on a stream's failure
+  const int before = lines.load();
+  ASSERT_TRUE(WaitUntil([&] { return lines.load() > before; }));
+  // Back as a node that has removed member 1: node 1's dials are refused
+  // as a removed member's, its critical error.
+  cl.raft(2).SetRemoved(1);
+  ASSERT_TRUE(cl.RestartNode(2).ok());
+  EXPECT_TRUE(WaitUntil([&] { return criticals.load() > 0; }));
+  EXPECT_EQ(cl.t(1).Metrics().peers.size(), 1u);  // still serving
 }
 
 TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {

@@ -10,10 +10,16 @@ namespace raftgrpc {
 void LogLine(const TransportOptions& opts, absl::string_view line) {
   std::string full = absl::StrCat("raft-grpc-transport: ", absl::Hex(opts.local_id), ": ", line);
   if (opts.log) {
-    opts.log(full);
-  } else {
-    std::fprintf(stderr, "%s\n", full.c_str());
+    try {
+      opts.log(full);
+      return;
+    } catch (...) {
+      // The node's sink runs on our threads, gRPC's among them, where an
+      // exception would end the process: the line goes to stderr instead.
+      std::fprintf(stderr, "raft-grpc-transport: TransportOptions::log threw; the line was:\n");
+    }
   }
+  std::fprintf(stderr, "%s\n", full.c_str());
 }
 
 void LogRateLimiter::Log(const TransportOptions& opts, absl::string_view line) {
