@@ -23,23 +23,29 @@ extern "C" const char* __tsan_default_suppressions() {
       // suite reported nothing without it (twice, 2026-12-02).
       "race_top:grpc::internal::CallbackWithSuccessTag::StaticRun\n"
       "race_top:grpc::internal::CallbackWithStatusTag\n"
-      // Named by function, not by class: a class-wide entry (until
-      // 2026-12-02, e.g. ClientCallbackReaderWriterImpl) also covered the
-      // inline methods our threads call (StartWrite's Write, Read,
-      // StartCall), so two of our threads racing there went unreported.
-      // These are the functions libgrpc's threads run, found by a full
-      // TSan suite run without the class entries; each pairs with our
-      // reactor's set-up or with gRPC's own fields.
-      "race_top:grpc::internal::ClientCallbackReaderWriterImpl<*>::ClientCallbackReaderWriterImpl("
-      "*)::{lambda\n"
-      "race_top:::ServerCallbackReaderWriterImpl::SetupReactor(*)::{lambda\n"
-      "race_top:::ServerCallbackReaderWriterImpl::SendInitialMetadata()::{lambda\n"
+      // Named by what libgrpc's threads run, not by class: a class-wide
+      // entry (until 2026-12-02, e.g. ClientCallbackReaderWriterImpl) also
+      // covered the inline methods our threads call (StartWrite's Write,
+      // Read, StartCall, Finish), so two of our threads racing there went
+      // unreported. What gRPC runs of these classes is the lambdas their
+      // tags hold (any method's: `*::{lambda`, also as std::function's
+      // _M_invoke), MaybeFinish and CallOnDone; each pairs with our
+      // reactor's set-up or with gRPC's own fields. Found by full TSan
+      // suite runs without the class entries.
+      "race_top:grpc::internal::ClientCallbackReaderWriterImpl<*>::*::{lambda\n"
+      "race_top:grpc::internal::ClientCallbackReaderWriterImpl<*>::MaybeFinish\n"
+      "race_top:::ServerCallbackReaderWriterImpl::*::{lambda\n"
       "race_top:::ServerCallbackReaderWriterImpl::CallOnDone\n"
-      "race_top:::ServerCallbackReaderImpl::SetupReactor(*)::{lambda\n"
+      "race_top:::ServerCallbackReaderImpl::*::{lambda\n"
       "race_top:::ServerCallbackReaderImpl::CallOnDone\n"
+      "race_top:::ServerCallbackUnaryImpl::*::{lambda\n"
       "race_top:::ServerCallbackUnaryImpl::CallOnDone\n"
       "race_top:::ServerCallbackUnaryImpl::~ServerCallbackUnaryImpl\n"
+      // The handlers' RunHandler, and the lambdas it binds: gRPC's side of
+      // a call's start (a reactor that finishes at once, too).
       "race_top:grpc::internal::CallbackUnaryHandler<*>::RunHandler\n"
+      "race_top:grpc::internal::CallbackBidiHandler<*>::RunHandler\n"
+      "race_top:grpc::internal::CallbackClientStreamingHandler<*>::RunHandler\n"
       "race_top:grpc::internal::CallbackUnaryHandler<*>::Deserialize\n"
       "race_top:grpc::ServerContextBase::Reactor::Reactor\n"
       "race_top:grpc::ServerBidiReactor<*>::~ServerBidiReactor\n"

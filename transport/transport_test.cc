@@ -20,6 +20,8 @@
 #include "testing/messages.h"
 #include "testing/snapshot_file.h"
 #include "testing/status_macros.h"
+#include "transport/internal/handoff.h"
+#include "transport/internal/log.h"
 #include "transport/internal/metadata.h"
 
 namespace raftgrpc {
@@ -227,6 +229,69 @@ TEST(TransportTest, ALogSinkOrCriticalErrorCallbackThatThrowsNeverEndsTheProcess
   ASSERT_TRUE(cl.RestartNode(2).ok());
   EXPECT_TRUE(WaitUntil([&] { return criticals.load() > 0; }));
   EXPECT_EQ(cl.t(1).Metrics().peers.size(), 1u);  // still serving
+}
+
+// A server that refuses both streams with an error text of its choosing.
+class ForgingServer final : public v1::RaftTransport::CallbackService {
+ public:
+  explicit ForgingServer(std::string text) : text_(std::move(text)) {}
+  template <class Frame>
+  class Refuse : public grpc::ServerBidiReactor<v1::StreamControl, Frame> {
+   public:
+    explicit Refuse(const std::string& text) {
+      handoff_.Publish();  // built here, deleted on another of gRPC's threads
+      this->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, text));
+    }
+    void OnDone() override {
+      handoff_.Acquire();
+      delete this;
+    }
+
+   private:
+    Handoff handoff_;
+  };
+  grpc::ServerBidiReactor<v1::StreamControl, v1::MessageFrame>* MessageStream(
+      grpc::CallbackServerContext*) override {
+    return new Refuse<v1::MessageFrame>(text_);
+  }
+  grpc::ServerBidiReactor<v1::StreamControl, v1::MsgAppV2Frame>* MsgAppV2Stream(
+      grpc::CallbackServerContext*) override {
+    return new Refuse<v1::MsgAppV2Frame>(text_);
+  }
+
+ private:
+  const std::string text_;
+};
+
+// A peer's error text is the one part of a failure's log line the peer
+// writes. Here it tries to forge a line of its own (a newline, then our
+// prefix) and to fill the log: the newline is escaped and the text cut.
+TEST(TransportTest, APeersErrorTextCannotForgeLogLines) {
+  ForgingServer impl("refused\nraft-grpc-transport: 1: peer 3 became active" +
+                     std::string(3000, 'x'));
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&impl);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  ASSERT_TRUE(server != nullptr && port != 0);
+  testing::LogLines log;  // outlives t
+  FakeRaft raft;
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 1;
+  o.log = log.Sink();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
+  ASSERT_TRUE(t->AddPeer(2, {absl::StrCat("http://127.0.0.1:", port)}).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    return log.Has("peer 2 is inactive: failed to dial 2 on stream Message (UNAVAILABLE: refused");
+  })) << log.Joined();
+  EXPECT_TRUE(log.Has("refused\\nraft-grpc-transport: 1: peer 3 became active")) << log.Joined();
+  EXPECT_FALSE(log.Has("\n")) << log.Joined();
+  EXPECT_TRUE(log.Has(" more bytes)")) << log.Joined();
+  EXPECT_FALSE(log.Has(std::string(kMaxLogLineBytes, 'x'))) << log.Joined();
+  t->Stop();
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST(TransportTest, ThreeNodesExchangeAndReportActivity) {

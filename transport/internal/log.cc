@@ -1,5 +1,6 @@
 #include "transport/internal/log.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -7,8 +8,36 @@
 
 namespace raftgrpc {
 
+namespace {
+
+// `line` with control bytes escaped, cut to kMaxLogLineBytes.
+std::string Sanitized(absl::string_view line) {
+  std::string out;
+  out.reserve(std::min(line.size(), kMaxLogLineBytes) + 16);
+  size_t i = 0;
+  for (; i < line.size() && out.size() < kMaxLogLineBytes; ++i) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (i < line.size()) absl::StrAppend(&out, "... (", line.size() - i, " more bytes)");
+  return out;
+}
+
+}  // namespace
+
 void LogLine(const TransportOptions& opts, absl::string_view line) {
-  std::string full = absl::StrCat("raft-grpc-transport: ", absl::Hex(opts.local_id), ": ", line);
+  std::string full =
+      absl::StrCat("raft-grpc-transport: ", absl::Hex(opts.local_id), ": ", Sanitized(line));
   if (opts.log) {
     try {
       opts.log(full);

@@ -18,7 +18,15 @@
 
 namespace raftgrpc {
 
-// Writes one line, prefixed "raft-grpc-transport: <local id hex>: ".
+// Lines are cut to this many bytes (the prefix not counted), with a note of
+// what was cut: a peer's error text goes into some, and a peer may send
+// kilobytes of it.
+inline constexpr size_t kMaxLogLineBytes = 1024;
+
+// Writes one line, prefixed "raft-grpc-transport: <local id hex>: ". Control
+// bytes are escaped (\n, \x1b, ...): a peer's error text, which some lines
+// quote, must not forge lines of its own or drive a terminal. Long lines are
+// cut to kMaxLogLineBytes.
 void LogLine(const TransportOptions& opts, absl::string_view line);
 
 // At most one line per `period`; the next allowed line says how many were

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -30,6 +31,24 @@ TEST(LogTest, LinesGoToTheSinkWithPrefix) {
   LogLine(sink.Options(), "hello");
   ASSERT_EQ(sink.lines.size(), 1u);
   EXPECT_EQ(sink.lines[0], "raft-grpc-transport: ab: hello");
+}
+
+// Some lines quote a peer's error text: it cannot forge lines of its own
+// (a newline), drive a terminal (ESC) or fill the log (a long text).
+TEST(LogTest, ControlBytesAreEscapedAndLongLinesCut) {
+  Sink sink;
+  LogLine(sink.Options(), "failed (no\nraft-grpc-transport: ab: peer 3 became active\x1b[2J\t\r)");
+  ASSERT_EQ(sink.lines.size(), 1u);
+  EXPECT_EQ(sink.lines[0],
+            "raft-grpc-transport: ab: failed (no\\nraft-grpc-transport: ab: peer 3 became "
+            "active\\x1b[2J\\t\\r)");
+  LogLine(sink.Options(), std::string(kMaxLogLineBytes + 500, 'x'));
+  ASSERT_EQ(sink.lines.size(), 2u);
+  EXPECT_EQ(sink.lines[1],
+            absl::StrCat("raft-grpc-transport: ab: ", std::string(kMaxLogLineBytes, 'x'),
+                         "... (500 more bytes)"));
+  LogLine(sink.Options(), "caf\xc3\xa9");  // UTF-8 is left alone
+  EXPECT_EQ(sink.lines[2], "raft-grpc-transport: ab: caf\xc3\xa9");
 }
 
 TEST(LogTest, RateLimiterKeepsOneLinePerPeriodAndCountsTheRest) {
