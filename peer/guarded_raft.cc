@@ -6,6 +6,9 @@
 
 namespace raftgrpc {
 
+namespace {
+
+// What the exception being handled says. Only inside a catch block.
 std::string CurrentExceptionText() {
   try {
     throw;  // the one being handled: to read its what()
@@ -16,9 +19,11 @@ std::string CurrentExceptionText() {
   }
 }
 
-absl::Status GuardedRaft::Caught(const char* method) {
-  exceptions_.fetch_add(1, std::memory_order_relaxed);
-  std::string line = absl::StrCat("Raft::", method, " threw: ", CurrentExceptionText());
+}  // namespace
+
+absl::Status CaughtExceptions::Caught(const char* call) {
+  count_.fetch_add(1, std::memory_order_relaxed);
+  std::string line = absl::StrCat(call, " threw: ", CurrentExceptionText());
   if (on_exception_) on_exception_(line);
   return absl::InternalError(std::move(line));
 }
@@ -27,7 +32,7 @@ absl::Status GuardedRaft::Process(const raftpb::Message& m) {
   try {
     return raft_->Process(m);
   } catch (...) {
-    return Caught("Process");
+    return caught_->Caught("Raft::Process");
   }
 }
 
@@ -35,7 +40,7 @@ bool GuardedRaft::TryProcessUrgent(const raftpb::Message& m, absl::Status* statu
   try {
     return raft_->TryProcessUrgent(m, status);
   } catch (...) {
-    *status = Caught("TryProcessUrgent");
+    *status = caught_->Caught("Raft::TryProcessUrgent");
     return true;
   }
 }
@@ -44,7 +49,7 @@ absl::Status GuardedRaft::ProcessSnapshot(const raftpb::Message& m, const std::s
   try {
     return raft_->ProcessSnapshot(m, data_path);
   } catch (...) {
-    return Caught("ProcessSnapshot");
+    return caught_->Caught("Raft::ProcessSnapshot");
   }
 }
 
@@ -52,7 +57,7 @@ bool GuardedRaft::IsIdRemoved(uint64_t id) {
   try {
     return raft_->IsIdRemoved(id);
   } catch (...) {
-    Caught("IsIdRemoved");
+    caught_->Caught("Raft::IsIdRemoved");
     return false;
   }
 }
@@ -61,7 +66,7 @@ void GuardedRaft::ReportUnreachable(uint64_t id) {
   try {
     raft_->ReportUnreachable(id);
   } catch (...) {
-    Caught("ReportUnreachable");
+    caught_->Caught("Raft::ReportUnreachable");
   }
 }
 
@@ -69,7 +74,7 @@ void GuardedRaft::ReportSnapshot(uint64_t id, SnapshotStatus status) {
   try {
     raft_->ReportSnapshot(id, status);
   } catch (...) {
-    Caught("ReportSnapshot");
+    caught_->Caught("Raft::ReportSnapshot");
   }
 }
 

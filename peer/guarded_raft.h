@@ -11,34 +11,49 @@
 //     dropped and counted as a Process error; Raft sends another);
 //   IsIdRemoved: false (not removed: the call goes on to Process);
 //   ReportUnreachable, ReportSnapshot: nothing more.
-// Each is counted (exceptions()) and passed to `on_exception` with the
-// method's name and what().
+// Each is counted and reported by a CaughtExceptions, with the method's
+// name and what().
 //
-// Thread-safety: as the Raft it wraps; on_exception is called from any
-// thread, outside any lock of ours, and must not throw.
+// Thread-safety: as the Raft it wraps.
 #ifndef RAFT_GRPC_TRANSPORT_PEER_GUARDED_RAFT_H_
 #define RAFT_GRPC_TRANSPORT_PEER_GUARDED_RAFT_H_
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "peer/raft.h"
 
 namespace raftgrpc {
 
-// What the exception being handled says: its what(), or that it is not a
-// std::exception. Call only inside a catch block.
-std::string CurrentExceptionText();
+// Where the guards of one transport (this one, and those of its snapshot
+// store and snapshot data) count what they catch and report it.
+//
+// Thread-safety: safe from any thread; `on_exception` is called on the
+// catching thread, outside any lock of ours, and must not throw.
+class CaughtExceptions {
+ public:
+  explicit CaughtExceptions(std::function<void(const std::string& what)> on_exception)
+      : on_exception_(std::move(on_exception)) {}
+
+  // Counts and reports the exception being handled (call only inside a
+  // catch block); returns INTERNAL "<call> threw: <what()>".
+  absl::Status Caught(const char* call);
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::function<void(const std::string& what)> on_exception_;
+  std::atomic<uint64_t> count_{0};
+};
 
 class GuardedRaft final : public Raft {
  public:
-  using ExceptionFn = std::function<void(const std::string& what)>;
-
   // `raft` must outlive this.
-  GuardedRaft(Raft* raft, ExceptionFn on_exception)
-      : raft_(raft), on_exception_(std::move(on_exception)) {}
+  GuardedRaft(Raft* raft, std::shared_ptr<CaughtExceptions> caught)
+      : raft_(raft), caught_(std::move(caught)) {}
 
   absl::Status Process(const raftpb::Message& m) override;
   bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) override;
@@ -47,17 +62,9 @@ class GuardedRaft final : public Raft {
   void ReportUnreachable(uint64_t id) override;
   void ReportSnapshot(uint64_t id, SnapshotStatus status) override;
 
-  // Exceptions caught so far.
-  uint64_t exceptions() const { return exceptions_.load(std::memory_order_relaxed); }
-
  private:
-  // Counts and reports the exception being handled (call only inside a
-  // catch block); returns INTERNAL naming `method` and what() it said.
-  absl::Status Caught(const char* method);
-
   Raft* const raft_;
-  const ExceptionFn on_exception_;
-  std::atomic<uint64_t> exceptions_{0};
+  const std::shared_ptr<CaughtExceptions> caught_;
 };
 
 }  // namespace raftgrpc

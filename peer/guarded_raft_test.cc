@@ -1,5 +1,6 @@
 #include "peer/guarded_raft.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,9 @@ TEST(GuardedRaftTest, EveryThrowBecomesItsDocumentedOutcome) {
   raft.set_throw(true);
   raft.SetRemoved(3);
   std::vector<std::string> said;
-  GuardedRaft g(&raft, [&](const std::string& what) { said.push_back(what); });
+  auto caught =
+      std::make_shared<CaughtExceptions>([&](const std::string& what) { said.push_back(what); });
+  GuardedRaft g(&raft, caught);
   const raftpb::Message hb = testing::Heartbeat(2, 1);
 
   absl::Status s = g.Process(hb);
@@ -40,7 +43,7 @@ TEST(GuardedRaftTest, EveryThrowBecomesItsDocumentedOutcome) {
   EXPECT_EQ(raft.unreachable().size(), 1u);
   EXPECT_EQ(raft.snapshot_reports().size(), 1u);
 
-  EXPECT_EQ(g.exceptions(), 6u);
+  EXPECT_EQ(caught->count(), 6u);
   ASSERT_EQ(said.size(), 6u);
   EXPECT_EQ(said[1], "Raft::TryProcessUrgent threw: FakeRaft::TryProcessUrgent told to throw");
   EXPECT_EQ(said[3], "Raft::IsIdRemoved threw: FakeRaft::IsIdRemoved told to throw");
@@ -53,7 +56,8 @@ TEST(GuardedRaftTest, PassesThroughWhatDoesNotThrow) {
   testing::FakeRaft raft;
   raft.SetRemoved(3);
   raft.SetProcessError(absl::PermissionDeniedError("removed"));
-  GuardedRaft g(&raft, nullptr);
+  auto caught = std::make_shared<CaughtExceptions>(nullptr);
+  GuardedRaft g(&raft, caught);
   EXPECT_EQ(g.Process(testing::Heartbeat(2, 1)).code(), absl::StatusCode::kPermissionDenied);
   absl::Status urgent;
   EXPECT_FALSE(g.TryProcessUrgent(testing::Heartbeat(2, 1), &urgent));
@@ -62,7 +66,7 @@ TEST(GuardedRaftTest, PassesThroughWhatDoesNotThrow) {
   EXPECT_EQ(urgent.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(g.IsIdRemoved(3));
   EXPECT_FALSE(g.IsIdRemoved(2));
-  EXPECT_EQ(g.exceptions(), 0u);
+  EXPECT_EQ(caught->count(), 0u);
 }
 
 // Anything thrown, not only std::exception.
@@ -72,10 +76,11 @@ TEST(GuardedRaftTest, CatchesWhatIsNotAStdException) {
     void ReportUnreachable(uint64_t) override { throw 42; }
   } raft;
   std::string said;
-  GuardedRaft g(&raft, [&](const std::string& what) { said = what; });
+  auto caught = std::make_shared<CaughtExceptions>([&](const std::string& what) { said = what; });
+  GuardedRaft g(&raft, caught);
   g.ReportUnreachable(2);
   EXPECT_EQ(said, "Raft::ReportUnreachable threw: an exception not derived from std::exception");
-  EXPECT_EQ(g.exceptions(), 1u);
+  EXPECT_EQ(caught->count(), 1u);
 }
 
 // Through the router, a throwing TryProcessUrgent stays off the reading
@@ -84,7 +89,7 @@ TEST(GuardedRaftTest, CatchesWhatIsNotAStdException) {
 TEST(GuardedRaftTest, AThrowingTryProcessUrgentIsCountedByTheRouter) {
   testing::FakeRaft raft;
   raft.set_throw(true);
-  GuardedRaft g(&raft, nullptr);
+  GuardedRaft g(&raft, std::make_shared<CaughtExceptions>(nullptr));
   InboundRouter r(&g, 16, 16);
   EXPECT_EQ(r.Deliver(testing::Msg(raftpb::MsgHeartbeat, 2, 1)), InboundRouter::Result::kProcessed);
   EXPECT_EQ(r.process_errors(), 1u);

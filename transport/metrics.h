@@ -122,7 +122,7 @@ struct TransportCounters {
   uint64_t dropped_unknown = 0;      // no peer or remote with that ID
   uint64_t dropped_oversize = 0;     // larger than max_message_bytes
   uint64_t dropped_stopped = 0;      // Send after Stop
-  uint64_t callback_exceptions = 0;  // thrown by the node's Raft or SnapshotStore, caught
+  uint64_t callback_exceptions = 0;  // thrown by the node's callbacks, caught (README, Threads)
   uint64_t remotes = 0;              // remotes now (a gauge)
   uint64_t remotes_evicted = 0;      // removed at the limit or when unused
   uint64_t inbound_bytes = 0;        // held by the inbound queues now (a gauge)

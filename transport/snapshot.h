@@ -9,7 +9,9 @@
 //   transport->SendSnapshot(std::move(snap));
 //
 // Thread-safety: a SnapshotData is read by one thread at a time (the
-// snapshot sender's); on_done runs once, on a transport thread.
+// snapshot sender's); on_done runs once, on a transport thread. An
+// exception either throws is caught: the send fails and is reported
+// (transport/internal/guards.h).
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_H_
 

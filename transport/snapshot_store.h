@@ -26,7 +26,7 @@
 //
 // Failures are returned as statuses. An exception a store's or sink's
 // method throws is caught by the transport all the same (it fails the
-// transfer and is logged and counted; transport/server/guarded_store.h),
+// transfer and is logged and counted; transport/internal/guards.h),
 // but a sink's destructor must not throw.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_STORE_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_SNAPSHOT_STORE_H_

@@ -15,12 +15,12 @@
 #include "peer/mutex.h"
 #include "peer/peer.h"
 #include "transport/internal/channel_pool.h"
+#include "transport/internal/guards.h"
 #include "transport/internal/log.h"
 #include "transport/internal/scheduler.h"
 #include "transport/pipeline/pipeline.h"
 #include "transport/pipeline/prober.h"
 #include "transport/pipeline/remote.h"
-#include "transport/server/guarded_store.h"
 #include "transport/server/service.h"
 #include "transport/snapshot/snapshot_sender.h"
 #include "transport/stream/stream_reader.h"
@@ -95,8 +95,8 @@ TransportOptions GuardCallbacks(TransportOptions opts) {
   return opts;
 }
 
-// Where GuardedRaft and GuardedSnapshotStore report: the log, at most a
-// line a second (a broken Raft may throw at every heartbeat).
+// Where the guards around the node's code report: the log, at most a line
+// a second (a broken Raft may throw at every heartbeat).
 std::function<void(const std::string&)> ExceptionLogger(
     std::shared_ptr<const TransportOptions> opts) {
   return [opts = std::move(opts), limiter = std::make_shared<LogRateLimiter>()](
@@ -146,12 +146,13 @@ Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<Snapshot
                      MemberChannelCredentials client_creds,
                      std::shared_ptr<grpc::ServerCredentials> server_creds)
     : opts_(std::make_shared<const TransportOptions>(GuardCallbacks(std::move(opts)))),
-      guarded_raft_(std::make_unique<GuardedRaft>(raft, ExceptionLogger(opts_))),
+      caught_(std::make_shared<CaughtExceptions>(ExceptionLogger(opts_))),
+      guarded_raft_(std::make_unique<GuardedRaft>(raft, caught_)),
       raft_(guarded_raft_.get()),
       store_(std::move(store)),
-      guarded_store_(store_ == nullptr ? nullptr
-                                       : std::make_unique<GuardedSnapshotStore>(
-                                             store_.get(), ExceptionLogger(opts_))),
+      guarded_store_(store_ == nullptr
+                         ? nullptr
+                         : std::make_unique<GuardedSnapshotStore>(store_.get(), caught_)),
       server_creds_(std::move(server_creds)),
       scheduler_(std::make_unique<Scheduler>()),
       channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds))),
@@ -267,8 +268,23 @@ absl::Status Transport::RemovePeer(uint64_t id) {
   peer->Stop();
   // Its calls are gone (Stop waited): its channels go too, unless shared
   // (a Remote of the same id). Kept, a channel would hold its connections
-  // to a member that left, and gRPC would redial it while it is down.
-  channels_->ReleaseUnused(peer->picker().urls(), id);
+  // to a member that left, and gRPC would redial it while it is down. One
+  // still referenced (a Remote's, or a reference gRPC drops a moment after
+  // the call's end) is tried again every second, as UpdatePeer's old URLs
+  // are, instead of staying until Stop.
+  const std::vector<std::string> urls = peer->picker().urls();
+  if (!channels_->ReleaseUnused(urls, id)) {
+    bool schedule = false;
+    {
+      WriterLock l(&state_->mu);
+      if (!state_->stopped) {
+        for (const std::string& url : urls) state_->stale_urls.emplace(id, url);
+        schedule = !state_->stale_release_scheduled;
+        state_->stale_release_scheduled = true;
+      }
+    }
+    if (schedule) scheduler_->RunAfter(absl::Seconds(1), [this] { ReleaseStaleChannels(); });
+  }
   // A member that left will not resume: its kept snapshot prefix goes now,
   // not at the end of its time-to-live.
   if (guarded_store_ != nullptr) guarded_store_->Forget(id);
@@ -454,6 +470,12 @@ void Transport::Send(std::vector<raftpb::Message> msgs) {
 }
 
 void Transport::SendSnapshot(SnapshotMessage snap) {
+  // The node's data and on_done run on the sender's thread: guarded.
+  if (!GuardSnapshot(&snap, caught_).ok()) {
+    raft_->ReportSnapshot(snap.message.to(), SnapshotStatus::kFailure);
+    snap.Close(false);
+    return;
+  }
   std::shared_ptr<Peer> peer = GetPeer(snap.message.to());
   if (peer == nullptr) {
     snap.Close(false);  // etcd: errMemberNotFound

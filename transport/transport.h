@@ -43,6 +43,7 @@ class ByteBudget;
 class ChannelPool;
 class InboundRouter;
 class GuardedRaft;
+class CaughtExceptions;
 class GuardedSnapshotStore;
 class LogRateLimiter;
 class Peer;
@@ -161,6 +162,8 @@ class Transport {
 
   // Shared, immutable: every channel of every peer reads this one copy.
   const std::shared_ptr<const TransportOptions> opts_;
+  // What the guards around the node's code caught (callback_exceptions).
+  const std::shared_ptr<CaughtExceptions> caught_;
   // The node's Raft behind a guard that catches what it throws; raft_
   // points to the guard, and nothing of ours calls the node's directly.
   const std::unique_ptr<GuardedRaft> guarded_raft_;

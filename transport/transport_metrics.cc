@@ -6,7 +6,6 @@
 #include "peer/peer.h"
 #include "transport/internal/channel_pool.h"
 #include "transport/pipeline/prober.h"
-#include "transport/server/guarded_store.h"
 #include "transport/server/service.h"
 #include "transport/transport.h"
 #include "transport/transport_state.h"
@@ -62,8 +61,7 @@ TransportMetrics Transport::Metrics() const {
   t.dropped_unknown = dropped_unknown_.load(std::memory_order_relaxed);
   t.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
   t.dropped_stopped = dropped_stopped_.load(std::memory_order_relaxed);
-  t.callback_exceptions =
-      guarded_raft_->exceptions() + (guarded_store_ ? guarded_store_->exceptions() : 0);
+  t.callback_exceptions = caught_->count();
   service_->counters().ReadTotals(&t);
   t.inbound_bytes = inbound_budget_->used();
   t.inbound_bytes_peak = inbound_budget_->peak();

@@ -202,6 +202,37 @@ TEST(TransportTest, ASnapshotStoreThatThrowsFailsTheTransferNotTheProcess) {
   t2->Stop();
 }
 
+// The node's own snapshot data throws on the sender's thread: the send
+// fails and is reported, and the node goes on.
+TEST(TransportTest, SnapshotDataThatThrowsFailsTheSendNotTheProcess) {
+  class ThrowingData : public SnapshotData {
+   public:
+    uint64_t size() const override { return 1 << 20; }
+    absl::StatusOr<size_t> Read(char*, size_t) override {
+      throw std::runtime_error("the file went away");
+    }
+  };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cluster> c, Cluster::Start(2));
+  Cluster& cl = *c;
+  ASSERT_TRUE(cl.WaitAllStreams());
+  std::atomic<int> done{-1};
+  SnapshotMessage snap;
+  snap.message.set_type(raftpb::MsgSnap);
+  snap.message.set_from(1);
+  snap.message.set_to(2);
+  snap.message.mutable_snapshot()->mutable_metadata()->set_index(3);
+  snap.data = std::make_unique<ThrowingData>();
+  snap.on_done = [&](bool ok) { done = ok ? 1 : 0; };
+  cl.t(1).SendSnapshot(std::move(snap));
+  ASSERT_TRUE(cl.raft(1).WaitForSnapshotReports(1));
+  EXPECT_EQ(cl.raft(1).snapshot_reports()[0].second, SnapshotStatus::kFailure);
+  EXPECT_TRUE(WaitUntil([&] { return done.load() == 0; }));
+  EXPECT_GE(cl.t(1).Metrics().totals.callback_exceptions, 1u);
+  EXPECT_TRUE(cl.raft(2).snapshot_paths().empty());
+  cl.t(1).Send({Hb(1, 2, 4)});
+  EXPECT_TRUE(cl.raft(2).WaitForMessages(1));
+}
+
 // A log sink or critical-error callback that throws runs on gRPC's
 // threads too: caught (the line goes to stderr), and the node goes on.
 TEST(TransportTest, ALogSinkOrCriticalErrorCallbackThatThrowsNeverEndsTheProcess) {

@@ -1,17 +1,16 @@
-#include "transport/server/guarded_store.h"
+#include "transport/internal/guards.h"
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "peer/guarded_raft.h"
 
 namespace raftgrpc {
 namespace {
 
 class GuardedSink final : public SnapshotSink {
  public:
-  GuardedSink(std::unique_ptr<SnapshotSink> sink, std::shared_ptr<GuardedSnapshotStore::Guard> g)
-      : sink_(std::move(sink)), guard_(std::move(g)) {}
+  GuardedSink(std::unique_ptr<SnapshotSink> sink, std::shared_ptr<CaughtExceptions> caught)
+      : sink_(std::move(sink)), caught_(std::move(caught)) {}
 
   absl::Status Write(const char* data, size_t n) override {
     return Call("SnapshotSink::Write", [&] { return sink_->Write(data, n); });
@@ -39,7 +38,7 @@ class GuardedSink final : public SnapshotSink {
       return sink_->offset();
     } catch (...) {
       broken_ = true;
-      guard_->Caught("SnapshotSink::offset");
+      caught_->Caught("SnapshotSink::offset");
       return 0;  // wrong, but broken_ fails the transfer at its next step
     }
   }
@@ -59,7 +58,7 @@ class GuardedSink final : public SnapshotSink {
       return f();
     } catch (...) {
       broken_ = true;
-      return guard_->Caught(method);
+      return caught_->Caught(method);
     }
   }
   template <typename F>
@@ -68,33 +67,21 @@ class GuardedSink final : public SnapshotSink {
       f();
     } catch (...) {
       broken_ = true;
-      guard_->Caught(method);
+      caught_->Caught(method);
     }
   }
 
   const std::unique_ptr<SnapshotSink> sink_;
-  const std::shared_ptr<GuardedSnapshotStore::Guard> guard_;
+  const std::shared_ptr<CaughtExceptions> caught_;
   mutable bool broken_ = false;  // one thread uses a sink
 };
 
 }  // namespace
 
-absl::Status GuardedSnapshotStore::Guard::Caught(const char* method) {
-  exceptions.fetch_add(1, std::memory_order_relaxed);
-  std::string line = absl::StrCat(method, " threw: ", CurrentExceptionText());
-  if (on_exception) on_exception(line);
-  return absl::InternalError(std::move(line));
-}
-
-GuardedSnapshotStore::GuardedSnapshotStore(SnapshotStore* store, ExceptionFn on_exception)
-    : store_(store), guard_(std::make_shared<Guard>()) {
-  guard_->on_exception = std::move(on_exception);
-}
-
 absl::StatusOr<std::unique_ptr<SnapshotSink>> GuardedSnapshotStore::Wrap(
     absl::StatusOr<std::unique_ptr<SnapshotSink>> sink) {
   if (!sink.ok()) return sink;
-  return std::unique_ptr<SnapshotSink>(new GuardedSink(*std::move(sink), guard_));
+  return std::unique_ptr<SnapshotSink>(new GuardedSink(*std::move(sink), caught_));
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotSink>> GuardedSnapshotStore::Begin(
@@ -102,7 +89,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> GuardedSnapshotStore::Begin(
   try {
     return Wrap(store_->Begin(msg, size));
   } catch (...) {
-    return guard_->Caught("SnapshotStore::Begin");
+    return caught_->Caught("SnapshotStore::Begin");
   }
 }
 
@@ -111,7 +98,7 @@ uint64_t GuardedSnapshotStore::ResumeOffset(uint64_t from, const raftpb::Message
   try {
     return store_->ResumeOffset(from, msg, size);
   } catch (...) {
-    guard_->Caught("SnapshotStore::ResumeOffset");
+    caught_->Caught("SnapshotStore::ResumeOffset");
     return 0;
   }
 }
@@ -121,7 +108,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> GuardedSnapshotStore::BeginFrom(
   try {
     return Wrap(store_->BeginFrom(from, msg, size, offset));
   } catch (...) {
-    return guard_->Caught("SnapshotStore::BeginFrom");
+    return caught_->Caught("SnapshotStore::BeginFrom");
   }
 }
 
@@ -129,12 +116,62 @@ void GuardedSnapshotStore::Forget(uint64_t from) {
   try {
     store_->Forget(from);
   } catch (...) {
-    guard_->Caught("SnapshotStore::Forget");
+    caught_->Caught("SnapshotStore::Forget");
   }
 }
 
-uint64_t GuardedSnapshotStore::exceptions() const {
-  return guard_->exceptions.load(std::memory_order_relaxed);
+namespace {
+
+class GuardedSnapshotData final : public SnapshotData {
+ public:
+  GuardedSnapshotData(std::unique_ptr<SnapshotData> data, uint64_t size,
+                      std::shared_ptr<CaughtExceptions> caught)
+      : data_(std::move(data)), size_(size), caught_(std::move(caught)) {}
+
+  uint64_t size() const override { return size_; }
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    try {
+      return data_->Read(buf, n);
+    } catch (...) {
+      return caught_->Caught("SnapshotData::Read");
+    }
+  }
+  absl::StatusOr<uint32_t> SkipTo(uint64_t offset) override {
+    try {
+      return data_->SkipTo(offset);
+    } catch (...) {
+      return caught_->Caught("SnapshotData::SkipTo");
+    }
+  }
+
+ private:
+  const std::unique_ptr<SnapshotData> data_;
+  const uint64_t size_;  // read once, guarded (GuardSnapshot)
+  const std::shared_ptr<CaughtExceptions> caught_;
+};
+
+}  // namespace
+
+absl::Status GuardSnapshot(SnapshotMessage* snap, std::shared_ptr<CaughtExceptions> caught) {
+  if (snap->on_done) {  // first: the caller runs it if the size throws
+    snap->on_done = [fn = std::move(snap->on_done), caught](bool ok) {
+      try {
+        fn(ok);
+      } catch (...) {
+        caught->Caught("SnapshotMessage::on_done");
+      }
+    };
+  }
+  if (snap->data != nullptr) {
+    uint64_t size;
+    try {
+      size = snap->data->size();
+    } catch (...) {
+      return caught->Caught("SnapshotData::size");
+    }
+    snap->data = std::make_unique<GuardedSnapshotData>(std::move(snap->data), size, caught);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace raftgrpc
