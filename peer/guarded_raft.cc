@@ -57,7 +57,7 @@ bool GuardedRaft::IsIdRemoved(uint64_t id) {
   try {
     return raft_->IsIdRemoved(id);
   } catch (...) {
-    caught_->Caught("Raft::IsIdRemoved");
+    (void)caught_->Caught("Raft::IsIdRemoved");
     return false;
   }
 }
@@ -66,7 +66,7 @@ void GuardedRaft::ReportUnreachable(uint64_t id) {
   try {
     raft_->ReportUnreachable(id);
   } catch (...) {
-    caught_->Caught("Raft::ReportUnreachable");
+    (void)caught_->Caught("Raft::ReportUnreachable");
   }
 }
 
@@ -74,7 +74,7 @@ void GuardedRaft::ReportSnapshot(uint64_t id, SnapshotStatus status) {
   try {
     raft_->ReportSnapshot(id, status);
   } catch (...) {
-    caught_->Caught("Raft::ReportSnapshot");
+    (void)caught_->Caught("Raft::ReportSnapshot");
   }
 }
 

@@ -40,7 +40,8 @@ class CaughtExceptions {
       : on_exception_(std::move(on_exception)) {}
 
   // Counts and reports the exception being handled (call only inside a
-  // catch block); returns INTERNAL "<call> threw: <what()>".
+  // catch block); returns INTERNAL "<call> threw: <what()>", for a call
+  // that has a status to return (the others discard it).
   absl::Status Caught(const char* call);
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 

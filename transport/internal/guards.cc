@@ -38,7 +38,7 @@ class GuardedSink final : public SnapshotSink {
       return sink_->offset();
     } catch (...) {
       broken_ = true;
-      caught_->Caught("SnapshotSink::offset");
+      (void)caught_->Caught("SnapshotSink::offset");
       return 0;  // wrong, but broken_ fails the transfer at its next step
     }
   }
@@ -67,7 +67,7 @@ class GuardedSink final : public SnapshotSink {
       f();
     } catch (...) {
       broken_ = true;
-      caught_->Caught(method);
+      (void)caught_->Caught(method);
     }
   }
 
@@ -98,7 +98,7 @@ uint64_t GuardedSnapshotStore::ResumeOffset(uint64_t from, const raftpb::Message
   try {
     return store_->ResumeOffset(from, msg, size);
   } catch (...) {
-    caught_->Caught("SnapshotStore::ResumeOffset");
+    (void)caught_->Caught("SnapshotStore::ResumeOffset");
     return 0;
   }
 }
@@ -116,7 +116,7 @@ void GuardedSnapshotStore::Forget(uint64_t from) {
   try {
     store_->Forget(from);
   } catch (...) {
-    caught_->Caught("SnapshotStore::Forget");
+    (void)caught_->Caught("SnapshotStore::Forget");
   }
 }
 
@@ -158,7 +158,7 @@ absl::Status GuardSnapshot(SnapshotMessage* snap, std::shared_ptr<CaughtExceptio
       try {
         fn(ok);
       } catch (...) {
-        caught->Caught("SnapshotMessage::on_done");
+        (void)caught->Caught("SnapshotMessage::on_done");
       }
     };
   }
