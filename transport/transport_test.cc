@@ -71,6 +71,21 @@ TEST(TransportTest, CreateRemovesLeftoverTempFilesOfTheDefaultStore) {
       << lines[0];
 }
 
+// Node 1, logging to `log`, with peer 2 at 127.0.0.1:`port` (whatever
+// listens there, or nothing).
+absl::StatusOr<std::unique_ptr<Transport>> NodeOneWithPeerAt(int port, FakeRaft* raft,
+                                                             testing::LogLines* log) {
+  TransportOptions o;
+  o.local_id = 1;
+  o.cluster_id = 1;
+  o.log = log->Sink();
+  absl::StatusOr<std::unique_ptr<Transport>> t = Transport::Create(o, raft);
+  if (!t.ok()) return t;
+  absl::Status s = (*t)->AddPeer(2, {absl::StrCat("http://127.0.0.1:", port)});
+  if (!s.ok()) return s;
+  return t;
+}
+
 // A peer never reached (nothing listens on its port: a wrong address) was
 // never "active", so no transition named it and nothing was logged. Now
 // each channel's cause is logged once, not once per redial or message.
@@ -79,12 +94,7 @@ TEST(TransportTest, APeerNeverReachedIsNamedInTheLogOncePerChannel) {
   ASSERT_OK_AND_ASSIGN(const int port, testing::BindLoopbackPort(hold.get()));  // not listening
   testing::LogLines log;                                                        // outlives t
   FakeRaft raft;
-  TransportOptions o;
-  o.local_id = 1;
-  o.cluster_id = 1;
-  o.log = log.Sink();
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
-  ASSERT_TRUE(t->AddPeer(2, {absl::StrCat("http://127.0.0.1:", port)}).ok());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, NodeOneWithPeerAt(port, &raft, &log));
   constexpr int kSends = 20;
   for (int i = 0; i < kSends; ++i) t->Send({Hb(1, 2, i)});  // no stream: each on the pipeline
   ASSERT_TRUE(WaitUntil([&] {
@@ -308,12 +318,7 @@ TEST(TransportTest, APeersErrorTextCannotForgeLogLines) {
   ASSERT_TRUE(server != nullptr && port != 0);
   testing::LogLines log;  // outlives t
   FakeRaft raft;
-  TransportOptions o;
-  o.local_id = 1;
-  o.cluster_id = 1;
-  o.log = log.Sink();
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, Transport::Create(o, &raft));
-  ASSERT_TRUE(t->AddPeer(2, {absl::StrCat("http://127.0.0.1:", port)}).ok());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transport> t, NodeOneWithPeerAt(port, &raft, &log));
   ASSERT_TRUE(WaitUntil([&] {
     return log.Has("peer 2 is inactive: failed to dial 2 on stream Message (UNAVAILABLE: refused");
   })) << log.Joined();
