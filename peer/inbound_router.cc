@@ -71,17 +71,21 @@ std::optional<InboundRouter::Result> InboundRouter::TryAtOnce(const raftpb::Mess
   at_once_calls_.fetch_add(1);
   std::optional<Result> result = Result::kStopped;
   if (!lane.stopped.load()) {
-    bool taken = true;
     absl::Status status;
+    // Counted before the call, as ProcessOne counts: a Raft that observes
+    // the message then also observes the count (counted after, a reader
+    // could see a later message counted and this one not yet). Taken back
+    // if Raft declines it; the queue counts it again when it delivers it.
+    delivered_.fetch_add(1, std::memory_order_relaxed);
+    processed_at_once_.fetch_add(1, std::memory_order_relaxed);
     // Not guarded here: the transport hands us a GuardedRaft, which makes
     // a throw a taken message with an INTERNAL status (counted below).
-    taken = raft_->TryProcessUrgent(m, &status);
-    if (taken) {
-      delivered_.fetch_add(1, std::memory_order_relaxed);
-      processed_at_once_.fetch_add(1, std::memory_order_relaxed);
+    if (raft_->TryProcessUrgent(m, &status)) {
       if (!status.ok()) process_errors_.fetch_add(1, std::memory_order_relaxed);
       result = Result::kProcessed;
     } else {
+      delivered_.fetch_sub(1, std::memory_order_relaxed);
+      processed_at_once_.fetch_sub(1, std::memory_order_relaxed);
       result = std::nullopt;
     }
   }

@@ -176,6 +176,9 @@ class InboundRouter {
     return recv_.pending.load(std::memory_order_relaxed) +
            prop_.pending.load(std::memory_order_relaxed);
   }
+  // Messages handed to Raft. Counted before the call, so whatever observes
+  // a message in Raft observes its count; a TryProcessUrgent that Raft
+  // declines is counted for its duration only.
   uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
   // Of those, taken by Raft::TryProcessUrgent on the reading thread.
   uint64_t processed_at_once() const { return processed_at_once_.load(std::memory_order_relaxed); }

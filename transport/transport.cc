@@ -155,7 +155,7 @@ Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<Snapshot
                          : std::make_unique<GuardedSnapshotStore>(store_.get(), caught_)),
       server_creds_(std::move(server_creds)),
       scheduler_(std::make_unique<Scheduler>()),
-      channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds))),
+      channels_(std::make_unique<ChannelPool>(opts_, std::move(client_creds), scheduler_.get())),
       factory_(std::make_unique<Factory>(opts_, scheduler_.get(), channels_.get())),
       inbound_budget_(std::make_unique<ByteBudget>(opts_->max_inbound_bytes)),
       strangers_budget_(

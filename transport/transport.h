@@ -61,7 +61,10 @@ class Transport {
   // and logged here.
   static absl::StatusOr<std::unique_ptr<Transport>> Create(
       TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store = nullptr);
-  ~Transport();  // Stop()
+  // Stop(), then lets go of the client channels. A connection attempt under
+  // way is waited for up to 300 ms: gRPC 1.51 would leak its connection
+  // (internal/channel_pool.h).
+  ~Transport();
 
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;

@@ -2,14 +2,76 @@
 
 #include <algorithm>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "peer/mutex.h"
 #include "peer/url_picker.h"
 
 namespace raftgrpc {
 
+namespace {
+// How often settling channels are looked at, and how long the destructor
+// waits for attempts under way: a loopback or LAN handshake takes a few
+// milliseconds; an attempt stuck in its TCP connect has no connection to
+// leak, and is dropped at the end of the wait.
+constexpr absl::Duration kSettleInterval = absl::Milliseconds(100);
+constexpr absl::Duration kDestroyWait = absl::Milliseconds(300);
+
+bool Connecting(grpc::Channel& ch) {
+  return ch.GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_CONNECTING;
+}
+}  // namespace
+
 ChannelPool::ChannelPool(std::shared_ptr<const TransportOptions> opts,
-                         MemberChannelCredentials creds)
-    : opts_(std::move(opts)), creds_(std::move(creds)) {}
+                         MemberChannelCredentials creds, Scheduler* scheduler)
+    : opts_(std::move(opts)), creds_(std::move(creds)), scheduler_(scheduler) {}
+
+ChannelPool::~ChannelPool() {
+  std::vector<std::shared_ptr<grpc::Channel>> all;
+  {
+    MutexLock l(&mu_);
+    all.swap(settling_);
+    for (auto& [key, ch] : channels_) all.push_back(std::move(ch));
+    channels_.clear();
+  }
+  const auto deadline = absl::ToChronoTime(absl::Now() + kDestroyWait);
+  for (const std::shared_ptr<grpc::Channel>& ch : all) {
+    if (Connecting(*ch)) ch->WaitForStateChange(GRPC_CHANNEL_CONNECTING, deadline);
+  }
+}
+
+void ChannelPool::LetGo(std::shared_ptr<grpc::Channel> ch,
+                        std::vector<std::shared_ptr<grpc::Channel>>* drop) {
+  if (Connecting(*ch)) {
+    settling_.push_back(std::move(ch));
+    ScheduleSettle();
+  } else {
+    drop->push_back(std::move(ch));
+  }
+}
+
+bool ChannelPool::Settle(std::vector<std::shared_ptr<grpc::Channel>>* drop) {
+  for (auto it = settling_.begin(); it != settling_.end();) {
+    if (Connecting(**it)) {
+      ++it;
+    } else {
+      drop->push_back(std::move(*it));
+      it = settling_.erase(it);
+    }
+  }
+  return !settling_.empty();
+}
+
+void ChannelPool::ScheduleSettle() {
+  if (scheduler_ == nullptr || settle_scheduled_) return;
+  settle_scheduled_ = true;
+  scheduler_->RunAfter(kSettleInterval, [this] {
+    std::vector<std::shared_ptr<grpc::Channel>> drop;  // dropped outside the lock
+    MutexLock l(&mu_);
+    settle_scheduled_ = false;
+    if (Settle(&drop)) ScheduleSettle();
+  });
+}
 
 int ChannelPool::MaxReceiveBytes(const TransportOptions& opts) {
   // A frame holds at most max(max_frame_bytes, one message) of payload; the
@@ -83,12 +145,13 @@ bool ChannelPool::ReleaseUnused(const std::vector<std::string>& urls, uint64_t m
   std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
   bool all = true;
   MutexLock l(&mu_);
+  Settle(&released);
   for (const std::string& url : urls) {
     for (bool snapshot : {false, true}) {
       auto it = channels_.find({url, member, snapshot});
       if (it == channels_.end()) continue;
       if (it->second.use_count() == 1) {
-        released.push_back(std::move(it->second));
+        LetGo(std::move(it->second), &released);
         channels_.erase(it);
       } else {
         all = false;
@@ -99,17 +162,23 @@ bool ChannelPool::ReleaseUnused(const std::vector<std::string>& urls, uint64_t m
 }
 
 void ChannelPool::ResetForSnapshots(const std::string& url, uint64_t member) {
-  std::shared_ptr<grpc::Channel> old;  // dropped outside the lock
+  std::vector<std::shared_ptr<grpc::Channel>> released;  // dropped outside the lock
   MutexLock l(&mu_);
+  Settle(&released);
   auto it = channels_.find({url, member, true});
   if (it == channels_.end()) return;
-  old = std::move(it->second);
+  LetGo(std::move(it->second), &released);
   channels_.erase(it);
 }
 
 size_t ChannelPool::size() const {
   MutexLock l(&mu_);
   return channels_.size();
+}
+
+size_t ChannelPool::settling() const {
+  MutexLock l(&mu_);
+  return settling_.size();
 }
 
 }  // namespace raftgrpc

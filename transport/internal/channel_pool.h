@@ -10,8 +10,14 @@
 // be dropped on a gRPC callback thread (grpc/grpc#32584), so every call
 // object is deleted before the Stop that waits for it returns.
 //
+// A channel let go while its connection is being made is kept until that
+// attempt ends (ready or failed), then dropped: gRPC 1.51 (Debian's) leaks
+// the connection of an attempt whose channel went away between its
+// handshake and the server's SETTINGS frame, for the life of the process
+// (grpc/grpc#32071, fixed after 1.51).
+//
 // Thread-safety: safe from any thread; Get never blocks on the network or
-// the disk.
+// the disk. The destructor waits, briefly, for attempts under way.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_CHANNEL_POOL_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_INTERNAL_CHANNEL_POOL_H_
 
@@ -23,6 +29,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "peer/mutex.h"
+#include "transport/internal/scheduler.h"
 #include "transport/options.h"
 #include "transport/tls.h"
 
@@ -30,7 +37,13 @@ namespace raftgrpc {
 
 class ChannelPool {
  public:
-  ChannelPool(std::shared_ptr<const TransportOptions> opts, MemberChannelCredentials creds);
+  // `scheduler` (may be null; it must outlive the pool's use of it, and
+  // be stopped before the pool is destroyed) drops channels let go while
+  // connecting once their attempt ends; without one, the pool's next call
+  // does.
+  ChannelPool(std::shared_ptr<const TransportOptions> opts, MemberChannelCredentials creds,
+              Scheduler* scheduler = nullptr);
+  ~ChannelPool();
 
   // For streams, pipeline and probes to `member` at `url`.
   std::shared_ptr<grpc::Channel> Get(const std::string& url, uint64_t member);
@@ -47,6 +60,8 @@ class ChannelPool {
   // false if a call still uses one of them (it stays in the pool).
   bool ReleaseUnused(const std::vector<std::string>& urls, uint64_t member);
   size_t size() const;
+  // Channels let go while connecting, not yet dropped.
+  size_t settling() const;
   // Largest message a channel accepts: a full frame plus slack.
   static int MaxReceiveBytes(const TransportOptions& opts);
 
@@ -54,10 +69,21 @@ class ChannelPool {
   std::shared_ptr<grpc::Channel> GetLocked(const std::string& url, uint64_t member, bool snapshot)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<grpc::Channel> Make(const std::string& url, uint64_t member, bool snapshot);
+  // Moves `ch` to `drop` (dropped by the caller, outside the lock) or, if
+  // its connection is being made, to settling_.
+  void LetGo(std::shared_ptr<grpc::Channel> ch, std::vector<std::shared_ptr<grpc::Channel>>* drop)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the settling channels whose attempt has ended to `drop`; true if
+  // some are still settling.
+  bool Settle(std::vector<std::shared_ptr<grpc::Channel>>* drop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleSettle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<const TransportOptions> opts_;
   const MemberChannelCredentials creds_;
+  Scheduler* const scheduler_;
   mutable Mutex mu_;
+  std::vector<std::shared_ptr<grpc::Channel>> settling_ ABSL_GUARDED_BY(mu_);
+  bool settle_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::tuple<std::string, uint64_t, bool>, std::shared_ptr<grpc::Channel>> channels_
       ABSL_GUARDED_BY(mu_);
 };

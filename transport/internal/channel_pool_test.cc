@@ -2,7 +2,9 @@
 
 #include "gtest/gtest.h"
 #include "proto/transport.grpc.pb.h"
+#include "testing/cluster.h"
 #include "testing/fault_proxy.h"
+#include "transport/internal/scheduler.h"
 
 namespace raftgrpc {
 namespace {
@@ -55,6 +57,59 @@ TEST(ChannelPoolTest, AFarPeerIsReachedOnTheFirstAttempt) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED)
         << (snapshot ? "snapshot channel: " : "channel: ") << s.error_message();
   }
+  server->Shutdown();
+}
+
+// gRPC 1.51 leaks the connection of an attempt whose channel goes away
+// after the handshake and before the server's SETTINGS frame
+// (grpc/grpc#32071): the pool keeps such a channel until the attempt ends.
+// The proxy's delay holds the attempt in that window.
+TEST(ChannelPoolTest, AChannelLetGoWhileConnectingLeavesNoConnection) {
+  v1::RaftTransport::CallbackService unimplemented;
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.RegisterService(&unimplemented);
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto proxy = testing::FaultProxy::Start(port);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->SetDelay(absl::Milliseconds(300));  // each way
+  Scheduler sched;
+  {
+    ChannelPool pool(
+        std::make_shared<const TransportOptions>(),
+        [](uint64_t) { return grpc::InsecureChannelCredentials(); }, &sched);
+    for (bool snapshot : {false, true}) {
+      const uint64_t before = (*proxy)->counters().accepted;
+      auto channel =
+          snapshot ? pool.GetForSnapshots((*proxy)->url(), 2) : pool.Get((*proxy)->url(), 2);
+      channel->GetState(/*try_to_connect=*/true);
+      ASSERT_TRUE(testing::WaitUntil([&] { return (*proxy)->counters().accepted > before; }));
+      channel.reset();
+      if (snapshot) {
+        pool.ResetForSnapshots((*proxy)->url(), 2);
+      } else {
+        EXPECT_TRUE(pool.ReleaseUnused({(*proxy)->url()}, 2));
+      }
+      EXPECT_EQ(pool.size(), 0u);
+      // The attempt ends (ready) after the delayed SETTINGS frame; then the
+      // channel goes, with its connection.
+      EXPECT_TRUE(
+          testing::WaitUntil([&] { return (*proxy)->counters().open == 0; }, absl::Seconds(10)))
+          << (snapshot ? "snapshot channel: " : "channel: ") << (*proxy)->counters().open
+          << " connections left";
+      EXPECT_EQ(pool.settling(), 0u);
+    }
+    // At destruction too: the pool waits (300 ms at most) for an attempt
+    // under way.
+    (*proxy)->SetDelay(absl::Milliseconds(50));
+    pool.Get((*proxy)->url(), 3)->GetState(/*try_to_connect=*/true);
+    ASSERT_TRUE(testing::WaitUntil([&] { return (*proxy)->counters().open == 1; }));
+  }
+  sched.Stop();
+  EXPECT_TRUE(testing::WaitUntil([&] { return (*proxy)->counters().open == 0; }, absl::Seconds(10)))
+      << (*proxy)->counters().open << " connections left after the pool's destruction";
   server->Shutdown();
 }
 

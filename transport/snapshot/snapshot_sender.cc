@@ -1,5 +1,6 @@
 #include "transport/snapshot/snapshot_sender.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
@@ -233,6 +235,27 @@ void GrpcSnapshotSender::Run(SnapshotMessage snap) {
   Finish(snap, s, ctx, absl::Now() - start);
 }
 
+grpc_connectivity_state GrpcSnapshotSender::AwaitHandshake(grpc::Channel* channel) {
+  // The early dial's connection may be made but not yet ready (its HTTP/2,
+  // or TLS, handshake under way): a fresh dial would make a second one.
+  // Bounded well inside the progress timeout, which is already running;
+  // in slices, so that Stop is not held up.
+  constexpr absl::Duration kSlice = absl::Milliseconds(50);
+  const absl::Time deadline =
+      absl::Now() + std::min(absl::Seconds(1), opts_->snapshot_progress_timeout / 4);
+  grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/false);
+  while (state == GRPC_CHANNEL_CONNECTING && absl::Now() < deadline) {
+    {
+      MutexLock l(&mu_);
+      if (stopped_) break;
+    }
+    channel->WaitForStateChange(state,
+                                absl::ToChronoTime(std::min(deadline, absl::Now() + kSlice)));
+    state = channel->GetState(/*try_to_connect=*/false);
+  }
+  return state;
+}
+
 grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::string& url,
                                           grpc::ClientContext* ctx, Watch* watch) {
   auto progress = [watch] {
@@ -241,10 +264,9 @@ grpc::Status GrpcSnapshotSender::Transfer(SnapshotMessage& snap, const std::stri
   };
   const uint64_t size = snap.data ? snap.data->size() : 0;
   std::shared_ptr<grpc::Channel> channel = channels_->GetForSnapshots(url, env_.peer_id);
-  if (channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
-    // Only a ready connection is reused. A channel still connecting may
-    // hold a dial refused before the peer was up, and one in backoff fails
-    // calls at once: gRPC would fail this transfer with either. Dial
+  if (AwaitHandshake(channel.get()) != GRPC_CHANNEL_READY) {
+    // Only a ready connection is reused. One in backoff fails calls at
+    // once, and one idle may have failed before the peer was up: dial
     // afresh, as every transfer did before the early dial.
     channels_->ResetForSnapshots(url, env_.peer_id);
     channel = channels_->GetForSnapshots(url, env_.peer_id);

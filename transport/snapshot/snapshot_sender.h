@@ -64,6 +64,9 @@ class GrpcSnapshotSender : public SnapshotSender {
   void ScheduleWatch(std::shared_ptr<Watch> w);
   grpc::Status Transfer(SnapshotMessage& snap, const std::string& url, grpc::ClientContext* ctx,
                         Watch* watch);
+  // Waits, briefly, while `channel`'s connection is being made; returns its
+  // state then.
+  grpc_connectivity_state AwaitHandshake(grpc::Channel* channel);
   // The receiver's verified prefix of this snapshot (SnapshotOffset RPC);
   // 0 if none or if it does not support resume.
   uint64_t AskOffset(v1::RaftTransport::Stub* stub, const SnapshotMessage& snap, uint64_t size);

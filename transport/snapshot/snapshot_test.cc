@@ -283,7 +283,9 @@ TEST_F(SnapshotTest, RemovePeerClosesItsConnections) {
   EXPECT_TRUE(WaitUntil([&] { return ConnectionsTo(port1) + ConnectionsTo(port2) == 0; },
                         absl::Seconds(30)))
       << ConnectionsTo(port1) << " connections to node 1 and " << ConnectionsTo(port2)
-      << " to node 2 left";
+      << " to node 2 left; node 1 has " << c_->t(1).Metrics().totals.channels << " channels and "
+      << c_->t(1).Metrics().totals.remotes << " remotes, node 2 "
+      << c_->t(2).Metrics().totals.channels << " and " << c_->t(2).Metrics().totals.remotes;
 }
 
 // The last chunk's worth of a body goes in halves down to 64 KiB, so the
