@@ -61,7 +61,8 @@ class PeerStatus {
   // Inactive -> active, stamping ActiveSince with now. No-op when active.
   void Activate();
   // Active -> inactive, clearing ActiveSince (kDeactivated). When already
-  // inactive, only tells kFailedAgain if the reason is new.
+  // inactive, tells kFailedAgain only if the reason is new for its channel
+  // and none was told for that channel within `failure_interval`.
   void Deactivate(const FailureType& failure, absl::string_view why);
 
   bool IsActive() const;

@@ -78,17 +78,15 @@ namespace {
 // The node's on_critical_error runs on our threads, gRPC's among them, where
 // an exception it throws would end the process: caught and logged instead.
 // (Its Raft is guarded by GuardedRaft, its log sink by LogLine.)
-TransportOptions GuardCallbacks(TransportOptions opts) {
+TransportOptions WithCriticalErrorGuarded(TransportOptions opts) {
   if (opts.on_critical_error) {
     opts.on_critical_error = [fn = std::move(opts.on_critical_error), local_id = opts.local_id,
                               log = opts.log](const absl::Status& s) {
       try {
         fn(s);
       } catch (...) {
-        TransportOptions o;
-        o.local_id = local_id;
-        o.log = log;
-        LogLine(o, absl::StrCat("TransportOptions::on_critical_error threw, for: ", s.ToString()));
+        LogLine(local_id, log,
+                absl::StrCat("TransportOptions::on_critical_error threw, for: ", s.ToString()));
       }
     };
   }
@@ -145,7 +143,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
 Transport::Transport(TransportOptions opts, Raft* raft, std::unique_ptr<SnapshotStore> store,
                      MemberChannelCredentials client_creds,
                      std::shared_ptr<grpc::ServerCredentials> server_creds)
-    : opts_(std::make_shared<const TransportOptions>(GuardCallbacks(std::move(opts)))),
+    : opts_(std::make_shared<const TransportOptions>(WithCriticalErrorGuarded(std::move(opts)))),
       caught_(std::make_shared<CaughtExceptions>(ExceptionLogger(opts_))),
       guarded_raft_(std::make_unique<GuardedRaft>(raft, caught_)),
       raft_(guarded_raft_.get()),

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "peer/peer.h"
 #include "proto/transport.grpc.pb.h"
+#include "testing/buggy_store.h"
 #include "testing/cluster.h"
 #include "testing/fault_proxy.h"
 #include "testing/log_lines.h"
@@ -162,27 +163,8 @@ TEST(TransportTest, ARaftThatThrowsNeverEndsTheProcess) {
 // transfer fails as a failed write would, the sink is aborted, Raft is
 // handed nothing, and the node goes on serving.
 TEST(TransportTest, ASnapshotStoreThatThrowsFailsTheTransferNotTheProcess) {
-  class ThrowingStore : public SnapshotStore {
-   public:
-    std::atomic<int> aborted{0};
-    absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message&, uint64_t) override {
-      class Sink : public SnapshotSink {
-       public:
-        explicit Sink(std::atomic<int>* aborted) : aborted_(aborted) {}
-        absl::Status Write(const char*, size_t) override {
-          throw std::runtime_error("the disk is haunted");
-        }
-        absl::StatusOr<std::string> Commit() override { return std::string("/nowhere"); }
-        void Abort() override { aborted_->fetch_add(1); }
-
-       private:
-        std::atomic<int>* aborted_;
-      };
-      return std::unique_ptr<SnapshotSink>(new Sink(&aborted));
-    }
-  };
-  auto owned = std::make_unique<ThrowingStore>();
-  ThrowingStore* store = owned.get();
+  auto owned = std::make_unique<testing::BuggyStore>();  // its sinks throw
+  testing::BuggyStore* store = owned.get();
   FakeRaft r1, r2;
   TransportOptions o1;
   o1.local_id = 1;

@@ -14,6 +14,29 @@ ChannelPool Pool() {
                      [](uint64_t) { return grpc::InsecureChannelCredentials(); });
 }
 
+// A real gRPC server (answering UNIMPLEMENTED) behind a fault proxy that
+// delays each direction by `delay`; `proxy` is null if either failed.
+struct FarServer {
+  explicit FarServer(absl::Duration delay) {
+    int port = 0;
+    grpc::ServerBuilder b;
+    b.RegisterService(&unimplemented);
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    server = b.BuildAndStart();
+    if (port == 0) return;
+    auto p = testing::FaultProxy::Start(port);
+    if (!p.ok()) return;
+    proxy = *std::move(p);
+    proxy->SetDelay(delay);
+  }
+  ~FarServer() {
+    if (server) server->Shutdown();
+  }
+  v1::RaftTransport::CallbackService unimplemented;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<testing::FaultProxy> proxy;
+};
+
 // Snapshots have a channel (a connection) of their own, which a stalled
 // transfer resets so that Raft's retry dials anew; the other channel stays.
 TEST(ChannelPoolTest, ResetForSnapshotsReplacesOnlyTheSnapshotChannel) {
@@ -36,20 +59,12 @@ TEST(ChannelPoolTest, ResetForSnapshotsReplacesOnlyTheSnapshotChannel) {
 // (gRPC takes its minimum connect timeout from the min-reconnect-backoff
 // argument; at 100 ms every first handshake on such a link timed out.)
 TEST(ChannelPoolTest, AFarPeerIsReachedOnTheFirstAttempt) {
-  v1::RaftTransport::CallbackService unimplemented;  // answers UNIMPLEMENTED
-  int port = 0;
-  grpc::ServerBuilder b;
-  b.RegisterService(&unimplemented);
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
-  ASSERT_NE(port, 0);
-  auto proxy = testing::FaultProxy::Start(port);
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  (*proxy)->SetDelay(absl::Milliseconds(150));  // each way
+  FarServer far(absl::Milliseconds(150));  // each way
+  ASSERT_NE(far.proxy, nullptr);
+  auto& proxy = far.proxy;
   ChannelPool pool = Pool();
   for (bool snapshot : {false, true}) {
-    auto channel =
-        snapshot ? pool.GetForSnapshots((*proxy)->url(), 2) : pool.Get((*proxy)->url(), 2);
+    auto channel = snapshot ? pool.GetForSnapshots(proxy->url(), 2) : pool.Get(proxy->url(), 2);
     grpc::ClientContext ctx;  // fail-fast: no wait for ready
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::ProbeResponse resp;
@@ -57,7 +72,6 @@ TEST(ChannelPoolTest, AFarPeerIsReachedOnTheFirstAttempt) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED)
         << (snapshot ? "snapshot channel: " : "channel: ") << s.error_message();
   }
-  server->Shutdown();
 }
 
 // gRPC 1.51 leaks the connection of an attempt whose channel goes away
@@ -65,39 +79,31 @@ TEST(ChannelPoolTest, AFarPeerIsReachedOnTheFirstAttempt) {
 // (grpc/grpc#32071): the pool keeps such a channel until the attempt ends.
 // The proxy's delay holds the attempt in that window.
 TEST(ChannelPoolTest, AChannelLetGoWhileConnectingLeavesNoConnection) {
-  v1::RaftTransport::CallbackService unimplemented;
-  int port = 0;
-  grpc::ServerBuilder b;
-  b.RegisterService(&unimplemented);
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
-  ASSERT_NE(port, 0);
-  auto proxy = testing::FaultProxy::Start(port);
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  (*proxy)->SetDelay(absl::Milliseconds(300));  // each way
+  FarServer far(absl::Milliseconds(300));  // each way
+  ASSERT_NE(far.proxy, nullptr);
+  auto& proxy = far.proxy;
   Scheduler sched;
   {
     ChannelPool pool(
         std::make_shared<const TransportOptions>(),
         [](uint64_t) { return grpc::InsecureChannelCredentials(); }, &sched);
     for (bool snapshot : {false, true}) {
-      const uint64_t before = (*proxy)->counters().accepted;
-      auto channel =
-          snapshot ? pool.GetForSnapshots((*proxy)->url(), 2) : pool.Get((*proxy)->url(), 2);
+      const uint64_t before = proxy->counters().accepted;
+      auto channel = snapshot ? pool.GetForSnapshots(proxy->url(), 2) : pool.Get(proxy->url(), 2);
       channel->GetState(/*try_to_connect=*/true);
-      ASSERT_TRUE(testing::WaitUntil([&] { return (*proxy)->counters().accepted > before; }));
+      ASSERT_TRUE(testing::WaitUntil([&] { return proxy->counters().accepted > before; }));
       channel.reset();
       if (snapshot) {
-        pool.ResetForSnapshots((*proxy)->url(), 2);
+        pool.ResetForSnapshots(proxy->url(), 2);
       } else {
-        EXPECT_TRUE(pool.ReleaseUnused({(*proxy)->url()}, 2));
+        EXPECT_TRUE(pool.ReleaseUnused({proxy->url()}, 2));
       }
       EXPECT_EQ(pool.size(), 0u);
       // The attempt ends (ready) after the delayed SETTINGS frame; then the
       // channel goes, with its connection.
       EXPECT_TRUE(
-          testing::WaitUntil([&] { return (*proxy)->counters().open == 0; }, absl::Seconds(10)))
-          << (snapshot ? "snapshot channel: " : "channel: ") << (*proxy)->counters().open
+          testing::WaitUntil([&] { return proxy->counters().open == 0; }, absl::Seconds(10)))
+          << (snapshot ? "snapshot channel: " : "channel: ") << proxy->counters().open
           << " connections left";
       // (If the attempt failed instead, its connection closed before the
       // pool's next look at it.)
@@ -105,14 +111,13 @@ TEST(ChannelPoolTest, AChannelLetGoWhileConnectingLeavesNoConnection) {
     }
     // At destruction too: the pool waits (300 ms at most) for an attempt
     // under way.
-    (*proxy)->SetDelay(absl::Milliseconds(50));
-    pool.Get((*proxy)->url(), 3)->GetState(/*try_to_connect=*/true);
-    ASSERT_TRUE(testing::WaitUntil([&] { return (*proxy)->counters().open == 1; }));
+    proxy->SetDelay(absl::Milliseconds(50));
+    pool.Get(proxy->url(), 3)->GetState(/*try_to_connect=*/true);
+    ASSERT_TRUE(testing::WaitUntil([&] { return proxy->counters().open == 1; }));
   }
   sched.Stop();
-  EXPECT_TRUE(testing::WaitUntil([&] { return (*proxy)->counters().open == 0; }, absl::Seconds(10)))
-      << (*proxy)->counters().open << " connections left after the pool's destruction";
-  server->Shutdown();
+  EXPECT_TRUE(testing::WaitUntil([&] { return proxy->counters().open == 0; }, absl::Seconds(10)))
+      << proxy->counters().open << " connections left after the pool's destruction";
 }
 
 }  // namespace

@@ -6,32 +6,13 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "testing/buggy_store.h"
 #include "testing/messages.h"
 
 namespace raftgrpc {
 namespace {
 
-// A store with bugs: Begin throws for index 1, its sinks from Write, and
-// ResumeOffset throws what is not a std::exception. Aborts are counted.
-class BuggyStore : public SnapshotStore {
- public:
-  int aborted = 0;
-  absl::StatusOr<std::unique_ptr<SnapshotSink>> Begin(const raftpb::Message& m, uint64_t) override {
-    if (m.snapshot().metadata().index() == 1) throw std::runtime_error("no room at the inn");
-    class Sink : public SnapshotSink {
-     public:
-      explicit Sink(int* aborted) : aborted_(aborted) {}
-      absl::Status Write(const char*, size_t) override { throw std::runtime_error("haunted disk"); }
-      absl::StatusOr<std::string> Commit() override { return std::string("/committed"); }
-      void Abort() override { ++*aborted_; }
-
-     private:
-      int* aborted_;
-    };
-    return std::unique_ptr<SnapshotSink>(new Sink(&aborted));
-  }
-  uint64_t ResumeOffset(uint64_t, const raftpb::Message&, uint64_t) override { throw 7; }
-};
+using testing::BuggyStore;
 
 raftpb::Message Snap(uint64_t index) {
   raftpb::Message m = testing::Msg(raftpb::MsgSnap, 2, 1);
@@ -63,7 +44,7 @@ TEST(GuardedSnapshotStoreTest, ThrowsFailTheTransferAndAreCounted) {
   EXPECT_EQ(committed.status().code(), absl::StatusCode::kInternal);
   EXPECT_EQ((*sink)->Checkpoint().code(), absl::StatusCode::kInternal);
   (*sink)->Abort();  // still reaches the store's sink, to clean up
-  EXPECT_EQ(store.aborted, 1);
+  EXPECT_EQ(store.aborted.load(), 1);
 
   EXPECT_EQ(caught->count(), 3u);
   ASSERT_EQ(said.size(), 3u);

@@ -36,11 +36,16 @@ std::string Sanitized(absl::string_view line) {
 }  // namespace
 
 void LogLine(const TransportOptions& opts, absl::string_view line) {
+  LogLine(opts.local_id, opts.log, line);
+}
+
+void LogLine(uint64_t local_id, const std::function<void(const std::string&)>& sink,
+             absl::string_view line) {
   std::string full =
-      absl::StrCat("raft-grpc-transport: ", absl::Hex(opts.local_id), ": ", Sanitized(line));
-  if (opts.log) {
+      absl::StrCat("raft-grpc-transport: ", absl::Hex(local_id), ": ", Sanitized(line));
+  if (sink) {
     try {
-      opts.log(full);
+      sink(full);
       return;
     } catch (...) {
       // The node's sink runs on our threads, gRPC's among them, where an

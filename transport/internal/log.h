@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,9 @@ inline constexpr size_t kMaxLogLineBytes = 1024;
 // quote, must not forge lines of its own or drive a terminal. Long lines are
 // cut to kMaxLogLineBytes.
 void LogLine(const TransportOptions& opts, absl::string_view line);
+// The same with the two options it uses (for callers that hold no options).
+void LogLine(uint64_t local_id, const std::function<void(const std::string&)>& sink,
+             absl::string_view line);
 
 // At most one line per `period`; the next allowed line says how many were
 // suppressed in between.
