@@ -16,9 +16,22 @@ namespace {
 // leak, and is dropped at the end of the wait.
 constexpr absl::Duration kSettleInterval = absl::Milliseconds(100);
 constexpr absl::Duration kDestroyWait = absl::Milliseconds(300);
+// The longest a channel settles: past the longest reconnect backoff (1 s)
+// and a handshake. A peer that came back is then ready; one still down has
+// no handshake under way to leak.
+constexpr absl::Duration kSettleAtMost = absl::Seconds(3);
 
 bool Connecting(grpc::Channel& ch) {
   return ch.GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_CONNECTING;
+}
+
+// Whether an attempt may be under way. pick_first keeps reporting
+// TRANSIENT_FAILURE while it dials again after a failure (gRPC 1.51's
+// pick_first.cc: CONNECTING is not reported once in TRANSIENT_FAILURE), so
+// a channel whose peer was down when first dialled hides its redial.
+bool MayBeConnecting(grpc::Channel& ch) {
+  const grpc_connectivity_state s = ch.GetState(/*try_to_connect=*/false);
+  return s == GRPC_CHANNEL_CONNECTING || s == GRPC_CHANNEL_TRANSIENT_FAILURE;
 }
 }  // namespace
 
@@ -30,7 +43,8 @@ ChannelPool::~ChannelPool() {
   std::vector<std::shared_ptr<grpc::Channel>> all;
   {
     MutexLock l(&mu_);
-    all.swap(settling_);
+    for (Settling& c : settling_) all.push_back(std::move(c.channel));
+    settling_.clear();
     for (auto& [key, ch] : channels_) all.push_back(std::move(ch));
     channels_.clear();
   }
@@ -42,8 +56,8 @@ ChannelPool::~ChannelPool() {
 
 void ChannelPool::LetGo(std::shared_ptr<grpc::Channel> ch,
                         std::vector<std::shared_ptr<grpc::Channel>>* drop) {
-  if (Connecting(*ch)) {
-    settling_.push_back(std::move(ch));
+  if (MayBeConnecting(*ch)) {
+    settling_.push_back(Settling{std::move(ch), absl::Now() + kSettleAtMost});
     ScheduleSettle();
   } else {
     drop->push_back(std::move(ch));
@@ -51,11 +65,12 @@ void ChannelPool::LetGo(std::shared_ptr<grpc::Channel> ch,
 }
 
 bool ChannelPool::Settle(std::vector<std::shared_ptr<grpc::Channel>>* drop) {
+  const absl::Time now = absl::Now();
   for (auto it = settling_.begin(); it != settling_.end();) {
-    if (Connecting(**it)) {
+    if (now < it->until && MayBeConnecting(*it->channel)) {
       ++it;
     } else {
-      drop->push_back(std::move(*it));
+      drop->push_back(std::move(it->channel));
       it = settling_.erase(it);
     }
   }

@@ -10,8 +10,9 @@
 // be dropped on a gRPC callback thread (grpc/grpc#32584), so every call
 // object is deleted before the Stop that waits for it returns.
 //
-// A channel let go while its connection is being made is kept until that
-// attempt ends (ready or failed), then dropped: gRPC 1.51 (Debian's) leaks
+// A channel let go while its connection may be being made (connecting, or
+// in transient failure, where gRPC redials unseen) is kept until it is
+// ready, idle, or 3 s have passed, then dropped: gRPC 1.51 (Debian's) leaks
 // the connection of an attempt whose channel went away between its
 // handshake and the server's SETTINGS frame, for the life of the process
 // (grpc/grpc#32071, fixed after 1.51).
@@ -27,6 +28,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/mutex.h"
 #include "transport/internal/scheduler.h"
@@ -70,11 +72,11 @@ class ChannelPool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<grpc::Channel> Make(const std::string& url, uint64_t member, bool snapshot);
   // Moves `ch` to `drop` (dropped by the caller, outside the lock) or, if
-  // its connection is being made, to settling_.
+  // its connection may be being made, to settling_.
   void LetGo(std::shared_ptr<grpc::Channel> ch, std::vector<std::shared_ptr<grpc::Channel>>* drop)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves the settling channels whose attempt has ended to `drop`; true if
-  // some are still settling.
+  // Moves the settling channels whose attempt has ended, or whose time is
+  // up, to `drop`; true if some are still settling.
   bool Settle(std::vector<std::shared_ptr<grpc::Channel>>* drop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleSettle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -82,7 +84,11 @@ class ChannelPool {
   const MemberChannelCredentials creds_;
   Scheduler* const scheduler_;
   mutable Mutex mu_;
-  std::vector<std::shared_ptr<grpc::Channel>> settling_ ABSL_GUARDED_BY(mu_);
+  struct Settling {
+    std::shared_ptr<grpc::Channel> channel;
+    absl::Time until;  // dropped then whatever its state
+  };
+  std::vector<Settling> settling_ ABSL_GUARDED_BY(mu_);
   bool settle_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::tuple<std::string, uint64_t, bool>, std::shared_ptr<grpc::Channel>> channels_
       ABSL_GUARDED_BY(mu_);
