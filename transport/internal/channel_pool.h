@@ -39,10 +39,9 @@ namespace raftgrpc {
 
 class ChannelPool {
  public:
-  // `scheduler` (may be null; it must outlive the pool's use of it, and
-  // be stopped before the pool is destroyed) drops channels let go while
-  // connecting once their attempt ends; without one, the pool's next call
-  // does.
+  // `scheduler` (may be null; it must be stopped before the pool is
+  // destroyed) drops the settling channels (above) once settled; without
+  // one, the pool's next call does.
   ChannelPool(std::shared_ptr<const TransportOptions> opts, MemberChannelCredentials creds,
               Scheduler* scheduler = nullptr);
   ~ChannelPool();
@@ -62,7 +61,7 @@ class ChannelPool {
   // false if a call still uses one of them (it stays in the pool).
   bool ReleaseUnused(const std::vector<std::string>& urls, uint64_t member);
   size_t size() const;
-  // Channels let go while connecting, not yet dropped.
+  // Channels let go but still settling (above).
   size_t settling() const;
   // Largest message a channel accepts: a full frame plus slack.
   static int MaxReceiveBytes(const TransportOptions& opts);
