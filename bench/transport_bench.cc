@@ -31,6 +31,11 @@
 //                      of taking them at once on the reading thread
 //                      (Raft::TryProcessUrgent; default 1, echoed in the
 //                      JSON as urgent_at_once).
+//   --one-callback-thread=1 each node's process holds a
+//                      raftgrpc::OneCallbackThread (transport/
+//                      callback_threads.h): gRPC runs its callbacks on one
+//                      thread, the others parked. Default 0; echoed in the
+//                      JSON as one_callback_thread.
 //   --json             one JSON object: mode, n, size, seconds, msgs_per_sec,
 //                      mb_per_sec, p50_us, p90_us, p99_us, max_us,
 //                      peak_rss_kb (unused keys omitted).
@@ -75,6 +80,7 @@
 #include "testing/fault_proxy.h"
 #include "testing/messages.h"
 #include "testing/snapshot_file.h"
+#include "transport/callback_threads.h"
 #include "transport/transport.h"
 
 // Counts heap allocations in this process (all threads), to report the
@@ -142,6 +148,7 @@ struct Flags {
   bool direct_io = TransportOptions().snapshot_direct_io;
   // or "kept", or "huge" (kept, on huge pages): README's settings for a node
   std::string glibc_heap = "default";
+  bool one_callback_thread = false;
   bool urgent_at_once = true;  // BenchRaft::TryProcessUrgent takes heartbeats
 };
 
@@ -150,6 +157,7 @@ bool g_snapshot_resume = true;
 bool g_snapshot_direct_io = TransportOptions().snapshot_direct_io;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 bool g_urgent_at_once = true;          // --urgent-at-once
+bool g_one_callback_thread = false;    // --one-callback-thread
 
 // --glibc-heap=huge: README's setting for a node, whole, as a node sets it
 // (the environment, read when the program starts): the string itself comes
@@ -224,6 +232,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.direct_io = std::atoi(v) != 0;
     else if (const char* v = val("glibc-heap"))
       f.glibc_heap = v;
+    else if (const char* v = val("one-callback-thread"))
+      f.one_callback_thread = std::atoi(v) != 0;
     else if (const char* v = val("urgent-at-once"))
       f.urgent_at_once = std::atoi(v) != 0;
     else if (a == "--json")
@@ -460,6 +470,10 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
     RemoveDir(snap_dir);
     std::exit(1);
   };
+  // Held for the life of the process (after the fork: a child must park
+  // its own threads); both nodes of --one-process share it.
+  static std::unique_ptr<OneCallbackThread> one;
+  if (g_one_callback_thread && one == nullptr) one = OneCallbackThread::Hold();
   auto t = Transport::Create(o, raft);
   if (!t.ok()) fail(t.status());
   auto p = (*t)->Serve("127.0.0.1:0");
@@ -526,6 +540,7 @@ void Print(const Result& r, bool json) {
     if (std::strcmp(g_glibc_heap, "huge") == 0) absl::StrAppend(&s, ",\"thp\":\"", ThpMode(), "\"");
     if (!r.baseline) {
       absl::StrAppend(&s, ",\"urgent_at_once\":", g_urgent_at_once ? "true" : "false");
+      absl::StrAppend(&s, ",\"one_callback_thread\":", g_one_callback_thread ? "true" : "false");
     }
     // The receiver's snapshot_direct_io: its default changed (0abbe07), so
     // every snapshot result says which it ran with.
@@ -1212,6 +1227,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   g_urgent_at_once = f.urgent_at_once;
+  g_one_callback_thread = f.one_callback_thread;
   if (f.glibc_heap == "huge" && !HugeTunablesSet()) {
     // glibc reads GLIBC_TUNABLES only when the program starts, and
     // hugetlb has no mallopt: start again with them set.
