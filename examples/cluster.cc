@@ -26,6 +26,7 @@
 #include "peer/peer.h"
 #include "testing/fault_proxy.h"
 #include "testing/messages.h"
+#include "transport/callback_threads.h"
 #include "transport/pipeline/prober.h"
 #include "transport/snapshot.h"
 #include "transport/transport.h"
@@ -172,6 +173,9 @@ bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {
 }  // namespace
 
 int main() {
+  // README's latency setting: gRPC runs every callback of this process on
+  // one thread (transport/callback_threads.h); held for the whole demo.
+  auto one_callback_thread = raftgrpc::OneCallbackThread::Hold();
   // A fresh directory (PIDs repeat across sandboxes, so no PID-based name).
   const char* base = std::getenv("TEST_TMPDIR");
   std::string tmpl = absl::StrCat(base ? base : "/tmp", "/raft-grpc-demo-XXXXXX");

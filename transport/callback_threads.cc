@@ -17,6 +17,7 @@
 #include "grpc/support/cpu.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/transport.grpc.pb.h"
+#include "transport/internal/handoff.h"
 
 namespace raftgrpc {
 namespace {
@@ -83,6 +84,7 @@ class Parker {
     grpc::ClientContext ctx;
     v1::ProbeRequest req;
     v1::ProbeResponse resp;
+    Handoff handoff;  // made on one thread, ended on gRPC's
   };
 
   // Starts a call whose deadline has passed: it fails at once, without
@@ -126,11 +128,13 @@ void Parker::StartCall(std::function<void()> then) {
   auto* c = new Call;
   // A deadline already past: the call ends at once with DEADLINE_EXCEEDED.
   c->ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  c->handoff.Publish();
   {
     std::lock_guard<std::mutex> l(mu_);
     ++in_flight_;
   }
   stub_->async()->Probe(&c->ctx, &c->req, &c->resp, [this, c, then](const grpc::Status&) {
+    c->handoff.Acquire();
     then();
     delete c;
     std::lock_guard<std::mutex> l(mu_);
