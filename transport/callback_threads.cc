@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/support/cpu.h"
 #include "grpcpp/grpcpp.h"
+#include "peer/mutex.h"
 #include "proto/transport.grpc.pb.h"
 #include "transport/internal/handoff.h"
 
@@ -75,7 +75,7 @@ class Parker {
   void Acquire(const std::function<void(const std::string&)>& log);
   void Release(const std::function<void(const std::string&)>& log);
   int parked() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return parked_;
   }
 
@@ -98,21 +98,21 @@ class Parker {
 
   // Held through Acquire and Release, so that parking and letting go never
   // overlap (a thread woken to go must not find itself wanted again).
-  std::mutex op_mu_;
-  std::mutex mu_;
+  Mutex op_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  Mutex mu_;
   std::condition_variable cv_;
-  int holders_ = 0;
-  uint64_t generation_ = 0;  // a new one per Acquire that parks
-  bool releasing_ = false;
-  int want_ = -1;         // threads to park; -1: not known yet
-  int parked_ = 0;        // threads parked now
-  int answered_ = 0;      // parking calls whose callback ran
-  std::string declined_;  // why a callback did not park, if it did not
-  int in_flight_ = 0;     // calls whose callback has not returned
-  bool stop_ticker_ = false;
-  std::thread ticker_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::RaftTransport::Stub> stub_;
+  int holders_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // a new one per Acquire that parks
+  bool releasing_ ABSL_GUARDED_BY(mu_) = false;
+  int want_ ABSL_GUARDED_BY(mu_) = -1;         // threads to park; -1: not known yet
+  int parked_ ABSL_GUARDED_BY(mu_) = 0;        // threads parked now
+  int answered_ ABSL_GUARDED_BY(mu_) = 0;      // parking calls whose callback ran
+  std::string declined_ ABSL_GUARDED_BY(mu_);  // why a callback did not park, if it did not
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;     // calls whose callback has not returned
+  bool stop_ticker_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread ticker_ ABSL_GUARDED_BY(op_mu_);
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<v1::RaftTransport::Stub> stub_ ABSL_GUARDED_BY(mu_);
 };
 
 Parker& TheParker() {
@@ -129,22 +129,24 @@ void Parker::StartCall(std::function<void()> then) {
   // A deadline already past: the call ends at once with DEADLINE_EXCEEDED.
   c->ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
   c->handoff.Publish();
+  v1::RaftTransport::Stub* stub;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     ++in_flight_;
+    stub = stub_.get();  // lives until in_flight_ is 0 again (Release)
   }
-  stub_->async()->Probe(&c->ctx, &c->req, &c->resp, [this, c, then](const grpc::Status&) {
+  stub->async()->Probe(&c->ctx, &c->req, &c->resp, [this, c, then](const grpc::Status&) {
     c->handoff.Acquire();
     then();
     delete c;
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     --in_flight_;
     cv_.notify_all();
   });
 }
 
 void Parker::MaybePark(uint64_t generation) {
-  std::unique_lock<std::mutex> l(mu_);
+  UniqueLock l(&mu_);
   ++answered_;
   cv_.notify_all();
   if (generation != generation_ || releasing_) return;  // given up on, or let go
@@ -152,6 +154,7 @@ void Parker::MaybePark(uint64_t generation) {
     declined_ = "gRPC's callbacks do not run on its nexting threads (another gRPC version?)";
     return;
   }
+  // Under mu_ (at most 1 s, once per Acquire): Acquire waits for this answer.
   if (want_ < 0) want_ = PoolSize() - 1;
   if (want_ < 0) {
     declined_ = "gRPC's callback threads are not the pool gRPC 1.51 starts (another version?)";
@@ -159,14 +162,15 @@ void Parker::MaybePark(uint64_t generation) {
   }
   if (parked_ >= want_) return;  // all but this one parked already: Acquire's loop ends
   ++parked_;
-  cv_.wait(l, [&] { return releasing_; });
+  cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return releasing_; });
   --parked_;
   cv_.notify_all();
 }
 
 void Parker::Tick() {
-  std::unique_lock<std::mutex> l(mu_);
-  while (!cv_.wait_for(l, kTick, [&] { return stop_ticker_; })) {
+  UniqueLock l(&mu_);
+  while (
+      !cv_.wait_for(l, kTick, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ticker_; })) {
     l.unlock();
     StartCall([] {});
     l.lock();
@@ -174,62 +178,75 @@ void Parker::Tick() {
 }
 
 void Parker::Acquire(const std::function<void(const std::string&)>& log) {
-  std::lock_guard<std::mutex> op(op_mu_);
-  std::unique_lock<std::mutex> l(mu_);
-  if (holders_++ > 0) return;
-  // Not the network: a call through it fails before it would dial.
-  channel_ = grpc::CreateChannel("unix:/dev/null/raft-grpc-transport-no-such-socket",
-                                 grpc::InsecureChannelCredentials());
-  stub_ = v1::RaftTransport::NewStub(channel_);
-  const uint64_t generation = ++generation_;
-  releasing_ = false;
-  want_ = -1;
-  declined_.clear();
-  answered_ = 0;
-  // One call at a time: each callback runs on a thread not yet parked, so
-  // the last one is never taken.
-  while (declined_.empty() && (want_ < 0 || parked_ < want_)) {
-    const int asked = answered_ + 1;
-    l.unlock();
-    StartCall([this, generation] { MaybePark(generation); });
-    l.lock();
-    if (!cv_.wait_for(l, kAnswerWithin, [&] { return answered_ >= asked; })) {
-      ++generation_;  // a late answer must not park
-      log(absl::StrCat("OneCallbackThread: gRPC ran no callback within 5 s; ", parked_,
-                       " callback threads parked"));
-      break;
+  MutexLock op(&op_mu_);
+  std::string problem;
+  {
+    UniqueLock l(&mu_);
+    if (holders_++ > 0) return;
+    // Not the network: a call through it fails before it would dial.
+    channel_ = grpc::CreateChannel("unix:/dev/null/raft-grpc-transport-no-such-socket",
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::RaftTransport::NewStub(channel_);
+    const uint64_t generation = ++generation_;
+    releasing_ = false;
+    want_ = -1;
+    declined_.clear();
+    answered_ = 0;
+    // One call at a time: each callback runs on a thread not yet parked, so
+    // the last one is never taken.
+    while (declined_.empty() && (want_ < 0 || parked_ < want_)) {
+      const int asked = answered_ + 1;
+      l.unlock();
+      StartCall([this, generation] { MaybePark(generation); });
+      l.lock();
+      if (!cv_.wait_for(l, kAnswerWithin,
+                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return answered_ >= asked; })) {
+        ++generation_;  // a late answer must not park
+        problem =
+            absl::StrCat("gRPC ran no callback within 5 s; ", parked_, " callback threads parked");
+        break;
+      }
+    }
+    if (!declined_.empty()) problem = absl::StrCat(declined_, "; nothing parked");
+    if (parked_ > 0) {
+      stop_ticker_ = false;
+      ticker_ = std::thread([this] { Tick(); });
     }
   }
-  if (!declined_.empty()) log(absl::StrCat("OneCallbackThread: ", declined_, "; nothing parked"));
-  if (parked_ > 0) {
-    stop_ticker_ = false;
-    ticker_ = std::thread([this] { Tick(); });
-  }
+  // Not under mu_: a log sink may ask parked().
+  if (!problem.empty()) log(absl::StrCat("OneCallbackThread: ", problem));
 }
 
 void Parker::Release(const std::function<void(const std::string&)>& log) {
-  std::lock_guard<std::mutex> op(op_mu_);
-  std::unique_lock<std::mutex> l(mu_);
-  if (--holders_ > 0) return;
-  std::thread ticker = std::move(ticker_);
-  stop_ticker_ = true;
-  releasing_ = true;
-  cv_.notify_all();
-  l.unlock();
-  if (ticker.joinable()) ticker.join();
-  l.lock();
-  if (!cv_.wait_for(l, kAnswerWithin, [&] { return parked_ == 0 && in_flight_ == 0; })) {
-    // Destroying the channel could then wait for good on a thread still
-    // parked (gRPC joins its callback threads with the last user). Keep it.
-    log(absl::StrCat("OneCallbackThread: ", parked_, " parked threads and ", in_flight_,
-                     " calls did not return within 5 s; their channel is kept"));
-    stub_.release();
-    new std::shared_ptr<grpc::Channel>(std::move(channel_));
-    return;
+  MutexLock op(&op_mu_);
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::RaftTransport::Stub> stub;
+  std::string problem;
+  {
+    UniqueLock l(&mu_);
+    if (--holders_ > 0) return;
+    stop_ticker_ = true;
+    releasing_ = true;
+    cv_.notify_all();
+    l.unlock();
+    if (ticker_.joinable()) ticker_.join();
+    l.lock();
+    if (cv_.wait_for(l, kAnswerWithin, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return parked_ == 0 && in_flight_ == 0;
+        })) {
+      stub = std::move(stub_);
+      channel = std::move(channel_);
+    } else {
+      // Destroying the channel could then wait for good on a thread still
+      // parked (gRPC joins its callback threads with their last user): it
+      // is kept, and so is the stub a late callback's call went through.
+      problem = absl::StrCat(parked_, " parked threads and ", in_flight_,
+                             " calls did not return within 5 s; their channel is kept");
+      (void)stub_.release();
+      new std::shared_ptr<grpc::Channel>(std::move(channel_));
+    }
   }
-  auto stub = std::move(stub_);
-  auto channel = std::move(channel_);
-  l.unlock();
+  if (!problem.empty()) log(absl::StrCat("OneCallbackThread: ", problem));
   // Outside the lock: the last user of gRPC's callback threads joins them.
   stub.reset();
   channel.reset();

@@ -28,8 +28,10 @@
 //
 // Threading: Hold and the destructor are safe from any thread except
 // gRPC's callback threads (a reaction must not call them). Both block:
-// Hold for a few ms when it parks (at most 5 s per thread if gRPC does not
-// answer), the destructor until the parked threads run again (at most 5 s).
+// Hold for a few ms when it parks (at most 1 s while gRPC's new threads
+// name themselves, and 5 s per thread if gRPC runs no callback), the
+// destructor until the parked threads run again (at most 5 s). The log
+// sink is called with no lock held.
 #ifndef RAFT_GRPC_TRANSPORT_TRANSPORT_CALLBACK_THREADS_H_
 #define RAFT_GRPC_TRANSPORT_TRANSPORT_CALLBACK_THREADS_H_
 
