@@ -124,6 +124,17 @@ void DefaultLog(const std::string& line) {
   std::fprintf(stderr, "raft-grpc-transport: %s\n", line.c_str());
 }
 
+// The node's sink, which may throw: the destructor calls it too, and an
+// exception there would end the process. A throwing sink's line goes to
+// stderr instead, as the transport's own log does.
+void SafeLog(const std::function<void(const std::string&)>& log, const std::string& line) {
+  try {
+    log(line);
+  } catch (...) {
+    DefaultLog(line);
+  }
+}
+
 void Parker::StartCall(std::function<void()> then) {
   auto* c = new Call;
   // A deadline already past: the call ends at once with DEADLINE_EXCEEDED.
@@ -214,7 +225,7 @@ void Parker::Acquire(const std::function<void(const std::string&)>& log) {
     }
   }
   // Not under mu_: a log sink may ask parked().
-  if (!problem.empty()) log(absl::StrCat("OneCallbackThread: ", problem));
+  if (!problem.empty()) SafeLog(log, absl::StrCat("OneCallbackThread: ", problem));
 }
 
 void Parker::Release(const std::function<void(const std::string&)>& log) {
@@ -246,7 +257,7 @@ void Parker::Release(const std::function<void(const std::string&)>& log) {
       new std::shared_ptr<grpc::Channel>(std::move(channel_));
     }
   }
-  if (!problem.empty()) log(absl::StrCat("OneCallbackThread: ", problem));
+  if (!problem.empty()) SafeLog(log, absl::StrCat("OneCallbackThread: ", problem));
   // Outside the lock: the last user of gRPC's callback threads joins them.
   stub.reset();
   channel.reset();

@@ -44,7 +44,8 @@ namespace raftgrpc {
 
 class OneCallbackThread {
  public:
-  // `log` gets a line when parking or letting go fails (default: stderr).
+  // `log` gets a line when parking or letting go fails (default: stderr); a
+  // `log` that throws has its line written to stderr instead.
   static std::unique_ptr<OneCallbackThread> Hold(
       std::function<void(const std::string&)> log = nullptr);
   ~OneCallbackThread();
