@@ -15,7 +15,9 @@
 //                      (fsync'd); MB/s, both sides' peak RSS.
 //                      --direct-io=1 writes it with direct I/O, not through
 //                      the page cache (TransportOptions::snapshot_direct_io;
-//                      also hbload).
+//                      also hbload); --adaptive-io=0 all through the page
+//                      cache (snapshot_io_adaptive; the default measures
+//                      both ways as it goes).
 //   --mode=peers       node 1 with --peers idle peers (streams up, link
 //                      heartbeats); threads and RSS of node 1.
 //   --glibc-heap=huge  as kept, and the heap on transparent huge pages:
@@ -146,6 +148,8 @@ struct Flags {
   bool resume = true;
   // snapshot, hbload: the receiver's snapshot_direct_io; the library's default
   bool direct_io = TransportOptions().snapshot_direct_io;
+  // and its snapshot_io_adaptive (--adaptive-io)
+  bool adaptive_io = TransportOptions().snapshot_io_adaptive;
   // or "kept", or "huge" (kept, on huge pages): README's settings for a node
   std::string glibc_heap = "default";
   bool one_callback_thread = false;
@@ -155,6 +159,7 @@ struct Flags {
 // Set from the flags before the receiver is forked: both nodes use it.
 bool g_snapshot_resume = true;
 bool g_snapshot_direct_io = TransportOptions().snapshot_direct_io;
+bool g_snapshot_io_adaptive = TransportOptions().snapshot_io_adaptive;
 const char* g_glibc_heap = "default";  // --glibc-heap, echoed in the JSON
 bool g_urgent_at_once = true;          // --urgent-at-once
 bool g_one_callback_thread = false;    // --one-callback-thread
@@ -228,6 +233,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.break_at = std::strtod(v, nullptr);
     else if (const char* v = val("resume"))
       f.resume = std::atoi(v) != 0;
+    else if (const char* v = val("adaptive-io"))
+      f.adaptive_io = std::atoi(v) != 0;
     else if (const char* v = val("direct-io"))
       f.direct_io = std::atoi(v) != 0;
     else if (const char* v = val("glibc-heap"))
@@ -460,6 +467,7 @@ std::unique_ptr<Transport> StartNode(uint64_t id, Raft* raft, int* port,
   o.snapshot_dir = snap_dir;
   o.snapshot_resume = g_snapshot_resume;
   o.snapshot_direct_io = g_snapshot_direct_io;
+  o.snapshot_io_adaptive = g_snapshot_io_adaptive;
   // BENCH_LOG=1 keeps the transport's log lines (stderr), e.g. the
   // receiver's per-snapshot timing.
   if (std::getenv("BENCH_LOG") == nullptr) o.log = [](const std::string&) {};
@@ -545,7 +553,10 @@ void Print(const Result& r, bool json) {
     // The receiver's snapshot_direct_io: its default changed (0abbe07), so
     // every snapshot result says which it ran with.
     if (!r.baseline && (r.mode == "snapshot" || r.mode == "hbload")) {
-      absl::StrAppend(&s, ",\"snapshot_io\":\"", g_snapshot_direct_io ? "direct" : "buffered",
+      absl::StrAppend(&s, ",\"snapshot_io\":\"",
+                      g_snapshot_direct_io     ? "direct"
+                      : g_snapshot_io_adaptive ? "adaptive"
+                                               : "buffered",
                       "\"");
     }
     absl::StrAppend(&s, ",\"impl\":\"raft-grpc-transport\"");
@@ -1221,6 +1232,7 @@ int main(int argc, char** argv) {
   g_count_allocs = f.count_allocs;
   g_snapshot_resume = f.resume;
   g_snapshot_direct_io = f.direct_io;
+  g_snapshot_io_adaptive = f.adaptive_io;
   if (f.mode != "throughput" && f.mode != "latency" && f.mode != "snapshot" && f.mode != "peers" &&
       f.mode != "hbload") {
     std::fprintf(stderr, "--mode must be throughput, latency, snapshot, hbload or peers\n");

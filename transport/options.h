@@ -126,17 +126,24 @@ struct TransportOptions {
   absl::Duration remote_idle_timeout = absl::Minutes(5);
   // Receiver: directory for the default on-disk snapshot store.
   std::string snapshot_dir;
-  // Receiver, default store: true writes snapshot data with direct I/O
-  // (O_DIRECT, aligned 1 MiB writes from a staging buffer) where the file
-  // system takes it; false (the default, as etcd) writes through the page
-  // cache, starting writeback every 8 MiB. Direct I/O leaves the node's
-  // cached files where they are. Which is faster depends on the machine:
-  // direct I/O was, at every size, on a VM where filling fresh page-cache
-  // pages was slow; the page cache was, at every size, on the later bench
-  // VM (bench/README.md, "Snapshots: the page cache again"). On tmpfs
+  // Receiver, default store: how snapshot data reaches the disk.
+  // snapshot_direct_io true: direct I/O (O_DIRECT, aligned 1 MiB writes
+  // from a staging buffer) where the file system takes it.
+  // Otherwise through the page cache, as etcd, starting writeback every
+  // 8 MiB and keeping at most 32 MiB of a receive dirty; and with
+  // snapshot_io_adaptive (the default), from 64 MiB into a snapshot on,
+  // the receiver now and then writes 16 MiB with direct I/O and keeps
+  // whichever way took less time per byte (transport/snapshot/
+  // io_chooser.h). Which is faster depends on the machine and on how much
+  // of the receive is behind: on the bench VM of 2026-12-03 the page cache
+  // was cheaper for the first few hundred MiB and 2-3x dearer after, and a
+  // 1 GiB receive ran 1.45x faster adaptive than all buffered; on an
+  // earlier VM the page cache won at every size (bench/README.md). Direct
+  // I/O also leaves the node's cached files where they are. On tmpfs
   // (memory already) and where O_DIRECT is refused (tmpfs before Linux
-  // 6.6, some FUSE and network file systems): buffered either way.
+  // 6.6, some FUSE and network file systems): the page cache either way.
   bool snapshot_direct_io = false;
+  bool snapshot_io_adaptive = true;
 
   // TLS for dialling peers and for the server Serve() runs; all files
   // empty: plaintext. See transport/tls.h.

@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "transport/snapshot/crc32c.h"
+#include "transport/snapshot/io_chooser.h"
 
 namespace raftgrpc {
 namespace {
@@ -219,6 +220,7 @@ class DiskSink : public SnapshotSink {
  public:
   static constexpr size_t kMaxWriteBytes = 64 << 10;
   static constexpr uint64_t kWritebackBytes = 8 << 20;
+  static constexpr uint64_t kWriteBehindBytes = 32 << 20;
 
   DiskSink(std::string dir, std::string tmp, std::string final_path, int fd)
       : dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(fd) {}
@@ -235,13 +237,58 @@ class DiskSink : public SnapshotSink {
     written_ = record_.offset;
   }
 
+  // The store sets it before the first write, once the sink's offset and
+  // the body's size are known.
+  void SetIo(DiskSnapshotStore::IoMode io, const DiskSnapshotStore::AdaptiveIo& a, uint64_t size) {
+    io_ = io;
+    size_ = size;
+    if (io == DiskSnapshotStore::IoMode::kAdaptive) {
+      chooser_ = std::make_unique<IoChooser>(
+          IoChooser::Params{a.window, a.first_probe, a.probe_every}, written_);
+    }
+  }
+
   absl::Status Write(const char* data, size_t n) override {
     return WriteV({absl::string_view(data, n)});
   }
 
   absl::Status WriteV(const std::vector<absl::string_view>& pieces) override {
-    if (direct_) return StageV(pieces);
-    return WriteBuffered(pieces);
+    if (io_ == DiskSnapshotStore::IoMode::kDirect && !direct_ && !tried_direct_) {
+      tried_direct_ = true;  // once: where O_DIRECT is refused, buffered for good
+      TryDirect();
+    }
+    if (io_ != DiskSnapshotStore::IoMode::kAdaptive) {
+      return direct_ ? StageV(pieces) : WriteBuffered(pieces);
+    }
+    // The time of the write calls, which IoChooser compares.
+    const uint64_t before = written_;
+    const int64_t t0 = absl::GetCurrentTimeNanos();
+    absl::Status s = direct_ ? StageV(pieces) : WriteBuffered(pieces);
+    if (!s.ok()) return s;
+    const bool direct =
+        chooser_->Record(written_ - before, absl::GetCurrentTimeNanos() - t0, written_);
+    return Switch(direct);
+  }
+
+  // Continues with direct I/O (where the file system takes it) or through
+  // the page cache, from written_.
+  absl::Status Switch(bool direct) {
+    if (direct == direct_) return absl::OkStatus();
+    if (direct) {
+      TryDirect();
+      if (!direct_) chooser_->Refused();
+      return absl::OkStatus();
+    }
+    // The staged bytes go through the page cache, as all that follows;
+    // writev writes at the descriptor's offset, which pwrite left behind.
+    direct_ = false;
+    if (!SetDirect(false)) return Errno("fcntl", tmp_);
+    const bool written = PwriteAll(stage_.get(), staged_, stage_base_);
+    stage_.reset();
+    staged_ = 0;
+    if (!written) return Errno("write", tmp_);
+    if (::lseek(fd_, static_cast<off_t>(written_), SEEK_SET) < 0) return Errno("seek", tmp_);
+    return absl::OkStatus();
   }
 
   absl::Status WriteBuffered(const std::vector<absl::string_view>& pieces) {
@@ -292,15 +339,13 @@ class DiskSink : public SnapshotSink {
   // a receive under load spent its time on: writing into new page-cache
   // pages ran at 200-560 MB/s where direct writes of 1 MiB ran at 2.3 GB/s,
   // fsync included (bench/README.md, "Snapshots written with direct I/O");
-  // on a later one the page cache was faster (hence opt-in, from
-  // snapshot_direct_io). Direct I/O leaves the node's page cache to its
-  // own files. Where the file system refuses O_DIRECT, the sink stays
+  // on a later one the page cache was faster (hence IoMode::kAdaptive,
+  // which measures). Direct I/O leaves the node's page cache to its own
+  // files. Where the file system refuses O_DIRECT, the sink stays
   // buffered. The flag is set on our own descriptor (not a second open by
   // name, which a file put in the temporary file's place would receive).
-  // Called by the store before the first write, once the sink's offset
-  // and the body's size are known.
-  void TryDirect(uint64_t size) {
-    size_ = size;
+  // From written_ on: the first write (kDirect) or a switch (kAdaptive).
+  void TryDirect() {
     // tmpfs takes O_DIRECT (Linux 6.6 on) but is the page cache itself:
     // staging would only add a copy (20:17 UTC: 0.72x etcd direct, 0.75x
     // buffered, 64 MiB).
@@ -413,12 +458,24 @@ class DiskSink : public SnapshotSink {
   // Starts the disk writing what was written so far, without waiting, every
   // kWritebackBytes: the final fsync then waits for the tail only, not for
   // the whole file (etcd-anchor's 256 MiB snapshot to ext4: the fsync
-  // was a third of the transfer).
+  // was a third of the transfer). And waits for what was written more than
+  // kWriteBehindBytes ago to be on the device: a receive holds at most that
+  // much of the node's memory dirty (a large snapshot would otherwise
+  // leave gigabytes for the final fsync, and the node's own fsyncs behind
+  // them), and the time of a buffered write shows the device's pace, which
+  // IoMode::kAdaptive compares.
   void StartWriteback() {
     if (written_ - flushing_ < kWritebackBytes) return;
     (void)::sync_file_range(fd_, static_cast<off64_t>(flushing_),
                             static_cast<off64_t>(written_ - flushing_), SYNC_FILE_RANGE_WRITE);
     flushing_ = written_;
+    if (flushing_ - synced_ > kWriteBehindBytes) {
+      const uint64_t to = flushing_ - kWriteBehindBytes;
+      (void)::sync_file_range(
+          fd_, static_cast<off64_t>(synced_), static_cast<off64_t>(to - synced_),
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      synced_ = to;
+    }
   }
 
   absl::Status Checkpoint() override {
@@ -550,6 +607,7 @@ class DiskSink : public SnapshotSink {
   bool recorded_ = false;  // the sender's record names our file
   uint64_t written_ = 0;   // bytes written (with direct I/O, the last may be staged)
   uint64_t flushing_ = 0;  // writeback started up to here
+  uint64_t synced_ = 0;    // on the device up to here (StartWriteback)
   // Direct I/O only: fd_ has O_DIRECT, and the staging buffer holds the
   // bytes from stage_base_ (a block boundary) on.
   bool direct_ = false;
@@ -560,6 +618,10 @@ class DiskSink : public SnapshotSink {
   uint64_t stage_base_ = 0;
   size_t staged_ = 0;
   uint64_t size_ = 0;  // the body's declared size
+  // SetIo; kDirect: whether O_DIRECT was tried; kAdaptive: the chooser.
+  DiskSnapshotStore::IoMode io_ = DiskSnapshotStore::IoMode::kBuffered;
+  bool tried_direct_ = false;
+  std::unique_ptr<IoChooser> chooser_;
 };
 
 }  // namespace
@@ -577,11 +639,11 @@ bool DiskSnapshotStore::IsTempName(const std::string& name) {
 }
 
 DiskSnapshotStore::DiskSnapshotStore(std::string dir, absl::Duration partial_ttl,
-                                     uint64_t partial_max_bytes, bool direct_io)
+                                     uint64_t partial_max_bytes, IoMode io)
     : dir_(std::move(dir)),
       partial_ttl_(partial_ttl),
       partial_max_bytes_(partial_max_bytes),
-      direct_io_(direct_io),
+      io_(io),
       state_(std::make_shared<State>(partial_max_bytes)) {}
 
 DiskSnapshotStore::~DiskSnapshotStore() = default;
@@ -704,7 +766,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::Begin(const raf
                                                                        uint64_t size) {
   auto sink = NewTempSink(dir_, msg.snapshot().metadata().index());
   if (!sink.ok()) return sink.status();
-  if (direct_io_) (*sink)->TryDirect(size);
+  (*sink)->SetIo(io_, adaptive_, size);
   return std::unique_ptr<SnapshotSink>(*std::move(sink));
 }
 
@@ -763,7 +825,7 @@ absl::StatusOr<std::unique_ptr<SnapshotSink>> DiskSnapshotStore::BeginFrom(
   rec.file = sink->name();
   rec.offset = offset;
   sink->SetResumable(state_, from, generation, rec, /*recorded=*/offset != 0);
-  if (direct_io_) sink->TryDirect(size);
+  sink->SetIo(io_, adaptive_, size);
   return std::unique_ptr<SnapshotSink>(std::move(sink));
 }
 

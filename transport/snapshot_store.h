@@ -123,13 +123,20 @@ class DiskSnapshotStore : public SnapshotStore {
   // `dir` (and its parents) are created when the first snapshot arrives. A
   // kept prefix lives at most `partial_ttl`; all kept prefixes together
   // hold at most `partial_max_bytes` verified bytes (0: none is kept).
-  // With `direct_io`, data is written with O_DIRECT where the file system
-  // takes it, from a 1 MiB staging buffer per sink (TransportOptions::
-  // snapshot_direct_io); otherwise, and on file systems that refuse it,
-  // through the page cache.
+  // How data reaches the disk. Direct I/O (O_DIRECT, from a 1 MiB staging
+  // buffer per sink) applies where the file system takes it and is not
+  // tmpfs; elsewhere all goes through the page cache.
+  enum class IoMode {
+    kBuffered,  // through the page cache, as etcd
+    kDirect,    // direct I/O
+    // Through the page cache first; from 64 MiB on, measures both ways
+    // now and then and keeps the one that costs less (TransportOptions::
+    // snapshot_direct_io).
+    kAdaptive,
+  };
   explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1),
                              uint64_t partial_max_bytes = kDefaultPartialMaxBytes,
-                             bool direct_io = false);
+                             IoMode io = IoMode::kBuffered);
   static constexpr uint64_t kDefaultPartialMaxBytes = uint64_t{4} << 30;
   ~DiskSnapshotStore() override;
 
@@ -153,6 +160,16 @@ class DiskSnapshotStore : public SnapshotStore {
   // receive in progress). Blocks on the directory scan.
   std::vector<std::string> RemoveLeftovers();
   const std::string& dir() const { return dir_; }
+  // IoMode::kAdaptive's measures (transport/snapshot/io_chooser.h): the
+  // window a cost is taken over, where probing starts, and how often.
+  struct AdaptiveIo {
+    uint64_t window = uint64_t{16} << 20;
+    uint64_t first_probe = uint64_t{64} << 20;
+    uint64_t probe_every = uint64_t{128} << 20;
+  };
+  // For sinks begun after the call; tests make them small. Not
+  // thread-safe: call before receiving.
+  void set_adaptive_io_for_testing(const AdaptiveIo& a) { adaptive_ = a; }
 
   struct State;  // shared with its sinks, which may outlive the store
 
@@ -160,7 +177,8 @@ class DiskSnapshotStore : public SnapshotStore {
   const std::string dir_;
   const absl::Duration partial_ttl_;
   const uint64_t partial_max_bytes_;
-  const bool direct_io_;
+  const IoMode io_;
+  AdaptiveIo adaptive_;
   const std::shared_ptr<State> state_;
 };
 

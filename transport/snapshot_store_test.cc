@@ -305,7 +305,10 @@ TEST(DiskSnapshotStorePartialTest, KeptPrefixesStayWithinTheByteBudget) {
 // the pieces' sizes and alignment, across a checkpoint at an unaligned
 // offset, unverified bytes after it, and a resume there; with direct I/O
 // the data does not go through the page cache.
-class DiskSnapshotStoreIoTest : public ::testing::TestWithParam<bool> {};
+// Adaptive: with windows of 256 KiB and a probe every MiB, so that the
+// file is written both ways, switching many times.
+using IoMode = DiskSnapshotStore::IoMode;
+class DiskSnapshotStoreIoTest : public ::testing::TestWithParam<IoMode> {};
 
 // Whether the store writes `dir` with direct I/O: its file system takes
 // O_DIRECT and is not tmpfs.
@@ -336,11 +339,16 @@ size_t CachedPages(const std::string& path, size_t from, size_t to) {
 }
 
 TEST_P(DiskSnapshotStoreIoTest, EveryByteKeptThroughCheckpointAndResume) {
-  const bool direct = GetParam();
-  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + (direct ? "/dio" : "/bio");
+  const IoMode io = GetParam();
+  const bool direct = io == IoMode::kDirect;
+  const std::string dir =
+      std::string(std::getenv("TEST_TMPDIR")) + "/io" + std::to_string(static_cast<int>(io));
   ASSERT_EQ(::mkdir(dir.c_str(), 0750), 0);
-  if (direct && !TakesDirectIo(dir)) GTEST_SKIP() << dir << " does not take O_DIRECT";
-  DiskSnapshotStore store(dir, absl::Hours(1), DiskSnapshotStore::kDefaultPartialMaxBytes, direct);
+  if (io != IoMode::kBuffered && !TakesDirectIo(dir)) {
+    GTEST_SKIP() << dir << " does not take O_DIRECT";
+  }
+  DiskSnapshotStore store(dir, absl::Hours(1), DiskSnapshotStore::kDefaultPartialMaxBytes, io);
+  store.set_adaptive_io_for_testing({256 << 10, 1 << 20, 1 << 20});
   const size_t size = (6 << 20) + 12345, verified = 1234567;
   std::string data(size, '\0');
   for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>((i * 131 + i / 4096) % 251);
@@ -386,7 +394,7 @@ TEST_P(DiskSnapshotStoreIoTest, EveryByteKeptThroughCheckpointAndResume) {
   const size_t pages = (2 << 20) / static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   if (direct) {
     EXPECT_LE(cached, 2u) << "direct writes went through the page cache";
-  } else {
+  } else if (io == IoMode::kBuffered) {
     EXPECT_GE(cached, pages * 9 / 10) << "buffered writes are cached";
   }
   std::ifstream f(*path, std::ios::binary);
@@ -404,7 +412,8 @@ TEST(DiskSnapshotStoreTest, DirectWritesTheLastBufferfulAsItComes) {
   const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/tail";
   ASSERT_EQ(::mkdir(dir.c_str(), 0750), 0);
   if (!TakesDirectIo(dir)) GTEST_SKIP() << dir << " does not take O_DIRECT";
-  DiskSnapshotStore store(dir, absl::Hours(1), DiskSnapshotStore::kDefaultPartialMaxBytes, true);
+  DiskSnapshotStore store(dir, absl::Hours(1), DiskSnapshotStore::kDefaultPartialMaxBytes,
+                          IoMode::kDirect);
   constexpr size_t kKiB = 1024;
   const size_t size = 2560 * kKiB + 100;
   std::string data(size, '\0');
@@ -447,9 +456,43 @@ TEST(DiskSnapshotStoreTest, DirectWritesTheLastBufferfulAsItComes) {
   EXPECT_TRUE(ss.str() == data) << "the committed file differs from what was written";
 }
 
-INSTANTIATE_TEST_SUITE_P(DirectAndBuffered, DiskSnapshotStoreIoTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& p) {
-                           return p.param ? "Direct" : "Buffered";
+// Adaptive: the first MiB is written through the page cache, the next
+// window (the first probe) with direct I/O, whatever the costs measured.
+TEST(DiskSnapshotStoreTest, AdaptiveStartsBufferedThenProbesDirectIo) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/adaptive";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0750), 0);
+  if (!TakesDirectIo(dir)) GTEST_SKIP() << dir << " does not take O_DIRECT";
+  DiskSnapshotStore store(dir, absl::Hours(1), DiskSnapshotStore::kDefaultPartialMaxBytes,
+                          IoMode::kAdaptive);
+  constexpr size_t kKiB = 1024;
+  store.set_adaptive_io_for_testing({256 * kKiB, 1024 * kKiB, 64 << 20});
+  const size_t size = 1536 * kKiB;
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>((i * 13 + i / 4096) % 241);
+  auto sink = store.Begin(Snap(11), size);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  for (size_t at = 0; at < size; at += 64 * kKiB) {
+    ASSERT_TRUE((*sink)->WriteV({absl::string_view(data).substr(at, 64 * kKiB)}).ok());
+  }
+  auto path = (*sink)->Commit();
+  ASSERT_TRUE(path.ok()) << path.status();
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  EXPECT_GE(CachedPages(*path, 0, 1024 * kKiB), 1024 * kKiB / page * 9 / 10)
+      << "the first MiB went through the page cache";
+  EXPECT_LE(CachedPages(*path, 1024 * kKiB, 1280 * kKiB), 2u)
+      << "the probe after it was written with direct I/O";
+  std::ifstream f(*path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_TRUE(ss.str() == data) << "the committed file differs from what was written";
+}
+
+INSTANTIATE_TEST_SUITE_P(IoModes, DiskSnapshotStoreIoTest,
+                         ::testing::Values(IoMode::kBuffered, IoMode::kDirect, IoMode::kAdaptive),
+                         [](const ::testing::TestParamInfo<IoMode>& p) {
+                           return p.param == IoMode::kBuffered ? "Buffered"
+                                  : p.param == IoMode::kDirect ? "Direct"
+                                                               : "Adaptive";
                          });
 
 }  // namespace

@@ -101,6 +101,12 @@ std::function<void(const std::string&)> ExceptionLogger(
              const std::string& what) { limiter->Log(*opts, what); };
 }
 
+DiskSnapshotStore::IoMode SnapshotIoMode(const TransportOptions& o) {
+  if (o.snapshot_direct_io) return DiskSnapshotStore::IoMode::kDirect;
+  return o.snapshot_io_adaptive ? DiskSnapshotStore::IoMode::kAdaptive
+                                : DiskSnapshotStore::IoMode::kBuffered;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions opts, Raft* raft,
@@ -109,9 +115,9 @@ absl::StatusOr<std::unique_ptr<Transport>> Transport::Create(TransportOptions op
   if (!s.ok()) return s;
   if (raft == nullptr) return absl::InvalidArgumentError("Transport needs a Raft");
   if (store == nullptr && !opts.snapshot_dir.empty()) {
-    auto disk = std::make_unique<DiskSnapshotStore>(opts.snapshot_dir, opts.snapshot_partial_ttl,
-                                                    opts.snapshot_partial_max_bytes,
-                                                    opts.snapshot_direct_io);
+    auto disk =
+        std::make_unique<DiskSnapshotStore>(opts.snapshot_dir, opts.snapshot_partial_ttl,
+                                            opts.snapshot_partial_max_bytes, SnapshotIoMode(opts));
     // A receive interrupted by a crash left its temporary file behind.
     for (const std::string& name : disk->RemoveLeftovers()) {
       LogLine(opts, absl::StrCat("removed ", opts.snapshot_dir, "/", name,
