@@ -279,8 +279,12 @@ class DiskSink : public SnapshotSink {
       if (!direct_) chooser_->Refused();
       return absl::OkStatus();
     }
-    // The staged bytes go through the page cache, as all that follows;
-    // writev writes at the descriptor's offset, which pwrite left behind.
+    return ToBuffered();
+  }
+
+  // The staged bytes go through the page cache, as all that follows;
+  // writev writes at the descriptor's offset, which pwrite left behind.
+  absl::Status ToBuffered() {
     direct_ = false;
     if (!SetDirect(false)) return Errno("fcntl", tmp_);
     const bool written = PwriteAll(stage_.get(), staged_, stage_base_);
@@ -426,16 +430,11 @@ class DiskSink : public SnapshotSink {
   }
 
   // A file system that took O_DIRECT but refuses our alignment: the staged
-  // bytes, and all that follow, go through the page cache.
+  // bytes, and all that follow, go through the page cache (kAdaptive: no
+  // more probes either).
   absl::Status FallBackToBuffered() {
-    direct_ = false;
-    if (!SetDirect(false)) return Errno("fcntl", tmp_);
-    const bool written = PwriteAll(stage_.get(), staged_, stage_base_);
-    stage_.reset();
-    staged_ = 0;
-    if (!written) return Errno("write", tmp_);
-    if (::lseek(fd_, static_cast<off_t>(written_), SEEK_SET) < 0) return Errno("seek", tmp_);
-    return absl::OkStatus();
+    if (chooser_ != nullptr) chooser_->Refused();
+    return ToBuffered();
   }
 
   // All of [data, data + n) at `at`; false with errno set otherwise (a
