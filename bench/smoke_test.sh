@@ -41,9 +41,11 @@ for heap in kept huge; do
     fi
   fi
 done
-# Snapshot results say how the receiver wrote: buffered by default.
+# Snapshot results say how the receiver wrote: adaptive by default.
 out=$("$B" --mode=snapshot --size=4 --json)
-grep -q '"snapshot_io":"buffered"' <<<"$out" || { echo "default not buffered: $out" >&2; exit 1; }
+grep -q '"snapshot_io":"adaptive"' <<<"$out" || { echo "default not adaptive: $out" >&2; exit 1; }
+out=$("$B" --mode=snapshot --size=4 --adaptive-io=0 --json)
+grep -q '"snapshot_io":"buffered"' <<<"$out" || { echo "--adaptive-io=0 not buffered: $out" >&2; exit 1; }
 out=$("$B" --mode=snapshot --size=4 --direct-io=1 --json)
 grep -q '"snapshot_io":"direct"' <<<"$out" || { echo "--direct-io=1 not direct: $out" >&2; exit 1; }
 if "$B" --mode=throughput --n=10 --glibc-heap=other --json 2>/dev/null; then
