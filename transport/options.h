@@ -130,7 +130,8 @@ struct TransportOptions {
   // snapshot_direct_io true: direct I/O (O_DIRECT, aligned 1 MiB writes
   // from a staging buffer) where the file system takes it.
   // Otherwise through the page cache, as etcd, starting writeback every
-  // 8 MiB and keeping at most 32 MiB of a receive dirty; and with
+  // 8 MiB and waiting for what was written 32 MiB before (so a receive
+  // holds at most about 40 MiB dirty); and with
   // snapshot_io_adaptive (the default), from 64 MiB into a snapshot on,
   // the receiver now and then writes 16 MiB with direct I/O and keeps
   // whichever way took less time per byte (transport/snapshot/

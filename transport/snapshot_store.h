@@ -131,7 +131,7 @@ class DiskSnapshotStore : public SnapshotStore {
     kDirect,    // direct I/O
     // Through the page cache first; from 64 MiB on, measures both ways
     // now and then and keeps the one that costs less (TransportOptions::
-    // snapshot_direct_io).
+    // snapshot_io_adaptive).
     kAdaptive,
   };
   explicit DiskSnapshotStore(std::string dir, absl::Duration partial_ttl = absl::Hours(1),
