@@ -240,8 +240,8 @@ class DiskSink : public SnapshotSink {
   // The store sets it before the first write, once the sink's offset and
   // the body's size are known.
   void SetIo(DiskSnapshotStore::IoMode io, const DiskSnapshotStore::AdaptiveIo& a, uint64_t size) {
-    io_ = io;
     size_ = size;
+    if (io == DiskSnapshotStore::IoMode::kDirect) TryDirect();
     if (io == DiskSnapshotStore::IoMode::kAdaptive) {
       chooser_ = std::make_unique<IoChooser>(
           IoChooser::Params{a.window, a.first_probe, a.probe_every}, written_);
@@ -253,21 +253,12 @@ class DiskSink : public SnapshotSink {
   }
 
   absl::Status WriteV(const std::vector<absl::string_view>& pieces) override {
-    if (io_ == DiskSnapshotStore::IoMode::kDirect && !direct_ && !tried_direct_) {
-      tried_direct_ = true;  // once: where O_DIRECT is refused, buffered for good
-      TryDirect();
-    }
-    if (io_ != DiskSnapshotStore::IoMode::kAdaptive) {
-      return direct_ ? StageV(pieces) : WriteBuffered(pieces);
-    }
-    // The time of the write calls, which IoChooser compares.
+    // The time of the write calls, which IoChooser compares (kAdaptive).
     const uint64_t before = written_;
     const int64_t t0 = absl::GetCurrentTimeNanos();
     absl::Status s = direct_ ? StageV(pieces) : WriteBuffered(pieces);
-    if (!s.ok()) return s;
-    const bool direct =
-        chooser_->Record(written_ - before, absl::GetCurrentTimeNanos() - t0, written_);
-    return Switch(direct);
+    if (!s.ok() || chooser_ == nullptr) return s;
+    return Switch(chooser_->Record(written_ - before, absl::GetCurrentTimeNanos() - t0, written_));
   }
 
   // Continues with direct I/O (where the file system takes it) or through
@@ -348,7 +339,7 @@ class DiskSink : public SnapshotSink {
   // files. Where the file system refuses O_DIRECT, the sink stays
   // buffered. The flag is set on our own descriptor (not a second open by
   // name, which a file put in the temporary file's place would receive).
-  // From written_ on: the first write (kDirect) or a switch (kAdaptive).
+  // From written_ on: from the start (kDirect, SetIo) or a switch (kAdaptive).
   void TryDirect() {
     // tmpfs takes O_DIRECT (Linux 6.6 on) but is the page cache itself:
     // staging would only add a copy (20:17 UTC: 0.72x etcd direct, 0.75x
@@ -616,11 +607,8 @@ class DiskSink : public SnapshotSink {
   std::unique_ptr<char, Free> stage_;
   uint64_t stage_base_ = 0;
   size_t staged_ = 0;
-  uint64_t size_ = 0;  // the body's declared size
-  // SetIo; kDirect: whether O_DIRECT was tried; kAdaptive: the chooser.
-  DiskSnapshotStore::IoMode io_ = DiskSnapshotStore::IoMode::kBuffered;
-  bool tried_direct_ = false;
-  std::unique_ptr<IoChooser> chooser_;
+  uint64_t size_ = 0;                   // the body's declared size
+  std::unique_ptr<IoChooser> chooser_;  // IoMode::kAdaptive only (SetIo)
 };
 
 }  // namespace
