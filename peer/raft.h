@@ -51,7 +51,11 @@ class Raft {
   // false otherwise. Called only while none of the peer's urgent messages
   // is queued or in Process, so their order is kept; never for MsgApp,
   // MsgProp, snapshots or pipeline requests. Must not remove the peer or
-  // stop the transport: both wait for this call to return.
+  // stop the transport: both wait for this call to return. If it wakes the
+  // Raft loop through a condition variable, notify after unlocking: woken
+  // under the lock, the loop's thread takes this one's CPU, finds the mutex
+  // held and sleeps again, one more wake-up per message (bench/README.md,
+  // "The bench's own wake-up").
   virtual bool TryProcessUrgent(const raftpb::Message& m, absl::Status* status) {
     (void)m;
     (void)status;
